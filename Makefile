@@ -1,0 +1,42 @@
+# segmail: every target builds on `make install`, which creates .venv from the pinned lock file.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Airflow settings for the embedded setup (SQLite metadata DB under .airflow/).
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export SEGMAIL_INCLUDE_DIR := $(CURDIR)/include
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install demo test lint bench-import clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "segmail needs Python 3.11+"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: install
+	$(BIN)/python -m segmail.demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-import: install
+	$(BIN)/python bench/bench_import.py $(BENCH_ARGS)
+
+clean:
+	rm -rf .airflow var bench/data

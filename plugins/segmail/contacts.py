@@ -1,0 +1,108 @@
+"""Contact-level actions: export (re-importable as is) and e-mail opt-out / opt-in."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TextIO
+
+from sqlalchemy import Engine, select, text
+
+from segmail.csvfile import DISPLAY_NAMES
+from segmail.db import default_engine, session_scope
+from segmail.errors import NotFound, SegmailError
+from segmail.models import Contact
+from segmail.reports import spreadsheet_safe
+
+EXPORT_FIELDS = (
+    "external_id", "email", "country_code", "mobile", "first_name", "last_name", "account_number",
+    "organization", "language", "salesperson", "segments", "email_opt_out",
+)
+_SQL_COLUMNS = {
+    "mobile": "c.mobile_e164",
+    "salesperson": "c.salesperson_code",
+}
+
+
+def iter_contacts(*, segment: str | None = None, engine: Engine | None = None) -> Iterator[dict]:
+    """Every contact (or a segment's) with its segments, streamed in id order."""
+    engine = engine or default_engine()
+    columns = ", ".join(_SQL_COLUMNS.get(f, f"c.{f}") for f in EXPORT_FIELDS if f not in ("segments",))
+    where, params = "", {}
+    if segment is not None:
+        from segmail.admin import get_segment
+
+        with session_scope(engine) as session:
+            params["segment_id"] = get_segment(session, segment).id
+        where = " WHERE c.id IN (SELECT contact_id FROM segmail_memberships WHERE segment_id = :segment_id)"
+    query = text(
+        f"SELECT c.id, {columns} FROM segmail_contacts c{where} ORDER BY c.id"
+    )
+    seg_query = text(
+        "SELECT m.contact_id, g.name FROM segmail_memberships m JOIN segmail_segments g ON g.id = m.segment_id"
+        " WHERE m.contact_id BETWEEN :lo AND :hi ORDER BY m.contact_id, g.name_key"
+    )
+    names = [f for f in EXPORT_FIELDS if f != "segments"]
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=5000).execute(query, params)
+        for batch in result.partitions():
+            segs: dict[int, list[str]] = {}
+            for cid, name in conn.execute(seg_query, {"lo": batch[0][0], "hi": batch[-1][0]}):
+                segs.setdefault(cid, []).append(name)
+            for row in batch:
+                record = dict(zip(names, row[1:], strict=True))
+                record["email_opt_out"] = bool(record["email_opt_out"])
+                record["segments"] = segs.get(row[0], [])
+                yield record
+
+
+def export_contacts(out: TextIO, *, fmt: str = "csv", segment: str | None = None, engine: Engine | None = None) -> int:
+    count = 0
+    if fmt == "json":
+        out.write("[")
+        for count, record in enumerate(iter_contacts(segment=segment, engine=engine), start=1):
+            out.write(("\n" if count == 1 else ",\n") + json.dumps(record, ensure_ascii=False))
+        out.write("\n]\n")
+        return count
+    if fmt != "csv":
+        raise SegmailError(f"unknown export format {fmt!r}; use csv or json")
+    writer = csv.writer(out)
+    writer.writerow([DISPLAY_NAMES[f] for f in EXPORT_FIELDS])
+    for record in iter_contacts(segment=segment, engine=engine):
+        record["segments"] = "; ".join(record["segments"])
+        record["email_opt_out"] = "yes" if record["email_opt_out"] else ""
+        writer.writerow([_export_cell(record[f]) for f in EXPORT_FIELDS])
+        count += 1
+    return count
+
+
+def _export_cell(value: object) -> str:
+    # E.164 numbers start with '+': keep them importable rather than formula-escaped.
+    if isinstance(value, str) and value.startswith("+") and value[1:].isdigit():
+        return value
+    return spreadsheet_safe(value)
+
+
+def _find_contacts(session, key: str) -> list[Contact]:  # noqa: ANN001
+    key = key.strip()
+    if "@" in key:
+        return list(session.scalars(select(Contact).where(Contact.email_key == key.casefold())))
+    return list(session.scalars(select(Contact).where(Contact.external_id == key)))
+
+
+def set_opt_out(*, key: str, opted_out: bool, source: str = "cli", engine: Engine | None = None) -> int:
+    """Record (or lift) an e-mail opt-out for every contact with that external ID or address."""
+    with session_scope(engine) as session:
+        contacts = _find_contacts(session, key)
+        if not contacts:
+            raise NotFound(f"no contact with external ID or e-mail {key!r}")
+        now = datetime.now(UTC)
+        for contact in contacts:
+            if opted_out and not contact.email_opt_out:
+                contact.email_opt_out, contact.email_opt_out_at, contact.email_opt_out_source = True, now, source
+            elif not opted_out and contact.email_opt_out:
+                contact.email_opt_out, contact.email_opt_out_at, contact.email_opt_out_source = False, None, None
+            contact.updated_at = now
+        return len(contacts)

@@ -1,0 +1,200 @@
+"""Reading contact files the way Excel and scripts write them: encoding, delimiter, header aliases.
+
+Records are streamed in chunks, each record carrying the row number a spreadsheet would show
+(header = row 1), so every rejection can point at the right row even across quoted line breaks.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segmail.errors import FileRejected
+
+# Canonical field -> accepted header spellings (compared after `header_key`).
+HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "country_code": ("countrycode", "country", "ländervorwahl", "ländercode", "land", "landescode"),
+    "first_name": ("firstname", "vorname", "givenname"),
+    "last_name": ("lastname", "nachname", "surname", "familyname"),
+    "mobile": ("mobilenumber", "mobile", "mobilephone", "handynummer", "handy", "mobilnummer", "mobiltelefon"),
+    "email": ("email", "emailaddress", "mail", "emailadresse"),
+    "account_number": ("accountnumber", "account", "kontonummer", "kundennummer"),
+    "organization": ("organization", "organisation", "company", "firma", "unternehmen"),
+    "external_id": ("externalid", "externeid", "id"),
+    "segments": ("segments", "segment", "segmente"),
+    "language": ("language", "sprache", "languagecode", "sprachcode"),
+    "salesperson": ("salesperson", "salespersoncode", "verkäufer", "verkäufercode"),
+    "email_opt_out": ("emailoptout", "optout", "emailabmeldung", "abgemeldet"),
+}
+# The names written by `contacts export`, and used in messages.
+DISPLAY_NAMES: dict[str, str] = {
+    "external_id": "External ID",
+    "email": "Email",
+    "country_code": "Country Code",
+    "mobile": "Mobile Number",
+    "first_name": "First Name",
+    "last_name": "Last Name",
+    "account_number": "Account Number",
+    "organization": "Organization",
+    "language": "Language",
+    "salesperson": "Salesperson",
+    "segments": "Segments",
+    "email_opt_out": "Email Opt Out",
+}
+REQUIRED = ("country_code", "first_name", "last_name")
+_ALIAS_TO_FIELD = {alias: name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
+_DELIMITERS = (",", ";", "\t")
+
+
+def header_key(text: str) -> str:
+    """Case-insensitive, ignoring spaces, `_` and `-`: 'E-Mail', 'email', 'E_MAIL' all match."""
+    text = unicodedata.normalize("NFC", text).casefold()
+    return "".join(ch for ch in text if ch not in " _-\u00a0\ufeff")
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) when the whole file decodes as such, else Windows-1252 or a guess."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while block := fh.read(1 << 20):
+                if b"\x00" in block:
+                    raise FileRejected("the file is not a CSV text file (it contains binary data)")
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+            return "utf-8"
+        except UnicodeDecodeError:
+            pass
+    try:
+        with path.open("r", encoding="cp1252", newline="") as fh:
+            while fh.read(1 << 20):
+                pass
+        return "cp1252"
+    except UnicodeDecodeError:
+        from charset_normalizer import from_path
+
+        best = from_path(path).best()
+        if best is None:
+            raise FileRejected("the file's text encoding could not be recognised") from None
+        return best.encoding
+
+
+def detect_delimiter(header_line: str) -> str:
+    counts = {d: header_line.count(d) for d in _DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+@dataclass
+class CsvLayout:
+    """What the header told us: which column index feeds which field, and what was ignored."""
+
+    encoding: str
+    delimiter: str
+    header: list[str]
+    columns: dict[str, int]
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def has_segments(self) -> bool:
+        return "segments" in self.columns
+
+
+def map_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
+    columns: dict[str, int] = {}
+    ignored: list[str] = []
+    for index, title in enumerate(header):
+        name = _ALIAS_TO_FIELD.get(header_key(title))
+        if name is None:
+            if title.strip():
+                ignored.append(title.strip())
+            continue
+        if name in columns:
+            raise FileRejected(
+                f"columns {header[columns[name]]!r} and {title!r} both mean {DISPLAY_NAMES[name]!r}"
+            )
+        columns[name] = index
+    missing = [DISPLAY_NAMES[name] for name in REQUIRED if name not in columns]
+    if "email" not in columns and "mobile" not in columns:
+        missing.append("Email or Mobile Number")
+    if missing:
+        found = ", ".join(repr(h) for h in header) or "nothing"
+        raise FileRejected(f"missing required column(s): {', '.join(missing)} (header has {found})")
+    return columns, ignored
+
+
+def open_layout(path: Path) -> CsvLayout:
+    if not path.is_file():
+        raise FileRejected(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise FileRejected("the file is empty")
+    encoding = detect_encoding(path)
+    with path.open("r", encoding=encoding, newline="") as fh:
+        first_line = fh.readline()
+        delimiter = detect_delimiter(first_line)
+        fh.seek(0)
+        try:
+            header = next(csv.reader(fh, delimiter=delimiter))
+        except (csv.Error, StopIteration) as exc:
+            raise FileRejected(f"the header row cannot be read as CSV: {exc}") from exc
+    columns, ignored = map_header(header)
+    return CsvLayout(encoding, delimiter, header, columns, ignored)
+
+
+@dataclass
+class RawChunk:
+    """Up to `size` records: row numbers and the cells of each mapped field (missing cells as '')."""
+
+    line_numbers: list[int]
+    cells: dict[str, list[str]]
+    # Rows that are malformed as CSV records: (row number, reason).
+    malformed: list[tuple[int, str]]
+
+
+def iter_chunks(path: Path, layout: CsvLayout, *, size: int = 20_000) -> Iterator[RawChunk]:
+    """Stream records; fully empty records (Excel's trailing `;;;;` rows) are skipped silently."""
+    fields = list(layout.columns)
+    indexes = [layout.columns[name] for name in fields]
+    width = len(layout.header)
+    with path.open("r", encoding=layout.encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=layout.delimiter, strict=False)
+        next(reader)  # header
+        row_number = 1
+        lines: list[int] = []
+        cells: list[list[str]] = [[] for _ in fields]
+        malformed: list[tuple[int, str]] = []
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                row_number += 1
+                malformed.append((row_number, f"not a valid CSV record: {exc}"))
+                continue
+            row_number += 1
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) > width and any(cell.strip() for cell in record[width:]):
+                malformed.append((row_number, f"the row has {len(record)} cells but the header has {width}"))
+                continue
+            if len(record) < width:
+                record = record + [""] * (width - len(record))
+            lines.append(row_number)
+            for column, index in zip(cells, indexes, strict=True):
+                column.append(record[index])
+            if len(lines) >= size:
+                yield RawChunk(lines, dict(zip(fields, cells, strict=True)), malformed)
+                lines, cells, malformed = [], [[] for _ in fields], []
+        if lines or malformed:
+            yield RawChunk(lines, dict(zip(fields, cells, strict=True)), malformed)

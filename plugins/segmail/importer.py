@@ -1,0 +1,449 @@
+"""Contact import: stream a CSV file into a staging table, then apply it with set-based SQL.
+
+One file is one transaction: the staging load, in-file duplicates, matching, conflicts, contact
+upserts and segment memberships either all land or none do. No query runs per row; PostgreSQL is
+fed by COPY, SQLite by executemany.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, text
+
+from segmail.csvfile import CsvLayout, iter_chunks, open_layout
+from segmail.db import default_engine, is_postgres
+from segmail.errors import FileRejected
+from segmail.reports import write_issue_report
+from segmail.validate import RECORD_FIELDS, Issue, validate_chunk
+
+MODES = ("merge", "replace")
+STAGE = "segmail_stage"
+STAGE_SEG = "segmail_stage_seg"
+STAGE_MATCH = "segmail_stage_match"
+_PG_IMPORT_LOCK = 7_421_001  # advisory lock id: one import applies at a time
+
+
+@dataclass
+class ImportResult:
+    import_run_id: int
+    file_name: str
+    status: str  # succeeded | rejected | failed
+    mode: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    warnings: int = 0
+    error: str | None = None
+    report_path: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary_line(self) -> str:
+        if self.status != "succeeded":
+            return f"{self.file_name}: {self.status}: {self.error}"
+        return (
+            f"{self.file_name}: {self.rows} rows, {self.created} created, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.rejected} rejected, {self.duplicates} duplicates, "
+            f"{self.warnings} warnings"
+        )
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def import_file(
+    path: str | Path,
+    *,
+    mode: str = "merge",
+    engine: Engine | None = None,
+    source: str = "cli",
+    report_path: str | Path | None = None,
+    now: datetime | None = None,
+    chunk_size: int = 20_000,
+) -> ImportResult:
+    """Import one contact file atomically; rejected rows are stored as issues, never half-applied."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    path = Path(path)
+    engine = engine or default_engine()
+    now = now or datetime.now(UTC)
+    sha = file_sha256(path) if path.is_file() else ""
+    run_id = _start_run(engine, file_name=path.name, sha=sha, mode=mode, source=source, now=now)
+    result = ImportResult(run_id, path.name, "running", mode)
+    try:
+        layout = open_layout(path)
+        with engine.begin() as conn:
+            _apply(conn, path=path, layout=layout, mode=mode, result=result, now=now, chunk_size=chunk_size)
+    except FileRejected as exc:
+        result.status, result.error = "rejected", str(exc)
+    except Exception as exc:
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        _finish_run(engine, result, now=datetime.now(UTC))
+        raise
+    if report_path is not None and result.status == "succeeded":
+        result.report_path = str(write_issue_report(engine, run_id, Path(report_path)))
+    _finish_run(engine, result, now=datetime.now(UTC))
+    return result
+
+
+def _start_run(engine: Engine, *, file_name: str, sha: str, mode: str, source: str, now: datetime) -> int:
+    with engine.begin() as conn:
+        return conn.execute(
+            text(
+                "INSERT INTO segmail_import_runs (file_name, file_sha256, mode, source, status, rows, created,"
+                " updated, unchanged, rejected, duplicates, warnings, started_at)"
+                " VALUES (:f, :sha, :mode, :source, 'running', 0, 0, 0, 0, 0, 0, 0, :now) RETURNING id"
+            ),
+            {"f": file_name, "sha": sha, "mode": mode, "source": source[:50], "now": now},
+        ).scalar_one()
+
+
+def _finish_run(engine: Engine, result: ImportResult, *, now: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE segmail_import_runs SET status=:status, error=:error, rows=:rows, created=:created,"
+                " updated=:updated, unchanged=:unchanged, rejected=:rejected, duplicates=:duplicates,"
+                " warnings=:warnings, report_path=:report_path, finished_at=:now WHERE id=:import_run_id"
+            ),
+            {**result.as_dict(), "now": now},
+        )
+
+
+def _create_staging(conn: Connection) -> None:
+    pg = is_postgres(conn.engine)
+    temp = "TEMPORARY"
+    suffix = " ON COMMIT DROP" if pg else ""
+    for table in (STAGE, STAGE_SEG, STAGE_MATCH):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    conn.exec_driver_sql(
+        f"CREATE {temp} TABLE {STAGE} (line_no INTEGER PRIMARY KEY, external_id VARCHAR(200),"
+        " email VARCHAR(320), email_key VARCHAR(320), country_code VARCHAR(2), mobile_e164 VARCHAR(20),"
+        " first_name VARCHAR(200), last_name VARCHAR(200), account_number VARCHAR(100),"
+        " organization VARCHAR(300), language VARCHAR(35), salesperson_code VARCHAR(50), opt_out INTEGER,"
+        " state VARCHAR(10) DEFAULT 'ok', contact_id INTEGER, is_new INTEGER DEFAULT 0,"
+        f" changed INTEGER DEFAULT 0, seg_changed INTEGER DEFAULT 0){suffix}"
+    )
+    conn.exec_driver_sql(
+        f"CREATE {temp} TABLE {STAGE_SEG} (line_no INTEGER, name_key VARCHAR(200), name VARCHAR(200),"
+        f" segment_id INTEGER){suffix}"
+    )
+    conn.exec_driver_sql(f"CREATE {temp} TABLE {STAGE_MATCH} (line_no INTEGER, contact_id INTEGER){suffix}")
+
+
+def _load(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    if is_postgres(conn.engine):
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def _store_issues(conn: Connection, run_id: int, issues: Iterable[Issue]) -> int:
+    rows = [(run_id, i.line_no, i.column, i.value, i.severity, i.reason) for i in issues]
+    _load(conn, "segmail_import_issues", ("import_run_id", "line_no", "column_name", "value", "severity", "reason"), rows)
+    return len(rows)
+
+
+def _apply(
+    conn: Connection,
+    *,
+    path: Path,
+    layout: CsvLayout,
+    mode: str,
+    result: ImportResult,
+    now: datetime,
+    chunk_size: int,
+) -> None:
+    pg = is_postgres(conn.engine)
+    if pg:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_IMPORT_LOCK})
+    _create_staging(conn)
+    run_id = result.import_run_id
+    warnings = 0
+    if layout.ignored:
+        warnings += _store_issues(conn, run_id, [
+            Issue(1, column, None, "warning", "unknown column ignored") for column in layout.ignored
+        ])
+
+    # 1. Stream, validate, stage.
+    for chunk in iter_chunks(path, layout, size=chunk_size):
+        checked = validate_chunk(chunk)
+        result.rows += len(chunk.line_numbers) + len(chunk.malformed)
+        result.rejected += checked.rejected_rows
+        _load(conn, STAGE, RECORD_FIELDS, checked.records)
+        _load(conn, STAGE_SEG, ("line_no", "name_key", "name"), checked.segments)
+        warnings += sum(1 for i in checked.issues if i.severity == "warning")
+        _store_issues(conn, run_id, checked.issues)
+    conn.exec_driver_sql(f"CREATE INDEX ix_stage_ext ON {STAGE} (external_id)")
+    conn.exec_driver_sql(f"CREATE INDEX ix_stage_email ON {STAGE} (email_key)")
+    conn.exec_driver_sql(f"CREATE INDEX ix_stage_phone ON {STAGE} (country_code, mobile_e164)")
+    conn.exec_driver_sql(f"CREATE INDEX ix_stage_seg ON {STAGE_SEG} (line_no)")
+    if pg:
+        conn.exec_driver_sql(f"ANALYZE {STAGE}")
+        conn.exec_driver_sql(f"ANALYZE {STAGE_SEG}")
+
+    # 2. In-file duplicates: a row sharing a key with a later row yields to it.
+    result.duplicates += _mark_duplicates(conn, run_id, _in_file_duplicates(conn))
+
+    # 3. Match existing contacts; a row matching two different contacts is a conflict.
+    result.rejected += _match_contacts(conn, run_id)
+    result.duplicates += _mark_duplicates(conn, run_id, _same_contact_duplicates(conn))
+
+    # 4. Unknown salesperson codes warn and are not stored.
+    warnings += _warn_unknown_salespeople(conn, run_id)
+
+    # 5. Ids for new contacts (the import lock makes MAX(id) safe).
+    base = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM segmail_contacts")).scalar_one()
+    conn.execute(text(
+        f"UPDATE {STAGE} SET contact_id = :base + r.rn, is_new = 1"
+        f" FROM (SELECT line_no, ROW_NUMBER() OVER (ORDER BY line_no) AS rn FROM {STAGE}"
+        f"       WHERE state = 'ok' AND contact_id IS NULL) AS r"
+        f" WHERE r.line_no = {STAGE}.line_no"
+    ), {"base": base})
+
+    # 6. What changes for existing contacts.
+    if layout.has_segments:
+        warnings += _resolve_segments(conn, run_id)
+        _flag_segment_changes(conn, mode)
+    _flag_field_changes(conn)
+
+    # 7. Apply.
+    params = {"now": now, "run": run_id, "source": f"import:{path.name}"[:200]}
+    _update_contacts(conn, params)
+    _insert_contacts(conn, params)
+    if layout.has_segments:
+        _apply_memberships(conn, mode)
+
+    counts = conn.execute(text(
+        f"SELECT is_new, changed, seg_changed, COUNT(*) FROM {STAGE} WHERE state = 'ok'"
+        " GROUP BY is_new, changed, seg_changed"
+    )).all()
+    for is_new, changed, seg_changed, count in counts:
+        if is_new:
+            result.created += count
+        elif changed or seg_changed:
+            result.updated += count
+        else:
+            result.unchanged += count
+    result.warnings = warnings
+    result.status = "succeeded"
+    if not pg:
+        for table in (STAGE, STAGE_SEG, STAGE_MATCH):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+
+
+def _compatible(a: str, b: str) -> str:
+    """Two rows (or a row and a contact) sharing an e-mail or phone are the same contact unless both
+    carry different external IDs: then they are two records that happen to share an address."""
+    return f"({a}.external_id IS NULL OR {b}.external_id IS NULL OR {a}.external_id = {b}.external_id)"
+
+
+def _in_file_duplicates(conn: Connection) -> list[tuple[int, int, str]]:
+    """(line, later line, key) for every row that a later row of the same file supersedes."""
+    rows = conn.execute(text(
+        f"WITH w AS (SELECT line_no, external_id,"
+        f"   CASE WHEN external_id IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY external_id) END AS last_ext,"
+        f"   CASE WHEN email_key IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY email_key) END AS last_email,"
+        f"   CASE WHEN mobile_e164 IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY country_code, mobile_e164)"
+        f"   END AS last_phone FROM {STAGE})"
+        f" SELECT w.line_no, w.last_ext, CASE WHEN {_compatible('w', 'le')} THEN w.last_email END,"
+        f"   CASE WHEN {_compatible('w', 'lp')} THEN w.last_phone END"
+        f" FROM w LEFT JOIN {STAGE} le ON le.line_no = w.last_email LEFT JOIN {STAGE} lp ON lp.line_no = w.last_phone"
+        f" WHERE w.last_ext > w.line_no OR w.last_email > w.line_no OR w.last_phone > w.line_no"
+    )).all()
+    found = []
+    for line, by_ext, by_email, by_phone in rows:
+        candidates = [(later, key) for later, key in ((by_ext, "External ID"), (by_email, "Email"),
+                                                      (by_phone, "Mobile Number")) if later and later > line]
+        if candidates:
+            later, key = max(candidates)
+            found.append((line, later, key))
+    return found
+
+
+def _same_contact_duplicates(conn: Connection) -> list[tuple[int, int, str]]:
+    """Rows with different keys that matched the same stored contact: the last one wins."""
+    rows = conn.execute(text(
+        f"SELECT line_no, last FROM (SELECT line_no, MAX(line_no) OVER (PARTITION BY contact_id) AS last"
+        f" FROM {STAGE} WHERE state = 'ok' AND contact_id IS NOT NULL) AS w WHERE last > line_no"
+    )).all()
+    return [(line, later, "the same existing contact") for line, later in rows]
+
+
+def _mark_duplicates(conn: Connection, run_id: int, found: list[tuple[int, int, str]]) -> int:
+    if not found:
+        return 0
+    conn.execute(text(f"UPDATE {STAGE} SET state = 'duplicate' WHERE line_no = :line"),
+                 [{"line": line} for line, _, _ in found])
+    _store_issues(conn, run_id, [
+        Issue(line, key if key != "the same existing contact" else None, None, "duplicate",
+              f"duplicate: row {later} has {'the same ' + key if key[0].isupper() else key}"
+              f" and was imported instead")
+        for line, later, key in found
+    ])
+    return len(found)
+
+
+def _match_contacts(conn: Connection, run_id: int) -> int:
+    conn.execute(text(
+        f"INSERT INTO {STAGE_MATCH} (line_no, contact_id)"
+        f" SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.external_id = s.external_id"
+        f"  WHERE s.state = 'ok'"
+        f" UNION SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.email_key = s.email_key"
+        f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
+        f" UNION SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c"
+        f"  ON c.country_code = s.country_code AND c.mobile_e164 = s.mobile_e164"
+        f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
+    ))
+    conflicts = conn.execute(text(
+        f"SELECT m.line_no, c.id, c.external_id, c.email, c.mobile_e164 FROM {STAGE_MATCH} m"
+        f" JOIN segmail_contacts c ON c.id = m.contact_id"
+        f" WHERE m.line_no IN (SELECT line_no FROM {STAGE_MATCH} GROUP BY line_no HAVING COUNT(*) > 1)"
+        f" ORDER BY m.line_no, c.id"
+    )).all()
+    by_line: dict[int, list[str]] = {}
+    for line, cid, ext, email, mobile in conflicts:
+        label = f"#{cid} (" + ", ".join(v for v in (ext and f"external ID {ext}", email, mobile) if v) + ")"
+        by_line.setdefault(line, []).append(label)
+    if by_line:
+        conn.execute(text(f"UPDATE {STAGE} SET state = 'conflict' WHERE line_no = :line"),
+                     [{"line": line} for line in by_line])
+        _store_issues(conn, run_id, [
+            Issue(line, None, None, "error",
+                  f"conflict: the row's keys match {len(labels)} different contacts: {'; '.join(labels)};"
+                  " not merged")
+            for line, labels in by_line.items()
+        ])
+    conn.execute(text(
+        f"UPDATE {STAGE} SET contact_id = m.contact_id"
+        f" FROM (SELECT line_no, MIN(contact_id) AS contact_id FROM {STAGE_MATCH} GROUP BY line_no"
+        f"       HAVING COUNT(*) = 1) AS m"
+        f" WHERE m.line_no = {STAGE}.line_no AND {STAGE}.state = 'ok'"
+    ))
+    return len(by_line)
+
+
+def _warn_unknown_salespeople(conn: Connection, run_id: int) -> int:
+    unknown = (
+        f"state = 'ok' AND salesperson_code IS NOT NULL AND NOT EXISTS"
+        f" (SELECT 1 FROM segmail_salespeople p WHERE p.code = {STAGE}.salesperson_code)"
+    )
+    rows = conn.execute(text(f"SELECT line_no, salesperson_code FROM {STAGE} WHERE {unknown}")).all()
+    if rows:
+        _store_issues(conn, run_id, [
+            Issue(line, "Salesperson", code, "warning",
+                  f"unknown salesperson code {code!r}; add it with `segmail salespeople add` — not stored")
+            for line, code in rows
+        ])
+        conn.execute(text(f"UPDATE {STAGE} SET salesperson_code = NULL WHERE {unknown}"))
+    return len(rows)
+
+
+def _resolve_segments(conn: Connection, run_id: int) -> int:
+    conn.execute(text(
+        f"UPDATE {STAGE_SEG} SET segment_id = g.id FROM segmail_segments g WHERE g.name_key = {STAGE_SEG}.name_key"
+    ))
+    rows = conn.execute(text(
+        f"SELECT ss.line_no, ss.name FROM {STAGE_SEG} ss JOIN {STAGE} s ON s.line_no = ss.line_no"
+        f" WHERE s.state = 'ok' AND ss.segment_id IS NULL ORDER BY ss.line_no"
+    )).all()
+    _store_issues(conn, run_id, [
+        Issue(line, "Segments", name, "warning",
+              f"segment {name!r} does not exist and was not created; the rest of the row was imported")
+        for line, name in rows
+    ])
+    return len(rows)
+
+
+def _flag_segment_changes(conn: Connection, mode: str) -> None:
+    adds = (
+        f"EXISTS (SELECT 1 FROM {STAGE_SEG} ss WHERE ss.line_no = {STAGE}.line_no AND ss.segment_id IS NOT NULL"
+        f" AND NOT EXISTS (SELECT 1 FROM segmail_memberships m"
+        f"  WHERE m.contact_id = {STAGE}.contact_id AND m.segment_id = ss.segment_id))"
+    )
+    removes = (
+        f"EXISTS (SELECT 1 FROM segmail_memberships m WHERE m.contact_id = {STAGE}.contact_id"
+        f" AND NOT EXISTS (SELECT 1 FROM {STAGE_SEG} ss WHERE ss.line_no = {STAGE}.line_no"
+        f"  AND ss.segment_id = m.segment_id))"
+    )
+    condition = adds if mode == "merge" else f"({adds} OR {removes})"
+    conn.execute(text(f"UPDATE {STAGE} SET seg_changed = 1 WHERE state = 'ok' AND is_new = 0 AND {condition}"))
+
+
+_OVERWRITE = (
+    "external_id", "email", "email_key", "country_code", "mobile_e164", "first_name", "last_name",
+    "account_number", "organization", "language", "salesperson_code",
+)
+
+
+def _flag_field_changes(conn: Connection) -> None:
+    differs = " OR ".join(
+        f"({STAGE}.{c} IS NOT NULL AND {STAGE}.{c} IS DISTINCT FROM c.{c})" for c in _OVERWRITE
+    )
+    conn.execute(text(
+        f"UPDATE {STAGE} SET changed = 1 FROM segmail_contacts c"
+        f" WHERE c.id = {STAGE}.contact_id AND {STAGE}.state = 'ok' AND {STAGE}.is_new = 0"
+        f" AND ({differs} OR ({STAGE}.opt_out = 1 AND NOT c.email_opt_out))"
+    ))
+
+
+def _update_contacts(conn: Connection, params: dict) -> None:
+    """Non-empty cells overwrite; empty cells keep what is stored; an opt-out is never cleared."""
+    target = "segmail_contacts"
+    sets = ", ".join(f"{c} = COALESCE(s.{c}, {target}.{c})" for c in _OVERWRITE)
+    conn.execute(text(
+        f"UPDATE {target} SET {sets},"
+        f" email_opt_out_at = CASE WHEN s.opt_out = 1 AND NOT {target}.email_opt_out THEN :now"
+        f"   ELSE {target}.email_opt_out_at END,"
+        f" email_opt_out_source = CASE WHEN s.opt_out = 1 AND NOT {target}.email_opt_out THEN :source"
+        f"   ELSE {target}.email_opt_out_source END,"
+        f" email_opt_out = CASE WHEN s.opt_out = 1 THEN TRUE ELSE {target}.email_opt_out END,"
+        f" updated_at = :now, last_import_id = :run"
+        f" FROM {STAGE} s WHERE s.contact_id = {target}.id AND s.state = 'ok' AND s.is_new = 0"
+        f" AND (s.changed = 1 OR s.seg_changed = 1)"
+    ), params)
+
+
+def _insert_contacts(conn: Connection, params: dict) -> None:
+    columns = ", ".join(_OVERWRITE)
+    conn.execute(text(
+        f"INSERT INTO segmail_contacts (id, {columns}, email_opt_out, email_opt_out_at, email_opt_out_source,"
+        f" created_at, updated_at, last_import_id)"
+        f" SELECT contact_id, {columns}, opt_out = 1, CASE WHEN opt_out = 1 THEN :now END,"
+        f" CASE WHEN opt_out = 1 THEN :source END, :now, :now, :run"
+        f" FROM {STAGE} WHERE state = 'ok' AND is_new = 1"
+    ), params)
+
+
+def _apply_memberships(conn: Connection, mode: str) -> None:
+    if mode == "replace":
+        conn.execute(text(
+            f"DELETE FROM segmail_memberships WHERE contact_id IN"
+            f" (SELECT contact_id FROM {STAGE} WHERE state = 'ok' AND seg_changed = 1)"
+            f" AND NOT EXISTS (SELECT 1 FROM {STAGE} s JOIN {STAGE_SEG} ss ON ss.line_no = s.line_no"
+            f"  WHERE s.contact_id = segmail_memberships.contact_id"
+            f"  AND ss.segment_id = segmail_memberships.segment_id AND s.state = 'ok')"
+        ))
+    conn.execute(text(
+        f"INSERT INTO segmail_memberships (contact_id, segment_id)"
+        f" SELECT DISTINCT s.contact_id, ss.segment_id FROM {STAGE} s JOIN {STAGE_SEG} ss ON ss.line_no = s.line_no"
+        f" WHERE s.state = 'ok' AND ss.segment_id IS NOT NULL AND NOT EXISTS"
+        f" (SELECT 1 FROM segmail_memberships m WHERE m.contact_id = s.contact_id AND m.segment_id = ss.segment_id)"
+    ))

@@ -1,0 +1,130 @@
+"""segmail's own tables, prefixed `segmail_` so they can share a database with Airflow's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Salesperson(Base):
+    __tablename__ = "segmail_salespeople"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Segment(Base):
+    __tablename__ = "segmail_segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Lower-cased name: imports and commands find segments case-insensitively.
+    name_key: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    salesperson_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segmail_salespeople.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Contact(Base):
+    __tablename__ = "segmail_contacts"
+    __table_args__ = (
+        Index("ix_segmail_contacts_email_key", "email_key"),
+        Index("ix_segmail_contacts_phone", "country_code", "mobile_e164"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    # Lower-cased e-mail for matching; not unique: two contacts may share an address.
+    email_key: Mapped[str | None] = mapped_column(String(320))
+    country_code: Mapped[str] = mapped_column(String(2))
+    mobile_e164: Mapped[str | None] = mapped_column(String(20))
+    first_name: Mapped[str] = mapped_column(String(200))
+    last_name: Mapped[str] = mapped_column(String(200))
+    account_number: Mapped[str | None] = mapped_column(String(100))
+    organization: Mapped[str | None] = mapped_column(String(300))
+    language: Mapped[str | None] = mapped_column(String(35))
+    salesperson_code: Mapped[str | None] = mapped_column(String(50))
+    email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_opt_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email_opt_out_source: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_import_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Membership(Base):
+    __tablename__ = "segmail_memberships"
+    __table_args__ = (Index("ix_segmail_memberships_segment_id", "segment_id"),)
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("segmail_contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segmail_segments.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ImportRun(Base):
+    __tablename__ = "segmail_import_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(500))
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(50))  # "cli", "dag:<run_id>", ...
+    # running -> succeeded | rejected (file unreadable, nothing applied) | failed (error, rolled back)
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[int] = mapped_column(Integer, default=0)
+    report_path: Mapped[str | None] = mapped_column(String(1000))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ImportIssue(Base):
+    """A rejected row (severity `error`), an earlier duplicate row, or a warning on a row that landed."""
+
+    __tablename__ = "segmail_import_issues"
+    __table_args__ = (Index("ix_segmail_import_issues_run_line", "import_run_id", "line_no"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    import_run_id: Mapped[int] = mapped_column(ForeignKey("segmail_import_runs.id", ondelete="CASCADE"))
+    line_no: Mapped[int | None] = mapped_column(Integer)
+    column_name: Mapped[str | None] = mapped_column(String(100))
+    value: Mapped[str | None] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(10))  # error | duplicate | warning
+    reason: Mapped[str] = mapped_column(Text)

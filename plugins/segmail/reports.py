@@ -1,0 +1,41 @@
+"""Import reports: the issues of one run as a CSV that is safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+REPORT_HEADER = ("Row", "Column", "Value", "Severity", "Reason")
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """Neutralise formula injection: a cell that Excel would evaluate is prefixed with a quote."""
+    if value is None:
+        return ""
+    text_value = str(value)
+    if text_value.startswith(_FORMULA_PREFIXES):
+        return "'" + text_value
+    return text_value
+
+
+def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = None):
+    query = (
+        "SELECT line_no, column_name, value, severity, reason FROM segmail_import_issues"
+        " WHERE import_run_id = :run" + (" AND severity = :severity" if severity else "") +
+        " ORDER BY line_no, id"
+    )
+    with engine.connect() as conn:
+        yield from conn.execute(text(query), {"run": import_run_id, "severity": severity})
+
+
+def write_issue_report(engine: Engine, import_run_id: int, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(REPORT_HEADER)
+        for row in iter_issues(engine, import_run_id):
+            writer.writerow([spreadsheet_safe(v) for v in row])
+    return path
