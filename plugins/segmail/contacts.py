@@ -73,16 +73,9 @@ def export_contacts(out: TextIO, *, fmt: str = "csv", segment: str | None = None
     for record in iter_contacts(segment=segment, engine=engine):
         record["segments"] = "; ".join(record["segments"])
         record["email_opt_out"] = "yes" if record["email_opt_out"] else ""
-        writer.writerow([_export_cell(record[f]) for f in EXPORT_FIELDS])
+        writer.writerow([spreadsheet_safe(record[f]) for f in EXPORT_FIELDS])
         count += 1
     return count
-
-
-def _export_cell(value: object) -> str:
-    # E.164 numbers start with '+': keep them importable rather than formula-escaped.
-    if isinstance(value, str) and value.startswith("+") and value[1:].isdigit():
-        return value
-    return spreadsheet_safe(value)
 
 
 def _find_contacts(session, key: str) -> list[Contact]:  # noqa: ANN001

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, text
 
 REPORT_HEADER = ("Row", "Column", "Value", "Severity", "Reason")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPED = r"^'(?=[=+\-@\t\r])"
 
 
 def spreadsheet_safe(value: object) -> str:
@@ -19,6 +20,11 @@ def spreadsheet_safe(value: object) -> str:
     if text_value.startswith(_FORMULA_PREFIXES):
         return "'" + text_value
     return text_value
+
+
+def unescape_cells(column):  # noqa: ANN001, ANN201 - a pandas Series of str
+    """The inverse of spreadsheet_safe for a whole column, so exported files import back unchanged."""
+    return column.str.replace(_ESCAPED, "", regex=True)
 
 
 def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = None):

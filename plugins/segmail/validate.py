@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from segmail.csvfile import DISPLAY_NAMES, RawChunk
+from segmail.reports import unescape_cells
 
 # Column order of the staging table (see importer.STAGE_COLUMNS).
 RECORD_FIELDS = (
@@ -143,7 +144,7 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
     n = len(lines)
     frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in chunk.cells.items()})
     for name in frame.columns:
-        frame[name] = frame[name].str.strip()
+        frame[name] = unescape_cells(frame[name].str.strip())
 
     def column(name: str) -> pd.Series:
         return frame[name] if name in frame.columns else pd.Series([""] * n, dtype=object)

@@ -20,4 +20,5 @@ def run_migrations_online() -> None:
         context.run_migrations()
 
 
-run_migrations_online()
+if getattr(context, "config", None) is not None:  # Airflow's plugin loader imports this file too
+    run_migrations_online()
