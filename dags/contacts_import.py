@@ -57,7 +57,8 @@ def contacts_import():
         from airflow.sdk.exceptions import AirflowSkipException
         from segmail import inbox
 
-        totals = inbox.summarize(list(results or []))
+        # Index by length: iterating a lazy XCom sequence probes one past the end and logs an error.
+        totals = inbox.summarize([results[i] for i in range(len(results))] if results else [])
         if not totals["imported_files"]:
             raise AirflowSkipException(f"no file imported: {totals}")
         outlet_events[CONTACTS_ASSET].extra = totals
@@ -72,7 +73,8 @@ def contacts_import():
         """Turn the run red when a whole file was rejected, after the good files have landed."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        rejected = [f"{r['file_name']}: {r['error']}" for r in results or [] if r.get("status") == "rejected"]
+        results = [results[i] for i in range(len(results))] if results else []
+        rejected = [f"{r['file_name']}: {r['error']}" for r in results if r.get("status") == "rejected"]
         if rejected:
             raise AirflowFailException("rejected files (moved to rejected/):\n" + "\n".join(rejected))
 

@@ -273,7 +273,7 @@ def _in_file_duplicates(conn: Connection) -> list[tuple[int, int, str]]:
         candidates = [(later, key) for later, key in ((by_ext, "External ID"), (by_email, "Email"),
                                                       (by_phone, "Mobile Number")) if later and later > line]
         if candidates:
-            later, key = max(candidates)
+            later, key = max(candidates, key=lambda c: c[0])  # ties: External ID first
             found.append((line, later, key))
     return found
 
