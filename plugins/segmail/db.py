@@ -27,7 +27,7 @@ def make_engine(url: str | None = None) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA temp_store=MEMORY")
-            cur.execute("PRAGMA cache_size=-200000")
+            cur.execute("PRAGMA cache_size=-64000")
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -8,7 +8,14 @@ fed by COPY, SQLite by executemany.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import itertools
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,12 +26,15 @@ from segmail.csvfile import CsvLayout, iter_chunks, open_layout
 from segmail.db import default_engine, is_postgres
 from segmail.errors import FileRejected
 from segmail.reports import write_issue_report
-from segmail.validate import RECORD_FIELDS, Issue, validate_chunk
+from segmail.validate import RECORD_FIELDS, Issue, ValidatedChunk, validate_chunk
 
+log = logging.getLogger(__name__)
 MODES = ("merge", "replace")
 STAGE = "segmail_stage"
 STAGE_SEG = "segmail_stage_seg"
 STAGE_MATCH = "segmail_stage_match"
+RESOLVED = "segmail_stage_resolved"
+SEG_RESOLVED = "segmail_stage_seg_resolved"
 _PG_IMPORT_LOCK = 7_421_001  # advisory lock id: one import applies at a time
 
 
@@ -122,24 +132,30 @@ def _finish_run(engine: Engine, result: ImportResult, *, now: datetime) -> None:
 
 
 def _create_staging(conn: Connection) -> None:
-    pg = is_postgres(conn.engine)
-    temp = "TEMPORARY"
-    suffix = " ON COMMIT DROP" if pg else ""
-    for table in (STAGE, STAGE_SEG, STAGE_MATCH):
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    suffix = " ON COMMIT DROP" if is_postgres(conn.engine) else ""
+    _drop_staging(conn)
     conn.exec_driver_sql(
-        f"CREATE {temp} TABLE {STAGE} (line_no INTEGER PRIMARY KEY, external_id VARCHAR(200),"
+        f"CREATE TEMPORARY TABLE {STAGE} (line_no INTEGER PRIMARY KEY, external_id VARCHAR(200),"
         " email VARCHAR(320), email_key VARCHAR(320), country_code VARCHAR(2), mobile_e164 VARCHAR(20),"
         " first_name VARCHAR(200), last_name VARCHAR(200), account_number VARCHAR(100),"
         " organization VARCHAR(300), language VARCHAR(35), salesperson_code VARCHAR(50), opt_out INTEGER,"
-        " state VARCHAR(10) DEFAULT 'ok', contact_id INTEGER, is_new INTEGER DEFAULT 0,"
-        f" changed INTEGER DEFAULT 0, seg_changed INTEGER DEFAULT 0){suffix}"
+        f" state VARCHAR(10) DEFAULT 'ok'){suffix}"
     )
     conn.exec_driver_sql(
-        f"CREATE {temp} TABLE {STAGE_SEG} (line_no INTEGER, name_key VARCHAR(200), name VARCHAR(200),"
-        f" segment_id INTEGER){suffix}"
+        f"CREATE TEMPORARY TABLE {STAGE_SEG} (line_no INTEGER, name_key VARCHAR(200), name VARCHAR(200)){suffix}"
     )
-    conn.exec_driver_sql(f"CREATE {temp} TABLE {STAGE_MATCH} (line_no INTEGER, contact_id INTEGER){suffix}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {STAGE_MATCH} (line_no INTEGER, contact_id INTEGER){suffix}")
+
+
+def _drop_staging(conn: Connection) -> None:
+    for table in (STAGE, STAGE_SEG, STAGE_MATCH, RESOLVED, SEG_RESOLVED):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+
+
+def _create_as(conn: Connection, table: str, select_sql: str, params: dict | None = None) -> None:
+    """Bulk results go into new tables (CREATE TABLE AS): cheaper than rewriting staged rows."""
+    suffix = " ON COMMIT DROP" if is_postgres(conn.engine) else ""
+    conn.execute(text(f"CREATE TEMPORARY TABLE {table}{suffix} AS {select_sql}"), params or {})
 
 
 def _load(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -157,8 +173,59 @@ def _load(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tup
 
 def _store_issues(conn: Connection, run_id: int, issues: Iterable[Issue]) -> int:
     rows = [(run_id, i.line_no, i.column, i.value, i.severity, i.reason) for i in issues]
-    _load(conn, "segmail_import_issues", ("import_run_id", "line_no", "column_name", "value", "severity", "reason"), rows)
+    _load(conn, "segmail_import_issues", ("import_run_id", "line_no", "column_name", "value", "severity", "reason"),
+          rows)
     return len(rows)
+
+
+def import_workers() -> int:
+    """Validation processes: SEGMAIL_IMPORT_WORKERS, else one per core (at most 4); 1 = in-process."""
+    configured = os.environ.get("SEGMAIL_IMPORT_WORKERS")
+    if configured:
+        return max(1, int(configured))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _validated_chunks(path: Path, layout: CsvLayout, *, size: int, workers: int) -> Iterator[tuple[int, ValidatedChunk]]:
+    """(rows read, validated chunk) in file order. With workers > 1 the chunks are validated in forked
+    processes while this one loads the database; at most 2 chunks per worker are in flight, so memory
+    stays bounded whatever the file size. Forked children never touch the parent's connections and
+    leave through os._exit, so those stay intact."""
+    chunks = iter_chunks(path, layout, size=size)
+    first = next(chunks, None)
+    if first is None:
+        return
+    second = next(chunks, None)
+    if second is None or workers <= 1:
+        for chunk in (first, second) if second is not None else (first,):
+            yield len(chunk.line_numbers) + len(chunk.malformed), validate_chunk(chunk)
+        for chunk in chunks:
+            yield len(chunk.line_numbers) + len(chunk.malformed), validate_chunk(chunk)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[tuple[int, Future]] = deque()
+        for chunk in itertools.chain((first, second), chunks):
+            pending.append((len(chunk.line_numbers) + len(chunk.malformed), pool.submit(validate_chunk, chunk)))
+            if len(pending) >= 2 * workers:
+                rows, future = pending.popleft()
+                yield rows, future.result()
+        while pending:
+            rows, future = pending.popleft()
+            yield rows, future.result()
+
+
+class _PhaseTimer:
+    """Logs how long each phase of an import took, so slow imports can be explained."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(now - self.last, 3)
+        self.last = now
 
 
 def _apply(
@@ -176,6 +243,7 @@ def _apply(
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_IMPORT_LOCK})
     _create_staging(conn)
     run_id = result.import_run_id
+    timer = _PhaseTimer()
     warnings = 0
     if layout.ignored:
         warnings += _store_issues(conn, run_id, [
@@ -183,57 +251,50 @@ def _apply(
         ])
 
     # 1. Stream, validate, stage.
-    for chunk in iter_chunks(path, layout, size=chunk_size):
-        checked = validate_chunk(chunk)
-        result.rows += len(chunk.line_numbers) + len(chunk.malformed)
+    for rows, checked in _validated_chunks(path, layout, size=chunk_size, workers=import_workers()):
+        result.rows += rows
         result.rejected += checked.rejected_rows
         _load(conn, STAGE, RECORD_FIELDS, checked.records)
         _load(conn, STAGE_SEG, ("line_no", "name_key", "name"), checked.segments)
         warnings += sum(1 for i in checked.issues if i.severity == "warning")
         _store_issues(conn, run_id, checked.issues)
-    conn.exec_driver_sql(f"CREATE INDEX ix_stage_ext ON {STAGE} (external_id)")
-    conn.exec_driver_sql(f"CREATE INDEX ix_stage_email ON {STAGE} (email_key)")
-    conn.exec_driver_sql(f"CREATE INDEX ix_stage_phone ON {STAGE} (country_code, mobile_e164)")
-    conn.exec_driver_sql(f"CREATE INDEX ix_stage_seg ON {STAGE_SEG} (line_no)")
     if pg:
         conn.exec_driver_sql(f"ANALYZE {STAGE}")
         conn.exec_driver_sql(f"ANALYZE {STAGE_SEG}")
+    timer("read, validate and stage")
 
     # 2. In-file duplicates: a row sharing a key with a later row yields to it.
     result.duplicates += _mark_duplicates(conn, run_id, _in_file_duplicates(conn))
+    timer("in-file duplicates")
 
-    # 3. Match existing contacts; a row matching two different contacts is a conflict.
+    # 3. Match stored contacts; a row matching two different contacts is a conflict. Unknown
+    #    salesperson codes and segments only warn.
     result.rejected += _match_contacts(conn, run_id)
-    result.duplicates += _mark_duplicates(conn, run_id, _same_contact_duplicates(conn))
-
-    # 4. Unknown salesperson codes warn and are not stored.
     warnings += _warn_unknown_salespeople(conn, run_id)
-
-    # 5. Ids for new contacts (the import lock makes MAX(id) safe).
-    base = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM segmail_contacts")).scalar_one()
-    conn.execute(text(
-        f"UPDATE {STAGE} SET contact_id = :base + r.rn, is_new = 1"
-        f" FROM (SELECT line_no, ROW_NUMBER() OVER (ORDER BY line_no) AS rn FROM {STAGE}"
-        f"       WHERE state = 'ok' AND contact_id IS NULL) AS r"
-        f" WHERE r.line_no = {STAGE}.line_no"
-    ), {"base": base})
-
-    # 6. What changes for existing contacts.
     if layout.has_segments:
         warnings += _resolve_segments(conn, run_id)
-        _flag_segment_changes(conn, mode)
-    _flag_field_changes(conn)
+    else:
+        _create_as(conn, SEG_RESOLVED, f"SELECT line_no, 0 AS segment_id FROM {STAGE_SEG} WHERE 1 = 0")
+    timer("match contacts")
 
-    # 7. Apply.
+    # 4. One resolved row per staged row that lands: its contact id (new contacts get
+    #    base + line number: gaps are harmless), and whether its fields or segments change anything.
+    base = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM segmail_contacts")).scalar_one()
+    _resolve_rows(conn, base=base, mode=mode if layout.has_segments else None)
+    result.duplicates += _mark_duplicates(conn, run_id, _same_contact_duplicates(conn), resolved=True)
+    timer("resolve changes")
+
+    # 5. Apply.
     params = {"now": now, "run": run_id, "source": f"import:{path.name}"[:200]}
     _update_contacts(conn, params)
     _insert_contacts(conn, params)
+    timer("write contacts")
     if layout.has_segments:
         _apply_memberships(conn, mode)
+    timer("write memberships")
 
     counts = conn.execute(text(
-        f"SELECT is_new, changed, seg_changed, COUNT(*) FROM {STAGE} WHERE state = 'ok'"
-        " GROUP BY is_new, changed, seg_changed"
+        f"SELECT is_new, changed, seg_changed, COUNT(*) FROM {RESOLVED} GROUP BY is_new, changed, seg_changed"
     )).all()
     for is_new, changed, seg_changed, count in counts:
         if is_new:
@@ -244,9 +305,9 @@ def _apply(
             result.unchanged += count
     result.warnings = warnings
     result.status = "succeeded"
+    log.info("import run %s: %s; phases (s): %s", run_id, result.summary_line(), timer.phases)
     if not pg:
-        for table in (STAGE, STAGE_SEG, STAGE_MATCH):
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        _drop_staging(conn)
 
 
 def _compatible(a: str, b: str) -> str:
@@ -282,18 +343,22 @@ def _same_contact_duplicates(conn: Connection) -> list[tuple[int, int, str]]:
     """Rows with different keys that matched the same stored contact: the last one wins."""
     rows = conn.execute(text(
         f"SELECT line_no, last FROM (SELECT line_no, MAX(line_no) OVER (PARTITION BY contact_id) AS last"
-        f" FROM {STAGE} WHERE state = 'ok' AND contact_id IS NOT NULL) AS w WHERE last > line_no"
+        f" FROM {RESOLVED} WHERE is_new = 0) AS w WHERE last > line_no"
     )).all()
     return [(line, later, "the same existing contact") for line, later in rows]
 
 
-def _mark_duplicates(conn: Connection, run_id: int, found: list[tuple[int, int, str]]) -> int:
+def _mark_duplicates(
+    conn: Connection, run_id: int, found: list[tuple[int, int, str]], *, resolved: bool = False
+) -> int:
     if not found:
         return 0
-    conn.execute(text(f"UPDATE {STAGE} SET state = 'duplicate' WHERE line_no = :line"),
-                 [{"line": line} for line, _, _ in found])
+    lines = [{"line": line} for line, _, _ in found]
+    conn.execute(text(f"UPDATE {STAGE} SET state = 'duplicate' WHERE line_no = :line"), lines)
+    if resolved:
+        conn.execute(text(f"DELETE FROM {RESOLVED} WHERE line_no = :line"), lines)
     _store_issues(conn, run_id, [
-        Issue(line, key if key != "the same existing contact" else None, None, "duplicate",
+        Issue(line, key if key[0].isupper() else None, None, "duplicate",
               f"duplicate: row {later} has {'the same ' + key if key[0].isupper() else key}"
               f" and was imported instead")
         for line, later, key in found
@@ -306,16 +371,17 @@ def _match_contacts(conn: Connection, run_id: int) -> int:
         f"INSERT INTO {STAGE_MATCH} (line_no, contact_id)"
         f" SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.external_id = s.external_id"
         f"  WHERE s.state = 'ok'"
-        f" UNION SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.email_key = s.email_key"
+        f" UNION ALL SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.email_key = s.email_key"
         f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
-        f" UNION SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c"
+        f" UNION ALL SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c"
         f"  ON c.country_code = s.country_code AND c.mobile_e164 = s.mobile_e164"
         f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
     ))
     conflicts = conn.execute(text(
-        f"SELECT m.line_no, c.id, c.external_id, c.email, c.mobile_e164 FROM {STAGE_MATCH} m"
+        f"SELECT DISTINCT m.line_no, c.id, c.external_id, c.email, c.mobile_e164 FROM {STAGE_MATCH} m"
         f" JOIN segmail_contacts c ON c.id = m.contact_id"
-        f" WHERE m.line_no IN (SELECT line_no FROM {STAGE_MATCH} GROUP BY line_no HAVING COUNT(*) > 1)"
+        f" WHERE m.line_no IN (SELECT line_no FROM {STAGE_MATCH} GROUP BY line_no"
+        f"  HAVING COUNT(DISTINCT contact_id) > 1)"
         f" ORDER BY m.line_no, c.id"
     )).all()
     by_line: dict[int, list[str]] = {}
@@ -331,12 +397,6 @@ def _match_contacts(conn: Connection, run_id: int) -> int:
                   " not merged")
             for line, labels in by_line.items()
         ])
-    conn.execute(text(
-        f"UPDATE {STAGE} SET contact_id = m.contact_id"
-        f" FROM (SELECT line_no, MIN(contact_id) AS contact_id FROM {STAGE_MATCH} GROUP BY line_no"
-        f"       HAVING COUNT(*) = 1) AS m"
-        f" WHERE m.line_no = {STAGE}.line_no AND {STAGE}.state = 'ok'"
-    ))
     return len(by_line)
 
 
@@ -357,12 +417,14 @@ def _warn_unknown_salespeople(conn: Connection, run_id: int) -> int:
 
 
 def _resolve_segments(conn: Connection, run_id: int) -> int:
-    conn.execute(text(
-        f"UPDATE {STAGE_SEG} SET segment_id = g.id FROM segmail_segments g WHERE g.name_key = {STAGE_SEG}.name_key"
-    ))
+    _create_as(conn, SEG_RESOLVED,
+               f"SELECT ss.line_no, g.id AS segment_id FROM {STAGE_SEG} ss"
+               f" JOIN segmail_segments g ON g.name_key = ss.name_key")
+    conn.exec_driver_sql(f"CREATE INDEX ix_seg_resolved ON {SEG_RESOLVED} (line_no, segment_id)")
     rows = conn.execute(text(
         f"SELECT ss.line_no, ss.name FROM {STAGE_SEG} ss JOIN {STAGE} s ON s.line_no = ss.line_no"
-        f" WHERE s.state = 'ok' AND ss.segment_id IS NULL ORDER BY ss.line_no"
+        f" WHERE s.state = 'ok' AND NOT EXISTS (SELECT 1 FROM segmail_segments g WHERE g.name_key = ss.name_key)"
+        f" ORDER BY ss.line_no"
     )).all()
     _store_issues(conn, run_id, [
         Issue(line, "Segments", name, "warning",
@@ -372,36 +434,38 @@ def _resolve_segments(conn: Connection, run_id: int) -> int:
     return len(rows)
 
 
-def _flag_segment_changes(conn: Connection, mode: str) -> None:
-    adds = (
-        f"EXISTS (SELECT 1 FROM {STAGE_SEG} ss WHERE ss.line_no = {STAGE}.line_no AND ss.segment_id IS NOT NULL"
-        f" AND NOT EXISTS (SELECT 1 FROM segmail_memberships m"
-        f"  WHERE m.contact_id = {STAGE}.contact_id AND m.segment_id = ss.segment_id))"
-    )
-    removes = (
-        f"EXISTS (SELECT 1 FROM segmail_memberships m WHERE m.contact_id = {STAGE}.contact_id"
-        f" AND NOT EXISTS (SELECT 1 FROM {STAGE_SEG} ss WHERE ss.line_no = {STAGE}.line_no"
-        f"  AND ss.segment_id = m.segment_id))"
-    )
-    condition = adds if mode == "merge" else f"({adds} OR {removes})"
-    conn.execute(text(f"UPDATE {STAGE} SET seg_changed = 1 WHERE state = 'ok' AND is_new = 0 AND {condition}"))
-
-
 _OVERWRITE = (
     "external_id", "email", "email_key", "country_code", "mobile_e164", "first_name", "last_name",
     "account_number", "organization", "language", "salesperson_code",
 )
 
 
-def _flag_field_changes(conn: Connection) -> None:
-    differs = " OR ".join(
-        f"({STAGE}.{c} IS NOT NULL AND {STAGE}.{c} IS DISTINCT FROM c.{c})" for c in _OVERWRITE
+def _resolve_rows(conn: Connection, *, base: int, mode: str | None) -> None:
+    """RESOLVED(line_no, contact_id, is_new, changed, seg_changed) for every row that lands."""
+    differs = " OR ".join(f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM c.{c})" for c in _OVERWRITE)
+    adds = (
+        f"EXISTS (SELECT 1 FROM {SEG_RESOLVED} sr WHERE sr.line_no = s.line_no AND NOT EXISTS"
+        f" (SELECT 1 FROM segmail_memberships mm WHERE mm.contact_id = c.id AND mm.segment_id = sr.segment_id))"
     )
-    conn.execute(text(
-        f"UPDATE {STAGE} SET changed = 1 FROM segmail_contacts c"
-        f" WHERE c.id = {STAGE}.contact_id AND {STAGE}.state = 'ok' AND {STAGE}.is_new = 0"
-        f" AND ({differs} OR ({STAGE}.opt_out = 1 AND NOT c.email_opt_out))"
-    ))
+    removes = (
+        f"EXISTS (SELECT 1 FROM segmail_memberships mm WHERE mm.contact_id = c.id AND NOT EXISTS"
+        f" (SELECT 1 FROM {SEG_RESOLVED} sr WHERE sr.line_no = s.line_no AND sr.segment_id = mm.segment_id))"
+    )
+    seg_changed = {None: "1 = 0", "merge": adds, "replace": f"{adds} OR {removes}"}[mode]
+    _create_as(conn, RESOLVED,
+               f"SELECT s.line_no, COALESCE(c.id, :base + s.line_no) AS contact_id,"
+               f" CASE WHEN c.id IS NULL THEN 1 ELSE 0 END AS is_new,"
+               f" CASE WHEN c.id IS NOT NULL AND ({differs} OR (s.opt_out = 1 AND NOT c.email_opt_out))"
+               f"  THEN 1 ELSE 0 END AS changed,"
+               f" CASE WHEN c.id IS NOT NULL AND ({seg_changed}) THEN 1 ELSE 0 END AS seg_changed"
+               f" FROM {STAGE} s"
+               f" LEFT JOIN (SELECT line_no, MIN(contact_id) AS contact_id FROM {STAGE_MATCH} GROUP BY line_no) m"
+               f"  ON m.line_no = s.line_no"
+               f" LEFT JOIN segmail_contacts c ON c.id = m.contact_id"
+               f" WHERE s.state = 'ok'",
+               {"base": base})
+    conn.exec_driver_sql(f"CREATE UNIQUE INDEX ix_resolved_line ON {RESOLVED} (line_no)")
+    conn.exec_driver_sql(f"CREATE INDEX ix_resolved_contact ON {RESOLVED} (contact_id)")
 
 
 def _update_contacts(conn: Connection, params: dict) -> None:
@@ -416,19 +480,20 @@ def _update_contacts(conn: Connection, params: dict) -> None:
         f"   ELSE {target}.email_opt_out_source END,"
         f" email_opt_out = CASE WHEN s.opt_out = 1 THEN TRUE ELSE {target}.email_opt_out END,"
         f" updated_at = :now, last_import_id = :run"
-        f" FROM {STAGE} s WHERE s.contact_id = {target}.id AND s.state = 'ok' AND s.is_new = 0"
-        f" AND (s.changed = 1 OR s.seg_changed = 1)"
+        f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no"
+        f" WHERE r.contact_id = {target}.id AND r.is_new = 0 AND (r.changed = 1 OR r.seg_changed = 1)"
     ), params)
 
 
 def _insert_contacts(conn: Connection, params: dict) -> None:
     columns = ", ".join(_OVERWRITE)
+    staged = ", ".join(f"s.{c}" for c in _OVERWRITE)
     conn.execute(text(
         f"INSERT INTO segmail_contacts (id, {columns}, email_opt_out, email_opt_out_at, email_opt_out_source,"
         f" created_at, updated_at, last_import_id)"
-        f" SELECT contact_id, {columns}, opt_out = 1, CASE WHEN opt_out = 1 THEN :now END,"
-        f" CASE WHEN opt_out = 1 THEN :source END, :now, :now, :run"
-        f" FROM {STAGE} WHERE state = 'ok' AND is_new = 1"
+        f" SELECT r.contact_id, {staged}, s.opt_out = 1, CASE WHEN s.opt_out = 1 THEN :now END,"
+        f" CASE WHEN s.opt_out = 1 THEN :source END, :now, :now, :run"
+        f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no WHERE r.is_new = 1"
     ), params)
 
 
@@ -436,14 +501,14 @@ def _apply_memberships(conn: Connection, mode: str) -> None:
     if mode == "replace":
         conn.execute(text(
             f"DELETE FROM segmail_memberships WHERE contact_id IN"
-            f" (SELECT contact_id FROM {STAGE} WHERE state = 'ok' AND seg_changed = 1)"
-            f" AND NOT EXISTS (SELECT 1 FROM {STAGE} s JOIN {STAGE_SEG} ss ON ss.line_no = s.line_no"
-            f"  WHERE s.contact_id = segmail_memberships.contact_id"
-            f"  AND ss.segment_id = segmail_memberships.segment_id AND s.state = 'ok')"
+            f" (SELECT contact_id FROM {RESOLVED} WHERE seg_changed = 1)"
+            f" AND NOT EXISTS (SELECT 1 FROM {RESOLVED} r JOIN {SEG_RESOLVED} sr ON sr.line_no = r.line_no"
+            f"  WHERE r.contact_id = segmail_memberships.contact_id"
+            f"  AND sr.segment_id = segmail_memberships.segment_id)"
         ))
     conn.execute(text(
         f"INSERT INTO segmail_memberships (contact_id, segment_id)"
-        f" SELECT DISTINCT s.contact_id, ss.segment_id FROM {STAGE} s JOIN {STAGE_SEG} ss ON ss.line_no = s.line_no"
-        f" WHERE s.state = 'ok' AND ss.segment_id IS NOT NULL AND NOT EXISTS"
-        f" (SELECT 1 FROM segmail_memberships m WHERE m.contact_id = s.contact_id AND m.segment_id = ss.segment_id)"
+        f" SELECT r.contact_id, sr.segment_id FROM {RESOLVED} r JOIN {SEG_RESOLVED} sr ON sr.line_no = r.line_no"
+        f" WHERE r.is_new = 1 OR (r.seg_changed = 1 AND NOT EXISTS (SELECT 1 FROM segmail_memberships m"
+        f"  WHERE m.contact_id = r.contact_id AND m.segment_id = sr.segment_id))"
     ))

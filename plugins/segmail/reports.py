@@ -24,7 +24,12 @@ def spreadsheet_safe(value: object) -> str:
 
 def unescape_cells(column):  # noqa: ANN001, ANN201 - a pandas Series of str
     """The inverse of spreadsheet_safe for a whole column, so exported files import back unchanged."""
-    return column.str.replace(_ESCAPED, "", regex=True)
+    escaped = column.str.startswith("'")
+    if not escaped.any():
+        return column
+    column = column.copy()
+    column[escaped] = column[escaped].str.replace(_ESCAPED, "", regex=True)
+    return column
 
 
 def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = None):

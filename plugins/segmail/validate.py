@@ -105,6 +105,12 @@ def normalize_language(value: str) -> str | None:
     return "-".join(out)
 
 
+@cache
+def _cached_language(value: str) -> str | None:
+    """Few distinct values per file: normalise each once."""
+    return normalize_language(value) if value else ""
+
+
 def check_email(value: str) -> tuple[str | None, str | None]:
     """(normalised address, None) or (None, reason)."""
     from email_validator import EmailNotValidError, validate_email
@@ -182,35 +188,36 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
 
     # E-mail: the fast pattern settles most addresses; email-validator decides (and explains) the rest.
     raw_email = column("email")
-    email = raw_email.copy()
+    emails = raw_email.tolist()
     has_email = raw_email != ""
     fast = raw_email.str.fullmatch(_FAST_EMAIL).fillna(False).astype(bool)
     if fast.any():
         tld = raw_email[fast].str.rsplit(".", n=1).str[-1].str.lower()
         fast[fast] = ~tld.isin(_special_use_tlds())
     for pos in np.flatnonzero((has_email & ~fast).to_numpy()):
-        normalized, reason = check_email(raw_email.iat[pos])
+        normalized, reason = check_email(emails[pos])
         if reason:
-            issues.append(Issue(int(lines[pos]), "Email", raw_email.iat[pos], "error", f"invalid e-mail address: {reason}"))
+            issues.append(Issue(int(lines[pos]), "Email", emails[pos], "error", f"invalid e-mail address: {reason}"))
             bad[pos] = True
         else:
-            email.iat[pos] = normalized
-    email_key = email.str.lower()
+            emails[pos] = normalized
+    email_keys = [e.lower() for e in emails]
 
     # Mobile: E.164 in the row's country.
     raw_mobile = column("mobile")
-    mobile = pd.Series([""] * n, dtype=object)
+    mobiles = [""] * n
+    countries = country.tolist()
     for pos in np.flatnonzero(((raw_mobile != "") & country_ok).to_numpy()):
-        e164, reason = check_mobile(raw_mobile.iat[pos], country.iat[pos])
+        e164, reason = check_mobile(raw_mobile.iat[pos], countries[pos])
         if reason:
             issues.append(Issue(int(lines[pos]), "Mobile Number", raw_mobile.iat[pos], "error", reason))
             bad[pos] = True
         else:
-            mobile.iat[pos] = e164
+            mobiles[pos] = e164
     flag(~has_email & (raw_mobile == ""), "email", "either Email or Mobile Number is required")
 
     # Optional fields that only warn: the rest of the row still lands.
-    language = column("language").map(lambda v: normalize_language(v) if v else "")
+    language = column("language").map(_cached_language)
     flag((column("language") != "") & language.isna(), "language",
          lambda v: f"{v!r} is not a language code such as de, en-US or fr-CA; language left unchanged",
          severity="warning")
@@ -225,10 +232,10 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
     out = {
         "line_no": lines,
         "external_id": column("external_id"),
-        "email": email,
-        "email_key": email_key,
+        "email": emails,
+        "email_key": email_keys,
         "country_code": country,
-        "mobile_e164": mobile,
+        "mobile_e164": mobiles,
         "first_name": column("first_name"),
         "last_name": column("last_name"),
         "account_number": column("account_number"),
