@@ -38,6 +38,8 @@ PG_CANDIDATES = (
     "postgresql+psycopg://root@127.0.0.1:5432/postgres",
 )
 SEGMAIL_TABLES = (
+    "segmail_activity_log", "segmail_deliveries", "segmail_delivery_batches", "segmail_mailing_runs",
+    "segmail_test_mails",
     "segmail_import_issues", "segmail_import_runs", "segmail_memberships", "segmail_contacts",
     "segmail_segments", "segmail_salespeople",
 )

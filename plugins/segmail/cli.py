@@ -108,6 +108,51 @@ def cmd_imports(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mailings(args: argparse.Namespace) -> int:
+    from segmail.mailings import load_mailings
+
+    mailings, load_errors = load_mailings()
+    problems = list(load_errors.values())  # each names its file and field
+    if args.action == "list":
+        rows = [{"slug": m.slug, "dag_id": m.dag_id, "name": m.name, "schedule": m.schedule or "manual",
+                 "languages": ", ".join(m.variants), "audience": "; ".join(m.audience.segments)}
+                for m in mailings.values()]
+        print(_table(rows, ("slug", "dag_id", "name", "schedule", "languages", "audience")))
+    else:
+        from segmail.validation import validate_mailing
+
+        for mailing in mailings.values():
+            found = validate_mailing(mailing)
+            problems += found
+            if not found:
+                print(f"ok: {mailing.slug} ({', '.join(mailing.variants)})")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from segmail import status
+
+    if args.tests:
+        rows = status.test_mail_log(limit=args.limit)
+        columns = ("id", "mailing", "language", "recipient", "status", "subject", "sent_at")
+    elif args.run is not None:
+        rows = status.run_deliveries(args.run, failed_only=args.failed)
+        columns = ("id", "external_id", "email", "language", "status", "reason", "smtp_code", "smtp_response")
+    else:
+        rows = status.mailing_runs(mailing=args.mailing, limit=args.limit)
+        columns = ("run", "mailing", "status", "sent", "failed", "skipped", "pending", "languages", "created_at")
+        for row in rows:
+            row["languages"] = " ".join(
+                f"{lang}:{counts.get('sent', 0)}/{sum(counts.values())}" for lang, counts in row["by_language"].items())
+    if args.format == "json":
+        print(json.dumps(rows, default=str, indent=2))
+    else:
+        print(_table([{c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows], columns))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segmail", description="Scheduled segment mailings on Airflow.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("key")
         p.add_argument("--source", default="cli")
         p.set_defaults(func=cmd_contacts)
+    mail = sub.add_parser("mailings", help="mailing definitions").add_subparsers(dest="action", required=True)
+    mail.add_parser("list").set_defaults(func=cmd_mailings)
+    mail.add_parser("validate", help="render every variant with strict variables, check attachments"
+                    ).set_defaults(func=cmd_mailings)
+
+    st = sub.add_parser("status", help="mailing runs and their mails")
+    st.add_argument("mailing", nargs="?")
+    st.add_argument("--run", type=int, help="list the mails of this run")
+    st.add_argument("--failed", action="store_true", help="with --run: only failed mails")
+    st.add_argument("--tests", action="store_true", help="the test mails sent")
+    st.add_argument("--limit", type=int, default=20)
+    st.add_argument("--format", choices=("table", "json"), default="table")
+    st.set_defaults(func=cmd_status)
     return parser
 
 

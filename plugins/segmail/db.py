@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from functools import cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from segmail.config import database_url
@@ -26,7 +26,6 @@ def make_engine(url: str | None = None) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
-            cur.execute("PRAGMA temp_store=MEMORY")
             cur.execute("PRAGMA cache_size=-64000")
             cur.close()
 
@@ -56,3 +55,17 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def bulk_insert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Many rows in one round: COPY on PostgreSQL, executemany on SQLite. Names are ours, never input."""
+    if not rows:
+        return
+    if is_postgres(conn.engine):
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)

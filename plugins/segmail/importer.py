@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 
 from segmail.csvfile import CsvLayout, iter_chunks, open_layout
-from segmail.db import default_engine, is_postgres
+from segmail.db import bulk_insert, default_engine, is_postgres
 from segmail.errors import FileRejected
 from segmail.reports import write_issue_report
 from segmail.validate import RECORD_FIELDS, Issue, ValidatedChunk, validate_chunk
@@ -158,22 +158,9 @@ def _create_as(conn: Connection, table: str, select_sql: str, params: dict | Non
     conn.execute(text(f"CREATE TEMPORARY TABLE {table}{suffix} AS {select_sql}"), params or {})
 
 
-def _load(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    if not rows:
-        return
-    if is_postgres(conn.engine):
-        cursor = conn.connection.dbapi_connection.cursor()
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
-
 def _store_issues(conn: Connection, run_id: int, issues: Iterable[Issue]) -> int:
     rows = [(run_id, i.line_no, i.column, i.value, i.severity, i.reason) for i in issues]
-    _load(conn, "segmail_import_issues", ("import_run_id", "line_no", "column_name", "value", "severity", "reason"),
+    bulk_insert(conn, "segmail_import_issues", ("import_run_id", "line_no", "column_name", "value", "severity", "reason"),
           rows)
     return len(rows)
 
@@ -254,8 +241,8 @@ def _apply(
     for rows, checked in _validated_chunks(path, layout, size=chunk_size, workers=import_workers()):
         result.rows += rows
         result.rejected += checked.rejected_rows
-        _load(conn, STAGE, RECORD_FIELDS, checked.records)
-        _load(conn, STAGE_SEG, ("line_no", "name_key", "name"), checked.segments)
+        bulk_insert(conn, STAGE, RECORD_FIELDS, checked.records)
+        bulk_insert(conn, STAGE_SEG, ("line_no", "name_key", "name"), checked.segments)
         warnings += sum(1 for i in checked.issues if i.severity == "warning")
         _store_issues(conn, run_id, checked.issues)
     if pg:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -128,3 +129,93 @@ class ImportIssue(Base):
     value: Mapped[str | None] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(10))  # error | duplicate | warning
     reason: Mapped[str] = mapped_column(Text)
+
+
+class MailingRun(Base):
+    """One run of a mailing; keyed by the Airflow DAG run so a cleared or retried run finds its own."""
+
+    __tablename__ = "segmail_mailing_runs"
+    __table_args__ = (UniqueConstraint("mailing", "dag_run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailing: Mapped[str] = mapped_column(String(100), index=True)
+    dag_run_id: Mapped[str] = mapped_column(String(250))
+    status: Mapped[str] = mapped_column(String(20))  # frozen | sending | succeeded | failed
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    options: Mapped[str | None] = mapped_column(Text)  # JSON: languages, max recipients, excluded counts
+    totals: Mapped[str | None] = mapped_column(Text)  # JSON: counts per status and language
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeliveryBatch(Base):
+    __tablename__ = "segmail_delivery_batches"
+    __table_args__ = (UniqueConstraint("mailing_run_id", "batch_no"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailing_run_id: Mapped[int] = mapped_column(ForeignKey("segmail_mailing_runs.id", ondelete="CASCADE"))
+    batch_no: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str] = mapped_column(String(35))
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class Delivery(Base):
+    """One mail of a run: unique per (run, contact), so a run can never mail a contact twice."""
+
+    __tablename__ = "segmail_deliveries"
+    __table_args__ = (
+        UniqueConstraint("mailing_run_id", "contact_id"),
+        Index("ix_segmail_deliveries_batch_status", "batch_id", "status"),
+        Index("ix_segmail_deliveries_run_status", "mailing_run_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailing_run_id: Mapped[int] = mapped_column(ForeignKey("segmail_mailing_runs.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(Integer, index=True)
+    segment_id: Mapped[int | None] = mapped_column(Integer)  # the audience segment the contact came through
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("segmail_delivery_batches.id", ondelete="SET NULL"))
+    email: Mapped[str | None] = mapped_column(String(320))
+    language: Mapped[str | None] = mapped_column(String(35))
+    status: Mapped[str] = mapped_column(String(10))  # pending | sent | failed | skipped
+    reason: Mapped[str | None] = mapped_column(Text)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    smtp_response: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(250))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ActivityLog(Base):
+    """What colleagues see on a contact: who got which mail, when, from whom."""
+
+    __tablename__ = "segmail_activity_log"
+    __table_args__ = (UniqueConstraint("mailing_run_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Integer, index=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(20))  # mailing
+    mailing: Mapped[str] = mapped_column(String(100))
+    mailing_run_id: Mapped[int] = mapped_column(ForeignKey("segmail_mailing_runs.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(35))
+    salesperson_code: Mapped[str | None] = mapped_column(String(50))
+    message_id: Mapped[str | None] = mapped_column(String(250))
+
+
+class SentTestMail(Base):
+    """Test sends, kept apart from contacts' deliveries and activity."""
+
+    __tablename__ = "segmail_test_mails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailing: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(35))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(250))
+    status: Mapped[str] = mapped_column(String(10))
+    error: Mapped[str | None] = mapped_column(Text)
+    dag_run_id: Mapped[str | None] = mapped_column(String(250))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -103,11 +103,11 @@ def test_cli_on_a_database_that_is_not_set_up(tmp_path, monkeypatch, capsys):
 
 
 def test_migrations_go_down_and_up_again(engine):
-    assert migrate.current_revision(engine) == "0001"
+    assert migrate.current_revision(engine) == "0002"
     migrate.downgrade(engine, "base")
     assert migrate.current_revision(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == "0001"
+    assert migrate.current_revision(engine) == "0002"
     assert count(engine, "segmail_contacts") == 0
 
 
