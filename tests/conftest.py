@@ -150,3 +150,42 @@ def write_csv(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture
+def smtp_sink(monkeypatch, tmp_path):
+    """A real SMTP server in the test process; `smtp_default` points at it."""
+    from segmail.smtpsink import SmtpSink
+
+    with SmtpSink(store_dir=tmp_path / "outbox") as sink:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.connection_uri)
+        yield sink
+
+
+AUDIENCE_CSV = (
+    "External ID,Country Code,First Name,Last Name,Email,Mobile Number,Language,Segments,Salesperson,Email Opt Out\n"
+    "E1,AT,Anna,Müller,anna@example.com,,de-AT,Newsletter,MB,\n"
+    "E2,CA,Chloé,Tremblay,chloe@example.ca,,fr-CA,Newsletter,,\n"
+    "E3,IT,Giulia,Rossi,giulia@example.it,,it,Newsletter,,\n"
+    'E4,US,Bob,"Smith\nBcc: evil@attacker.example",bob@example.com,,en-US,Newsletter,,\n'
+    "E5,DE,Otto,Optout,otto@example.de,,de,Newsletter,,yes\n"
+    "E6,DE,Nora,Nomail,,0151 23456789,de,Newsletter,,\n"
+    "E7,AT,Andreas,Müller,ANNA@example.com,,de,Newsletter,,\n"
+    "E8,DE,Xaver,Outside,xaver@example.de,,de,VIP,,\n"
+)
+
+
+@pytest.fixture
+def newsletter_audience(engine, tmp_path):
+    """Salespeople, segments and 8 contacts covering languages, skips and a header-injection attempt."""
+    from segmail import admin
+    from segmail.importer import import_file
+
+    admin.add_salesperson(code="MB", name="Maria Berger", email="maria.berger@example.com", engine=engine)
+    admin.create_segment(name="Newsletter", salesperson="MB", engine=engine)
+    admin.create_segment(name="VIP", engine=engine)
+    path = tmp_path / "audience.csv"
+    path.write_text(AUDIENCE_CSV, encoding="utf-8")
+    result = import_file(path, engine=engine)
+    assert result.created == 8, result
+    return engine

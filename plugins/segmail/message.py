@@ -42,6 +42,12 @@ def address_header(name: str, address: str) -> str:
     return formataddr((_CONTROL.sub(" ", name).strip(), address), charset="utf-8")
 
 
+def address_field(value: str) -> str:
+    """'Name <addr>' from configuration as a header value: the name encoded, the address left readable."""
+    name, address = parseaddr(_CONTROL.sub(" ", value))
+    return address_header(name, address) if address else header_value(value)
+
+
 def _b64(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", CRLF)
 
@@ -75,9 +81,9 @@ class MessageFactory:
         token = secrets.token_hex(8)
         self.mixed = f"==segmail_mixed_{token}"
         self.alternative = f"==segmail_alt_{token}"
-        static = [f"From: {header_value(variant.from_addr, name='From')}", "MIME-Version: 1.0"]
+        static = [f"From: {address_field(variant.from_addr)}", "MIME-Version: 1.0"]
         if variant.reply_to:
-            static.append(f"Reply-To: {header_value(variant.reply_to, name='Reply-To')}")
+            static.append(f"Reply-To: {address_field(variant.reply_to)}")
         if list_unsubscribe:
             static.append(f"List-Unsubscribe: {header_value(list_unsubscribe, name='List-Unsubscribe')}")
             if "https://" in list_unsubscribe:

@@ -62,7 +62,7 @@ class SinkHandler:
             if drop:
                 self.drop_at_data = None
         if drop:
-            session.transport.close()  # the client sees the connection drop before any reply
+            server.transport.close()  # the client sees the connection drop before any reply
             return "421 closing"
         received = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
         with self.lock:

@@ -1,0 +1,192 @@
+"""Sending through a real SMTP server in the test process: what arrives, and what is recorded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from segmail import sending
+from segmail.mailings import get_mailing
+from segmail.sending import SmtpHookTransport, TransientSendError
+
+ATTACHMENT = Path(__file__).resolve().parents[2] / "include" / "attachments" / "preisliste-fruehjahr.pdf"
+
+
+def deliveries(engine, run_id: int) -> dict[str, dict]:
+    """external ID -> delivery row."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT c.external_id, d.* FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
+            " WHERE d.mailing_run_id = :r"), {"r": run_id}).all()
+    return {r.external_id: dict(r._mapping) for r in rows}
+
+
+def run_mailing(engine, mailing, *, dag_run_id="run-1", final_try=False, **freeze):
+    run_id = sending.freeze_audience(mailing, dag_run_id=dag_run_id, engine=engine, **freeze)
+    results = []
+    for batch in sending.plan_batches(run_id, batch_size=mailing.batch_size, engine=engine):
+        results.append(sending.send_batch(batch["batch_id"], mailing=mailing, engine=engine, final_try=final_try,
+                                          transport=SmtpHookTransport(mailing.smtp_conn_id)))
+    return run_id, results
+
+
+def by_recipient(sink) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for message in sink.messages:
+        for rcpt in message.recipients:
+            out.setdefault(rcpt, []).append(message.parsed())
+    return out
+
+
+def test_newsletter_languages_headers_parts_attachments_and_skips(newsletter_audience, smtp_sink):
+    engine = newsletter_audience
+    mailing = get_mailing("newsletter")
+    run_id, results = run_mailing(engine, mailing)
+    received = by_recipient(smtp_sink)
+    assert sorted(received) == ["anna@example.com", "bob@example.com", "chloe@example.ca", "giulia@example.it"]
+    assert all(len(mails) == 1 for mails in received.values())
+
+    anna = received["anna@example.com"][0]
+    assert anna["Subject"] == "Anna, Ihr Newsletter: Frühjahrs-Check & neue Modelle"  # de-AT -> de
+    assert anna["From"] == "Autohaus Demo – Service <newsletter@autohaus-demo.example>"  # variant's sender
+    assert received["chloe@example.ca"][0]["Subject"].startswith("Chloé, votre lettre")  # fr-CA -> fr
+    assert "your newsletter" in received["giulia@example.it"][0]["Subject"]  # it -> default en
+    assert anna["Reply-To"] == "service@autohaus-demo.example"
+    assert anna["List-Unsubscribe"].startswith("<mailto:unsubscribe@")
+    assert anna["Date"] is not None
+    html = anna.get_body(("html",)).get_content()
+    plain = anna.get_body(("plain",)).get_content()
+    assert "Guten Tag Anna Müller" in html and "Maria Berger" in html
+    assert "Guten Tag Anna Müller" in plain and "<h2>" not in plain
+    (attachment,) = list(anna.iter_attachments())
+    assert attachment.get_filename() == "preisliste-fruehjahr.pdf"
+    assert attachment.get_content() == ATTACHMENT.read_bytes()  # byte-identical
+
+    bob = received["bob@example.com"][0]
+    assert bob["Bcc"] is None  # the CR/LF in his last name did not become a header
+    assert parseaddr(bob["To"])[1] == "bob@example.com"
+    assert "Smith" in bob["To"]
+    assert smtp_sink.messages[0].recipients == [parseaddr(smtp_sink.messages[0].parsed()["To"])[1]]
+
+    rows = deliveries(engine, run_id)
+    assert "E8" not in rows  # not in the audience
+    assert {k: (r["status"], r["reason"]) for k, r in rows.items() if r["status"] == "skipped"} == {
+        "E5": ("skipped", "opted out"),
+        "E6": ("skipped", "no e-mail address"),
+        "E7": ("skipped", "duplicate address: another contact of this run gets the mail at this address"),
+    }
+    sent = {k: r for k, r in rows.items() if r["status"] == "sent"}
+    assert sorted(sent) == ["E1", "E2", "E3", "E4"]
+    message_ids = {r["message_id"] for r in sent.values()}
+    assert len(message_ids) == 4
+    assert anna["Message-ID"] == rows["E1"]["message_id"] == f"<segmail.{run_id}.{rows['E1']['contact_id']}@autohaus-demo.example>"
+    assert all(r["smtp_code"] == 250 and r["smtp_response"].startswith("2.0.0 Ok") for r in sent.values())
+    with engine.connect() as conn:
+        activity = conn.execute(text(
+            "SELECT c.external_id, a.language, a.subject, a.salesperson_code, a.message_id FROM segmail_activity_log a"
+            " JOIN segmail_contacts c ON c.id = a.contact_id ORDER BY c.external_id")).all()
+    assert [(a.external_id, a.language) for a in activity] == [("E1", "de"), ("E2", "fr"), ("E3", "en"), ("E4", "en")]
+    assert activity[0].salesperson_code == "MB" and activity[0].message_id == rows["E1"]["message_id"]
+    totals = sending.summarize_run(run_id, mailing=mailing, engine=engine)
+    assert (totals["sent"], totals["skipped"], totals["failed"]) == (4, 3, 0)
+    assert totals["by_language"]["de"] == {"sent": 1, "skipped": 3}
+
+
+def test_a_permanent_rejection_fails_that_mail_with_the_servers_reply(newsletter_audience, smtp_sink):
+    smtp_sink.handler.refuse["chloe@example.ca"] = "550 5.1.1 <chloe@example.ca>: Recipient address rejected"
+    run_id, _ = run_mailing(newsletter_audience, get_mailing("newsletter"))
+    rows = deliveries(newsletter_audience, run_id)
+    assert (rows["E2"]["status"], rows["E2"]["smtp_code"]) == ("failed", 550)
+    assert "Recipient address rejected" in rows["E2"]["smtp_response"]
+    assert sorted(r for r, row in rows.items() if row["status"] == "sent") == ["E1", "E3", "E4"]
+    with pytest.raises(sending.FailureThresholdExceeded, match="1 of 4 mails failed"):
+        sending.summarize_run(run_id, mailing=get_mailing("newsletter"), engine=newsletter_audience)
+
+
+def test_a_dropped_connection_mid_batch_then_a_retry_delivers_each_mail_exactly_once(newsletter_audience, smtp_sink):
+    engine = newsletter_audience
+    mailing = get_mailing("newsletter").model_copy(update={"batch_size": 10})
+    run_id = sending.freeze_audience(mailing, dag_run_id="drop", engine=engine)
+    batches = sending.plan_batches(run_id, batch_size=10, engine=engine)
+    assert [b["label"] for b in batches] == ["de #1", "en #2", "fr #3"]
+    en = next(b for b in batches if b["label"].startswith("en"))  # Giulia and Bob
+    smtp_sink.handler.drop_at_data = 2  # the second mail of the batch meets a dropped connection
+    with pytest.raises(TransientSendError, match="1 mail\\(s\\) left pending"):
+        sending.send_batch(en["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default"))
+    first_try = {k: r["status"] for k, r in deliveries(engine, run_id).items() if k in ("E3", "E4")}
+    assert sorted(first_try.values()) == ["pending", "sent"]
+    # The retry (and any further one) sends only what is still pending.
+    for _ in range(2):
+        sending.send_batch(en["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default"))
+    received = by_recipient(smtp_sink)
+    assert len(received["giulia@example.it"]) == 1 and len(received["bob@example.com"]) == 1
+    rows = deliveries(engine, run_id)
+    assert rows["E3"]["status"] == rows["E4"]["status"] == "sent"
+
+
+def test_transient_refusals_stay_pending_and_fail_when_retries_are_exhausted(newsletter_audience, smtp_sink):
+    engine = newsletter_audience
+    mailing = get_mailing("newsletter")
+    smtp_sink.handler.refuse["giulia@example.it"] = "451 4.7.1 Greylisted, try again later"
+    smtp_sink.handler.refuse_times["giulia@example.it"] = 1
+    smtp_sink.handler.refuse["bob@example.com"] = "452 4.2.2 Mailbox full"
+    run_id = sending.freeze_audience(mailing, dag_run_id="transient", engine=engine)
+    (en,) = [b for b in sending.plan_batches(run_id, batch_size=500, engine=engine) if b["label"].startswith("en")]
+    send = lambda final: sending.send_batch(  # noqa: E731
+        en["batch_id"], mailing=mailing, engine=engine, final_try=final, transport=SmtpHookTransport("smtp_default"))
+    with pytest.raises(TransientSendError):
+        send(False)
+    with pytest.raises(TransientSendError):
+        send(False)  # greylisting passed: Giulia is sent now, Bob still refused
+    result = send(True)
+    assert (result.failed, result.pending) == (1, 0)
+    rows = deliveries(engine, run_id)
+    assert rows["E3"]["status"] == "sent" and rows["E3"]["attempts"] == 1
+    assert rows["E4"]["status"] == "failed"
+    assert rows["E4"]["reason"] == "retries exhausted: 452 4.2.2 Mailbox full"
+    assert len(by_recipient(smtp_sink)["giulia@example.it"]) == 1
+
+
+def test_freezing_again_returns_the_same_run_and_a_rerun_sends_nothing_twice(newsletter_audience, smtp_sink):
+    engine = newsletter_audience
+    mailing = get_mailing("newsletter")
+    run_id, _ = run_mailing(engine, mailing, dag_run_id="same")
+    assert len(smtp_sink.messages) == 4
+    # New contact after the start: the frozen audience does not grow; a cleared run sends nothing again.
+    from segmail.importer import import_file
+
+    late = Path(smtp_sink.handler.store_dir).parent / "late.csv"
+    late.write_text("Country Code,First Name,Last Name,Email,Segments\nDE,Late,Comer,late@example.de,Newsletter\n")
+    import_file(late, engine=engine)
+    again, _ = run_mailing(engine, mailing, dag_run_id="same")
+    assert again == run_id
+    assert len(smtp_sink.messages) == 4
+    assert len(deliveries(engine, run_id)) == 7
+
+
+def test_dry_run_renders_and_sends_nothing(newsletter_audience, smtp_sink):
+    run_id, _ = run_mailing(newsletter_audience, get_mailing("newsletter"), dry_run=True)
+    assert smtp_sink.messages == []
+    statuses = {r["reason"] for r in deliveries(newsletter_audience, run_id).values() if r["reason"]}
+    assert "dry run: rendered, not sent" in statuses
+
+
+def test_language_filter_and_recipient_cap(newsletter_audience, smtp_sink):
+    run_id, _ = run_mailing(newsletter_audience, get_mailing("newsletter"), languages=["en", "fr"],
+                            max_recipients=2)
+    assert len(smtp_sink.messages) == 2
+    rows = deliveries(newsletter_audience, run_id)
+    assert {r["language"] for r in rows.values()} <= {"en", "fr"}
+
+
+def test_rate_limit_paces_the_batch(newsletter_audience, smtp_sink):
+    mailing = get_mailing("newsletter").model_copy(update={"rate_limit_per_second": 10})
+    start = datetime.now(UTC)
+    run_mailing(newsletter_audience, mailing)
+    # 4 mails in 3 batches at 10/s per connection: the second mail of the en batch waits >= 0.1 s.
+    assert (datetime.now(UTC) - start).total_seconds() >= 0.1
+    assert len(smtp_sink.messages) == 4
