@@ -62,7 +62,7 @@ class Mailing(BaseModel):
     @field_validator("variants")
     @classmethod
     def _language_codes(cls, variants: dict[str, Variant]) -> dict[str, Variant]:
-        from segmail.validate import normalize_language
+        from segmail.language import normalize_language
 
         out = {}
         for code, variant in variants.items():
@@ -74,7 +74,7 @@ class Mailing(BaseModel):
 
     @model_validator(mode="after")
     def _default_language_has_a_variant(self) -> Mailing:
-        from segmail.validate import normalize_language
+        from segmail.language import normalize_language
 
         self.default_language = normalize_language(self.default_language) or self.default_language
         if self.default_language not in self.variants:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from segmail.csvfile import DISPLAY_NAMES, RawChunk
+from segmail.language import normalize_language
 from segmail.reports import unescape_cells
 
 # Column order of the staging table (see importer.STAGE_COLUMNS).
@@ -52,7 +53,6 @@ _FAST_EMAIL = (
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 )
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _DIAL_CODE = re.compile(r"^(?:\+|00)?\s*\d")
 
 
@@ -86,23 +86,6 @@ class ValidatedChunk:
     segments: list[tuple[int, str, str]]  # (line_no, name_key, name as written)
     issues: list[Issue] = field(default_factory=list)
     rejected_rows: int = 0
-
-
-def normalize_language(value: str) -> str | None:
-    """BCP 47 casing (`de-AT`, `zh-Hant-TW`), or None when the value is not a language tag."""
-    value = value.replace("_", "-")
-    if not _LANGUAGE.match(value):
-        return None
-    parts = value.split("-")
-    out = [parts[0].lower()]
-    for part in parts[1:]:
-        if len(part) == 2 and part.isalpha():
-            out.append(part.upper())
-        elif len(part) == 4 and part.isalpha():
-            out.append(part.title())
-        else:
-            out.append(part.lower())
-    return "-".join(out)
 
 
 @cache

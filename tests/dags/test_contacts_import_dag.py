@@ -7,6 +7,7 @@ import shutil
 import pytest
 from segmail import admin
 from sqlalchemy import text
+from tests_support import get_dag, states
 
 GOOD = (
     "Country Code;Vorname;Nachname;E-Mail;Externe ID;Segmente\n"
@@ -14,19 +15,6 @@ GOOD = (
     "+1;Bad;Row;bad@example.com;E2;VIP\n"
     "AT;Bernd;Huber;bernd@example.com;E3;Nope\n"
 )
-
-
-def get_dag(dag_id: str):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag().get_dag(dag_id)
-
-
-def states(dag_run) -> dict[str, str]:
-    return {
-        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index}]"): ti.state
-        for ti in dag_run.get_task_instances()
-    }
 
 
 def asset_events() -> list[dict]:

@@ -7,11 +7,10 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-
 from segmail import sending
 from segmail.mailings import get_mailing
 from segmail.sending import SmtpHookTransport, TransientSendError
+from sqlalchemy import text
 
 ATTACHMENT = Path(__file__).resolve().parents[2] / "include" / "attachments" / "preisliste-fruehjahr.pdf"
 

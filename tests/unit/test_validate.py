@@ -6,13 +6,13 @@ import re
 
 import pytest
 from segmail.csvfile import RawChunk
+from segmail.language import normalize_language
 from segmail.reports import spreadsheet_safe
 from segmail.validate import (
     _FAST_EMAIL,
     RECORD_FIELDS,
     check_email,
     check_mobile,
-    normalize_language,
     split_segments,
     validate_chunk,
 )

@@ -1,0 +1,78 @@
+"""The mailing DAGs end to end with dag.test(): real SMTP server, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from tests_support import get_dag, states
+
+
+@pytest.fixture
+def smtp_pool(airflow_home):
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool("smtp", slots=4, description="segmail SMTP connections", include_deferred=False)
+
+
+def count(engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+
+
+@pytest.mark.airflow
+def test_newsletter_dag_sends_in_mapped_batches_and_summarizes(newsletter_audience, smtp_sink, smtp_pool):
+    engine = newsletter_audience
+    run = get_dag("mailing__newsletter").test(run_conf={"dry_run": False})
+    assert run.state == "success", states(run)
+    assert states(run) == {
+        "freeze_audience": "success", "plan_batches": "success", "send_batch[de #1]": "success",
+        "send_batch[en #2]": "success", "send_batch[fr #3]": "success", "summarize": "success",
+    }
+    assert sorted(r for m in smtp_sink.messages for r in m.recipients) == [
+        "anna@example.com", "bob@example.com", "chloe@example.ca", "giulia@example.it"]
+    assert count(engine, "segmail_activity_log") == 4
+    with engine.connect() as conn:
+        status, totals = conn.execute(text("SELECT status, totals FROM segmail_mailing_runs")).one()
+    assert status == "succeeded" and '"sent": 4' in totals
+
+
+@pytest.mark.airflow
+def test_newsletter_dag_goes_red_when_too_many_mails_fail(newsletter_audience, smtp_sink, smtp_pool):
+    for address in ("anna@example.com", "bob@example.com"):
+        smtp_sink.handler.refuse[address] = "550 5.7.1 Rejected by policy"
+    run = get_dag("mailing__newsletter").test()
+    assert run.state == "failed"
+    assert states(run)["summarize"] == "failed"
+    assert states(run)["send_batch[de #1]"] == "success"  # a 5xx is an outcome, not a task error
+
+
+@pytest.mark.airflow
+def test_test_mail_goes_to_the_segments_salesperson_and_touches_no_contact(newsletter_audience, smtp_sink):
+    engine = newsletter_audience
+    run = get_dag("mailing_test_mail").test(run_conf={"mailing": "newsletter", "language": "all",
+                                                      "contact": "E2"})
+    assert run.state == "success"
+    assert [m.recipients for m in smtp_sink.messages] == [["maria.berger@example.com"]] * 3
+    subjects = sorted(m.parsed()["Subject"] for m in smtp_sink.messages)
+    assert subjects == ["[TEST] Chloé, Ihr Newsletter: Frühjahrs-Check & neue Modelle",
+                        "[TEST] Chloé, votre lettre : contrôle de printemps et nouveautés",
+                        "[TEST] Chloé, your newsletter: spring check & new models"]
+    assert all(len(list(m.parsed().iter_attachments())) == 1 for m in smtp_sink.messages)
+    assert count(engine, "segmail_test_mails") == 3
+    assert count(engine, "segmail_deliveries") == 0 and count(engine, "segmail_activity_log") == 0
+
+
+@pytest.mark.airflow
+def test_test_mail_without_a_salesperson_fails_with_a_clear_reason(engine, smtp_sink):
+    from segmail import admin
+
+    admin.create_segment(name="Newsletter", engine=engine)
+    run = get_dag("mailing_test_mail").test(run_conf={"mailing": "newsletter", "language": "en"})
+    assert run.state == "failed"
+    assert smtp_sink.messages == []
+    from segmail.errors import SegmailError
+    from segmail.mailings import get_mailing
+    from segmail.testmail import responsible_salesperson
+
+    with pytest.raises(SegmailError, match="segment 'Newsletter' has no salesperson"):
+        responsible_salesperson(get_mailing("newsletter"), engine=engine)
