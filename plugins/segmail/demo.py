@@ -1,7 +1,8 @@
 """`make demo`: set up the embedded defaults and run the real DAGs on the sample data.
 
-SQLite under AIRFLOW_HOME for both Airflow and segmail; the sample contacts go through the
-`contacts_import` DAG with dag.test(), then the import report and segment counts are printed.
+SQLite under AIRFLOW_HOME for both Airflow and segmail, and a local SMTP server that keeps every
+mail as an .eml file. The sample contacts go through `contacts_import`, the newsletter through
+`mailing__newsletter` and a test mail through `mailing_test_mail`, all with dag.test().
 """
 
 from __future__ import annotations
@@ -86,6 +87,28 @@ def print_import_report(import_run_ids: list[int]) -> None:
         print(_table(rows, ("row", "column", "value", "severity", "reason")))
 
 
+def ensure_pool() -> None:
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool("smtp", slots=4, description="segmail: concurrent SMTP batches",
+                               include_deferred=False)
+
+
+def print_mailing_status(run_id: int) -> None:
+    from segmail.cli import _table
+    from segmail.status import mailing_runs, run_deliveries
+
+    (run,) = [r for r in mailing_runs(limit=50) if r["run"] == run_id]
+    rows = [{"language": lang, **{s: counts.get(s, 0) for s in ("sent", "failed", "skipped", "pending")}}
+            for lang, counts in run["by_language"].items()]
+    print(_table(rows, ("language", "sent", "failed", "skipped", "pending")))
+    skipped = [d for d in run_deliveries(run_id) if d["status"] != "sent"]
+    if skipped:
+        print("\nNot sent, with the reason:")
+        print(_table([{k: d[k] or "" for k in ("external_id", "email", "status", "reason")} for d in skipped],
+                     ("external_id", "email", "status", "reason")))
+
+
 def main() -> int:
     _configure_environment()
     from segmail import admin, inbox
@@ -120,7 +143,31 @@ def main() -> int:
 
     step("Segments")
     print(_table(admin.list_segments(), ("name", "salesperson", "members", "description")))
-    return 0
+
+    from segmail.smtpsink import SmtpSink
+
+    outbox = Path(os.environ["AIRFLOW_HOME"]) / "segmail" / "outbox" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    with SmtpSink(store_dir=outbox) as sink:
+        os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_uri
+        ensure_pool()
+        step(f"Sending the newsletter (mailing__newsletter) to a local SMTP server on port {sink.port}")
+        run = run_dag("mailing__newsletter", {})
+        print(f"mailing__newsletter run {run.run_id}: {run.state}")
+        summary = next(ti for ti in run.get_task_instances() if ti.task_id == "freeze_audience")
+        mailing_run_id = summary.xcom_pull(task_ids="freeze_audience")
+        print_mailing_status(mailing_run_id)
+        print(f"\n{len(sink.messages)} mails received, stored as .eml files in {outbox}")
+
+        step("Test mail to the salesperson of the newsletter's segment (mailing_test_mail)")
+        before = len(sink.messages)
+        test_run = run_dag("mailing_test_mail", {"mailing": "newsletter", "language": "all"})
+        for received in sink.messages[before:]:
+            message = received.parsed()
+            print(f"  to {received.recipients[0]}: {message['Subject']}")
+        print(f"mailing_test_mail run {test_run.run_id}: {test_run.state}")
+    print("\nMore: .venv/bin/segmail status newsletter | .venv/bin/segmail status --run "
+          f"{mailing_run_id} | .venv/bin/segmail status --tests")
+    return 0 if run.state == "success" and test_run.state == "success" else 1
 
 
 if __name__ == "__main__":
