@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export SEGMAIL_INCLUDE_DIR := $(CURDIR)/include
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test lint bench-import clean
+.PHONY: install demo test lint bench-import bench-send clean
 
 install: $(STAMP)
 
@@ -40,3 +40,6 @@ bench-import: install
 
 clean:
 	rm -rf .airflow var bench/data
+
+bench-send: install
+	$(BIN)/python bench/bench_send.py $(BENCH_ARGS)

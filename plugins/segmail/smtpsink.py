@@ -42,6 +42,7 @@ class SinkHandler:
     refuse_times: dict[str, int] = field(default_factory=dict)
     drop_at_data: int | None = None  # close the connection when this DATA (1-based) arrives, once
     data_count: int = 0
+    keep: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, N802
@@ -66,11 +67,12 @@ class SinkHandler:
             return "421 closing"
         received = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
         with self.lock:
-            self.messages.append(received)
-            number = len(self.messages)
+            if self.keep:
+                self.messages.append(received)
+            number = self.data_count
         if self.store_dir is not None:
             self.store_dir.mkdir(parents=True, exist_ok=True)
-            (self.store_dir / f"{number:06d}.eml").write_bytes(received.data)
+            (self.store_dir / f"{len(self.messages):06d}.eml").write_bytes(received.data)
         return f"250 2.0.0 Ok: queued as {number:06d}"
 
 
@@ -106,10 +108,12 @@ def main() -> None:
     import sys
     import time
 
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "outbox")
+    folder = None if len(sys.argv) > 1 and sys.argv[1] == "-" else Path(sys.argv[1] if len(sys.argv) > 1 else "outbox")
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 1025
-    with SmtpSink(port=port, store_dir=folder):
-        print(f"SMTP sink on 127.0.0.1:{port}, storing .eml files in {folder}", flush=True)
+    with SmtpSink(port=port, store_dir=folder) as sink:
+        if folder is None:  # benchmarks: count, do not keep
+            sink.handler.keep = False
+        print(f"SMTP sink on 127.0.0.1:{port}, storing .eml files in {folder or '(nowhere)'}", flush=True)
         while True:
             time.sleep(3600)
 
