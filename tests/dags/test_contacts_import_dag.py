@@ -80,3 +80,15 @@ def test_segments_admin_dag_runs_form_actions(engine, airflow_home):
     bad = dag.test(run_conf={"action": "create_segment", "segment": "Region North"})
     assert bad.state == "failed"
     assert len(admin.list_segments(engine=engine)) == 1
+
+
+@pytest.mark.airflow
+def test_completion_notice_goes_out_through_the_smtp_provider(engine, airflow_home, tmp_path, smtp_sink):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "c.csv").write_text("Country Code,First Name,Last Name,Email\nDE,A,B,a@example.com\n")
+    run = get_dag("contacts_import").test(run_conf={"inbox": str(inbox), "notify_to": "data-team@example.com"})
+    assert run.state == "success"
+    (notice,) = smtp_sink.messages
+    assert notice.recipients == ["data-team@example.com"]
+    assert notice.parsed()["Subject"] == "segmail import: 1 file(s), 1 created, 0 updated, 0 rejected"

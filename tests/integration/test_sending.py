@@ -189,3 +189,40 @@ def test_rate_limit_paces_the_batch(newsletter_audience, smtp_sink):
     # 4 mails in 3 batches at 10/s per connection: the second mail of the en batch waits >= 0.1 s.
     assert (datetime.now(UTC) - start).total_seconds() >= 0.1
     assert len(smtp_sink.messages) == 4
+
+
+def test_status_command_lists_runs_and_mails(newsletter_audience, smtp_sink, capsys):
+    import json
+
+    from segmail.cli import main
+
+    smtp_sink.handler.refuse["bob@example.com"] = "550 5.1.1 No such user"
+    run_id, _ = run_mailing(newsletter_audience, get_mailing("newsletter"))
+    assert main(["status", "newsletter", "--format", "json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert (run["run"], run["sent"], run["failed"], run["skipped"]) == (run_id, 3, 1, 3)
+    assert main(["status", "--run", str(run_id), "--failed"]) == 0
+    out = capsys.readouterr().out
+    assert "bob@example.com" in out and "550" in out and "anna@example.com" not in out
+
+
+def test_shipped_mailings_validate(capsys):
+    from segmail.cli import main
+
+    assert main(["mailings", "validate"]) == 0
+    assert "ok: newsletter (de, en, fr)" in capsys.readouterr().out
+
+
+def test_validate_reports_an_undefined_template_variable(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from segmail.cli import main
+
+    include = tmp_path / "include"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "include", include)
+    template = include / "templates" / "newsletter" / "fr.html"
+    template.write_text(template.read_text().replace("{{ contact.first_name }}", "{{ contact.firstname }}"))
+    monkeypatch.setenv("SEGMAIL_INCLUDE_DIR", str(include))
+    assert main(["mailings", "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "newsletter.yaml variant fr: UndefinedError" in err and "firstname" in err
