@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export SEGMAIL_INCLUDE_DIR := $(CURDIR)/include
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test lint bench-import bench-send clean
+.PHONY: install demo test lint bench-import bench-send airflow clean
 
 install: $(STAMP)
 
@@ -28,6 +28,7 @@ demo: install
 	$(BIN)/python -m segmail.demo
 
 test: install
+	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -43,3 +44,7 @@ clean:
 
 bench-send: install
 	$(BIN)/python bench/bench_send.py $(BENCH_ARGS)
+
+# Airflow with the UI on http://127.0.0.1:8080 (SEGMAIL_UI_PORT), a local SMTP sink and the sample data.
+airflow: install
+	$(BIN)/python -m segmail.local

@@ -8,56 +8,21 @@ mail as an .eml file. The sample contacts go through `contacts_import`, the news
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _configure_environment() -> None:
-    """Defaults for running outside `make` too; must happen before Airflow is imported."""
-    os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
-    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    os.environ.setdefault("SEGMAIL_INCLUDE_DIR", str(ROOT / "include"))
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+from segmail.local import (
+    configure_environment,
+    drop_sample_into_inbox,
+    ensure_smtp_pool,
+    migrate_databases,
+    seed_sample_setup,
+)
 
 
 def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
-
-
-def migrate_databases() -> None:
-    from segmail import migrate
-
-    result = subprocess.run(["airflow", "db", "migrate"], capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"airflow db migrate failed:\n{result.stderr[-2000:]}")
-    migrate.upgrade()
-
-
-def seed_sample_setup(include: Path) -> None:
-    """Salespeople and segments from include/sample/setup.yaml; existing ones are left as they are."""
-    import yaml
-
-    from segmail import admin
-    from segmail.errors import AlreadyExists
-
-    setup = yaml.safe_load((include / "sample" / "setup.yaml").read_text(encoding="utf-8"))
-    for person in setup["salespeople"]:
-        admin.add_salesperson(**person)
-    for segment in setup["segments"]:
-        try:
-            admin.create_segment(**segment)
-        except AlreadyExists:
-            pass
 
 
 def run_dag(dag_id: str, conf: dict):  # noqa: ANN201 - a DagRun
@@ -87,13 +52,6 @@ def print_import_report(import_run_ids: list[int]) -> None:
         print(_table(rows, ("row", "column", "value", "severity", "reason")))
 
 
-def ensure_pool() -> None:
-    from airflow.models.pool import Pool
-
-    Pool.create_or_update_pool("smtp", slots=4, description="segmail: concurrent SMTP batches",
-                               include_deferred=False)
-
-
 def print_mailing_status(run_id: int) -> None:
     from segmail.cli import _table
     from segmail.status import mailing_runs, run_deliveries
@@ -110,22 +68,20 @@ def print_mailing_status(run_id: int) -> None:
 
 
 def main() -> int:
-    _configure_environment()
-    from segmail import admin, inbox
+    configure_environment()
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    from segmail import admin
     from segmail.cli import _table
-    from segmail.config import database_url, include_dir
+    from segmail.config import database_url
 
-    include = include_dir()
     step(f"Airflow home {os.environ['AIRFLOW_HOME']}; segmail database {database_url()}")
     migrate_databases()
-    seed_sample_setup(include)
+    seed_sample_setup()
 
     step("Dropping the sample contact file into the inbox")
-    inbox_dir = Path(inbox.default_inbox())
-    inbox_dir.mkdir(parents=True, exist_ok=True)
     # A new name each time, so a second demo shows a re-import that changes nothing.
-    target = inbox_dir / f"contacts-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
-    shutil.copy(include / "sample" / "contacts.csv", target)
+    target = drop_sample_into_inbox()
+    inbox_dir = target.parent
     print(target)
 
     step("Running the contacts_import DAG (dag.test)")
@@ -149,7 +105,7 @@ def main() -> int:
     outbox = Path(os.environ["AIRFLOW_HOME"]) / "segmail" / "outbox" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     with SmtpSink(store_dir=outbox) as sink:
         os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_uri
-        ensure_pool()
+        ensure_smtp_pool()
         step(f"Sending the newsletter (mailing__newsletter) to a local SMTP server on port {sink.port}")
         run = run_dag("mailing__newsletter", {})
         print(f"mailing__newsletter run {run.run_id}: {run.state}")

@@ -1,0 +1,21 @@
+"""Airflow plugin: mounts segmail's monitoring pages in the api-server and adds them to the UI nav."""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+URL_PREFIX = "/segmail"
+
+
+def _app():  # noqa: ANN202 - built on import by the api-server only
+    from segmail.ui.app import create_app
+
+    return create_app()
+
+
+class SegmailUiPlugin(AirflowPlugin):
+    name = "segmail_ui"
+    fastapi_apps = [{"app": _app(), "url_prefix": URL_PREFIX, "name": "segmail"}]
+    external_views = [
+        {"name": "Segment mailings", "href": f"{URL_PREFIX}/", "destination": "nav", "url_route": "segment-mailings"},
+    ]

@@ -1,0 +1,102 @@
+"""A real Airflow api-server with segmail's plugin, on a segmail database holding demo data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from segmail.smtpsink import SmtpSink, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def seed_demo_data(url: str, tmp: Path) -> dict:
+    """Sample import, then a newsletter run with one permanent rejection; returns ids for the tests."""
+    from segmail import sending
+    from segmail.db import make_engine
+    from segmail.importer import import_file
+    from segmail.local import seed_sample_setup
+    from segmail.mailings import get_mailing
+    from segmail.migrate import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    os.environ["SEGMAIL_DB_URL"] = url
+    from segmail.db import default_engine
+
+    default_engine.cache_clear()
+    try:
+        seed_sample_setup()
+        result = import_file(ROOT / "include" / "sample" / "contacts.csv", engine=engine)
+        mailing = get_mailing("newsletter")
+        with SmtpSink() as sink:
+            os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_uri
+            sink.handler.refuse["lukas.gruber@example.at"] = "550 5.1.1 Mailbox does not exist"
+            run_id = sending.freeze_audience(mailing, dag_run_id="ui-test", engine=engine)
+            for batch in sending.plan_batches(run_id, batch_size=500, engine=engine):
+                sending.send_batch(batch["batch_id"], mailing=mailing, engine=engine,
+                                   transport=sending.SmtpHookTransport("smtp_default"))
+            sending.summarize_run(run_id, mailing=mailing, engine=engine)  # 1 of 20 failed: within 5 %
+    finally:
+        os.environ.pop("SEGMAIL_DB_URL", None)
+        os.environ.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)
+        default_engine.cache_clear()
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        gruber = conn.execute(text("SELECT id FROM segmail_contacts WHERE external_id = 'CRM-1001'")).scalar_one()
+        camille = conn.execute(text("SELECT id FROM segmail_contacts WHERE external_id = 'CRM-4001'")).scalar_one()
+    engine.dispose()
+    return {"run_id": run_id, "import_run_id": result.import_run_id, "failed_contact": gruber,
+            "sent_contact": camille}
+
+
+@pytest.fixture(scope="session")
+def api_server(airflow_home, tmp_path_factory):
+    """`airflow api-server` in its own process; yields (base URL, token, seeded ids). Stopped at the end."""
+    tmp = tmp_path_factory.mktemp("ui")
+    url = f"sqlite:///{tmp / 'segmail.db'}"
+    ids = seed_demo_data(url, tmp)
+    passwords = tmp / "passwords.json"
+    passwords.write_text(json.dumps({"admin": "ui-test-password"}))
+    port = free_port()
+    env = {
+        **os.environ,
+        "SEGMAIL_DB_URL": url,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__PORT": str(port),
+    }
+    log = (tmp / "api-server.log").open("w")
+    airflow = Path(sys.executable).with_name("airflow")
+    process = subprocess.Popen([str(airflow), "api-server", "--port", str(port), "--host", "127.0.0.1"],
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"api-server did not start; see {tmp / 'api-server.log'}:\n"
+                                   + (tmp / "api-server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        token = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": "ui-test-password"},
+                           timeout=10).json()["access_token"]
+        yield base, token, ids
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
