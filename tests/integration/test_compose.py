@@ -1,0 +1,95 @@
+"""docker-compose.yaml and the Dockerfile, checked as far as possible without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+LONG_RUNNING = [name for name in SERVICES if name != "airflow-init"]
+
+
+def test_the_stack_has_every_part_of_a_celery_deployment():
+    assert set(SERVICES) == {"postgres", "redis", "mailpit", "airflow-apiserver", "airflow-scheduler",
+                             "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-init"}
+    env = SERVICES["airflow-worker"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_every_service_has_a_command_and_a_health_check(name):
+    service = SERVICES[name]
+    assert service.get("command"), f"{name} has no command"
+    test = service["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1
+
+
+def test_airflow_services_run_their_component():
+    commands = {name: SERVICES[name]["command"] for name in SERVICES if name.startswith("airflow-") and name != "airflow-init"}
+    assert commands == {"airflow-apiserver": ["api-server"], "airflow-scheduler": ["scheduler"],
+                        "airflow-dag-processor": ["dag-processor"], "airflow-triggerer": ["triggerer"],
+                        "airflow-worker": ["celery", "worker"]}
+
+
+def test_init_migrates_both_databases_and_creates_the_pool():
+    script = SERVICES["airflow-init"]["command"][1]
+    for step in ("airflow db migrate", "segmail db upgrade", "airflow pools set smtp"):
+        assert step in script
+    for name in LONG_RUNNING:
+        if name.startswith("airflow-"):
+            assert SERVICES[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_bind_mounts_point_at_existing_files(name):
+    for volume in SERVICES[name].get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith((".", "/")):
+            assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+        else:
+            assert source in COMPOSE["volumes"], f"{name}: named volume {source} is not declared"
+
+
+def test_environment_names_the_connections_the_dags_use():
+    from segmail.config import DB_CONN_ID
+    from segmail.mailings import load_mailings
+
+    env = COMPOSE["x-airflow-common"]["environment"]
+    mailings, errors = load_mailings(ROOT / "include" / "mailings")
+    assert not errors
+    needed = {DB_CONN_ID} | {m.smtp_conn_id for m in mailings.values()}
+    for conn_id in needed:
+        assert f"AIRFLOW_CONN_{conn_id.upper()}" in env, conn_id
+    assert "@postgres:5432/segmail" in env["AIRFLOW_CONN_SEGMAIL_DB"]
+    assert env["AIRFLOW_CONN_SMTP_DEFAULT"].startswith("smtp://mailpit:1025")
+    assert "CREATE DATABASE segmail" in (ROOT / "docker" / "postgres-init.sql").read_text()
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_images_are_pinned(name):
+    image = SERVICES[name].get("image") or COMPOSE["x-airflow-common"]["image"]
+    repository, _, tag = image.rpartition(":")
+    assert repository and tag and tag != "latest" and re.search(r"\d", tag), image
+
+
+def test_dockerfile_builds_on_the_pinned_airflow_image_with_the_lock_file():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    lock = (ROOT / "requirements.lock").read_text()
+    airflow_version = re.search(r"^apache-airflow==(\S+)$", lock, re.M).group(1)
+    assert f"FROM apache/airflow:{airflow_version}-python3.11" in dockerfile
+    assert "-c /opt/segmail/requirements.lock" in dockerfile
+    for source in re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", dockerfile, re.M):
+        for path in source.split():
+            assert (ROOT / path).exists(), path
+
+
+def test_no_secret_is_written_into_the_compose_file():
+    text = (ROOT / "docker-compose.yaml").read_text()
+    assert "FERNET_KEY: ${AIRFLOW_FERNET_KEY" in text
+    assert not re.search(r"PASSWORD: (?!\$\{)", text)
