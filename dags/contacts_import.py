@@ -20,7 +20,7 @@ from segmail.assets import CONTACTS_ASSET
 
 
 @dag(
-    schedule=os.environ.get("SEGMAIL_IMPORT_CRON", "0 2 * * *"),
+    schedule=os.environ.get("SEGMAIL_IMPORT_CRON", "0 2 * * *") or None,  # empty: manual only
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
