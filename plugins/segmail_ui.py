@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+from segmail.links import MailingRunLink
 
 URL_PREFIX = "/segmail"
 
@@ -16,6 +17,7 @@ def _app():  # noqa: ANN202 - built on import by the api-server only
 class SegmailUiPlugin(AirflowPlugin):
     name = "segmail_ui"
     fastapi_apps = [{"app": _app(), "url_prefix": URL_PREFIX, "name": "segmail"}]
+    operator_extra_links = [MailingRunLink()]
     external_views = [
         {"name": "Segment mailings", "href": f"{URL_PREFIX}/", "destination": "nav", "url_route": "segment-mailings"},
     ]

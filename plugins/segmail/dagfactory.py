@@ -6,12 +6,25 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
 from airflow.sdk import DAG, Param, task
+from airflow.sdk.bases.decorator import task_decorator_factory
 
 from segmail.assets import CONTACTS_ASSET
+from segmail.links import MailingRunLink
 from segmail.mailings import Mailing
 
 SMTP_POOL = os.environ.get("SEGMAIL_SMTP_POOL", "smtp")
+
+
+class _SendBatchOperator(_PythonDecoratedOperator):
+    """`@task` with the extra link to the run's page (Airflow pushes links declared on the class)."""
+
+    operator_extra_links = (MailingRunLink(),)
+
+
+def send_batch_task(**kwargs):  # noqa: ANN201 - a task decorator
+    return task_decorator_factory(decorated_operator_class=_SendBatchOperator, **kwargs)
 
 
 def _schedule(mailing: Mailing):  # noqa: ANN202 - cron string, asset list or None
@@ -75,7 +88,7 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
             definition = mailings.get_mailing(slug)
             return sending.plan_batches(mailing_run_id, batch_size=definition.batch_size)
 
-        @task(pool=SMTP_POOL, map_index_template="{{ batch['label'] }}")
+        @send_batch_task(pool=SMTP_POOL, map_index_template="{{ batch['label'] }}")
         def send_batch(batch: dict) -> dict:
             """One SMTP connection per batch; pending mails after a 4xx or a drop make the task retry."""
             from segmail import mailings, sending

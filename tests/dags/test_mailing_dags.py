@@ -34,6 +34,18 @@ def test_newsletter_dag_sends_in_mapped_batches_and_summarizes(newsletter_audien
     with engine.connect() as conn:
         status, totals = conn.execute(text("SELECT status, totals FROM segmail_mailing_runs")).one()
     assert status == "succeeded" and '"sent": 4' in totals
+    # The send task links to its run's page (operator extra link, pushed when the task ran).
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        links = session.query(XComModel.value).filter(
+            XComModel.dag_id == "mailing__newsletter", XComModel.run_id == run.run_id,
+            XComModel.task_id == "send_batch", XComModel.key == "_link_MailingRunLink").all()
+    with engine.connect() as conn:
+        mailing_run_id = conn.execute(text("SELECT id FROM segmail_mailing_runs")).scalar_one()
+    assert len(links) == 3
+    assert {str(v[0]).strip('"') for v in links} == {f"/segmail/runs/{mailing_run_id}"}
 
 
 @pytest.mark.airflow
