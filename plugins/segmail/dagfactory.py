@@ -71,12 +71,20 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
         slug = mailing.slug
 
         @task
-        def freeze_audience(params: dict, run_id: str) -> int:
+        def freeze_audience(params: dict, run_id: str, dag_run=None) -> int:  # noqa: ANN001
             """Fix the audience: one delivery row per contact, skipped ones with their reason."""
+            from datetime import UTC, datetime
+
+            from airflow.sdk.exceptions import AirflowSkipException
+
             from segmail import mailings, migrate, sending
 
             migrate.upgrade()
             definition = mailings.get_mailing(slug)
+            if dag_run is not None and dag_run.run_type == "scheduled":
+                reason = definition.too_late(scheduled_for=dag_run.run_after, now=datetime.now(UTC))
+                if reason:
+                    raise AirflowSkipException(reason)
             languages = params["languages"] if set(params["languages"]) != set(definition.variants) else None
             return sending.freeze_audience(definition, dag_run_id=run_id, dry_run=params["dry_run"],
                                            languages=languages, max_recipients=params["max_recipients"] or None)

@@ -7,6 +7,7 @@ the field, so a typo is found at parse time and by `segmail mailings validate`, 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -57,6 +58,7 @@ class Mailing(BaseModel):
     failure_threshold: float = Field(default=0.05, ge=0, le=1, description="failed share that fails the run")
     salesperson: str | None = Field(default=None, description="code of the responsible salesperson")
     list_unsubscribe: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
+    max_lateness_hours: float = Field(default=6, gt=0, description="a scheduled run starting later is not sent")
     variants: dict[str, Variant] = Field(min_length=1)
 
     @field_validator("variants")
@@ -86,6 +88,18 @@ class Mailing(BaseModel):
             if not croniter.is_valid(self.schedule):
                 raise ValueError(f"schedule {self.schedule!r} is neither a cron expression nor after_import")
         return self
+
+    def too_late(self, *, scheduled_for: datetime | None, now: datetime) -> str | None:
+        """Why a scheduled run should not send (None if it may): Airflow runs the latest missed
+        interval when a DAG is unpaused or the scheduler was down, and a newsletter weeks late is
+        worse than none."""
+        if scheduled_for is None:
+            return None
+        late = now - scheduled_for
+        if late > timedelta(hours=self.max_lateness_hours):
+            return (f"scheduled for {scheduled_for:%Y-%m-%d %H:%M} UTC, starting {late} later (more than "
+                    f"max_lateness_hours={self.max_lateness_hours:g}); not sent — trigger the DAG to send now")
+        return None
 
     @property
     def dag_id(self) -> str:

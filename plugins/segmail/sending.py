@@ -176,7 +176,8 @@ def freeze_audience(
             elif not email:
                 reason = "no e-mail address"
             elif safe_address(email) is None:
-                reason = f"invalid e-mail address {email!r}"
+                reason = (f"invalid e-mail address {email!r}" if email.isascii() else
+                          f"internationalized address {email!r} needs SMTPUTF8, which segmail does not send")
             elif email_key in addressed:
                 reason = "duplicate address: another contact of this run gets the mail at this address"
             elif max_recipients and sendable >= max_recipients:

@@ -126,3 +126,16 @@ def test_language_choice_exact_then_base_then_default(tmp_path):
     mailing: Mailing = load_mailing(path)
     assert [mailing.variant_for(code) for code in ("de-CH", "de-at", "DE", "fr-CA", None, "")] == [
         "de-CH", "de", "de", "en", "en", "en"]
+
+
+def test_a_scheduled_run_that_starts_too_late_is_not_sent(tmp_path):
+    from datetime import timedelta
+
+    path = tmp_path / "m.yaml"
+    path.write_text(MINIMAL + "max_lateness_hours: 6\n")
+    mailing = load_mailing(path)
+    due = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    assert mailing.too_late(scheduled_for=due, now=due + timedelta(hours=5)) is None
+    reason = mailing.too_late(scheduled_for=due, now=due + timedelta(days=21))
+    assert reason.startswith("scheduled for 2026-11-01 08:00 UTC, starting 21 days, 0:00:00 later")
+    assert mailing.too_late(scheduled_for=None, now=due) is None
