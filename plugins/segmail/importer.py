@@ -305,12 +305,24 @@ def _compatible(a: str, b: str) -> str:
 
 def _in_file_duplicates(conn: Connection) -> list[tuple[int, int, str]]:
     """(line, later line, key) for every row that a later row of the same file supersedes."""
+    # Only rows whose key occurs more than once can be duplicates: find them with cheap hash
+    # aggregates, then sort just those (all members of a repeated key are among them).
+    repeated = (
+        f"SELECT line_no FROM {STAGE} WHERE external_id IN (SELECT external_id FROM {STAGE}"
+        f"  WHERE external_id IS NOT NULL GROUP BY external_id HAVING COUNT(*) > 1)"
+        f" UNION SELECT line_no FROM {STAGE} WHERE email_key IN (SELECT email_key FROM {STAGE}"
+        f"  WHERE email_key IS NOT NULL GROUP BY email_key HAVING COUNT(*) > 1)"
+        f" UNION SELECT s.line_no FROM {STAGE} s JOIN (SELECT country_code, mobile_e164 FROM {STAGE}"
+        f"  WHERE mobile_e164 IS NOT NULL GROUP BY country_code, mobile_e164 HAVING COUNT(*) > 1) p"
+        f"  ON p.country_code = s.country_code AND p.mobile_e164 = s.mobile_e164"
+    )
     rows = conn.execute(text(
-        f"WITH w AS (SELECT line_no, external_id,"
+        f"WITH c AS (SELECT * FROM {STAGE} WHERE line_no IN ({repeated})),"
+        f" w AS (SELECT line_no, external_id,"
         f"   CASE WHEN external_id IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY external_id) END AS last_ext,"
         f"   CASE WHEN email_key IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY email_key) END AS last_email,"
         f"   CASE WHEN mobile_e164 IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY country_code, mobile_e164)"
-        f"   END AS last_phone FROM {STAGE})"
+        f"   END AS last_phone FROM c)"
         f" SELECT w.line_no, w.last_ext, CASE WHEN {_compatible('w', 'le')} THEN w.last_email END,"
         f"   CASE WHEN {_compatible('w', 'lp')} THEN w.last_phone END"
         f" FROM w LEFT JOIN {STAGE} le ON le.line_no = w.last_email LEFT JOIN {STAGE} lp ON lp.line_no = w.last_phone"
