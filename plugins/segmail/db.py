@@ -26,7 +26,7 @@ def make_engine(url: str | None = None) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
-            cur.execute("PRAGMA cache_size=-64000")
+            cur.execute("PRAGMA cache_size=-32000")
             cur.close()
 
         @event.listens_for(engine, "begin")

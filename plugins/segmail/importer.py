@@ -80,7 +80,7 @@ def import_file(
     source: str = "cli",
     report_path: str | Path | None = None,
     now: datetime | None = None,
-    chunk_size: int = 20_000,
+    chunk_size: int = 10_000,
 ) -> ImportResult:
     """Import one contact file atomically; rejected rows are stored as issues, never half-applied."""
     if mode not in MODES:
