@@ -109,6 +109,8 @@ def run_airflow() -> int:
 
     port = int(os.environ.get("SEGMAIL_UI_PORT", "8080"))
     os.environ["AIRFLOW__API__PORT"] = str(port)
+    # Task processes report to the api-server's execution API: same port as the UI.
+    os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
     os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
     password = ensure_login()
     migrate_databases()
