@@ -26,8 +26,10 @@ sys.path.insert(0, str(HERE))
 
 from generate import SEGMENTS, generate  # noqa: E402
 
-PG_ADMIN_URLS = ("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                 "postgresql+psycopg://root@127.0.0.1:5432/root")
+PG_ADMIN_URLS = (
+    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    "postgresql+psycopg://root@127.0.0.1:5432/root",
+)
 
 
 def peak_mb() -> float:
@@ -66,9 +68,10 @@ def child_baseline(url: str, files: list[str]) -> dict:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 cursor = conn.connection.dbapi_connection.cursor()
-                with open(path, "rb") as fh, cursor.copy(
-                    "COPY raw_contacts FROM STDIN WITH (FORMAT csv, HEADER true)"
-                ) as copy:
+                with (
+                    open(path, "rb") as fh,
+                    cursor.copy("COPY raw_contacts FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+                ):
                     while block := fh.read(1 << 20):
                         copy.write(block)
             else:
@@ -79,10 +82,14 @@ def child_baseline(url: str, files: list[str]) -> dict:
                     for row in reader:
                         batch.append(tuple(row))
                         if len(batch) == 50_000:
-                            conn.exec_driver_sql(f"INSERT INTO raw_contacts VALUES ({', '.join('?' * 10)})", batch)
+                            conn.exec_driver_sql(
+                                f"INSERT INTO raw_contacts VALUES ({', '.join('?' * 10)})", batch
+                            )
                             batch = []
                     if batch:
-                        conn.exec_driver_sql(f"INSERT INTO raw_contacts VALUES ({', '.join('?' * 10)})", batch)
+                        conn.exec_driver_sql(
+                            f"INSERT INTO raw_contacts VALUES ({', '.join('?' * 10)})", batch
+                        )
         timings.append({"seconds": time.perf_counter() - start})
     return {"timings": timings, "peak_mb": peak_mb()}
 
@@ -93,7 +100,9 @@ def fresh_database(engine_name: str, workdir: Path, tag: str) -> tuple[str, call
         path = workdir / f"{tag}.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return f"sqlite:///{path}", lambda: [Path(f"{path}{s}").unlink(missing_ok=True) for s in ("", "-wal", "-shm")]
+        return f"sqlite:///{path}", lambda: [
+            Path(f"{path}{s}").unlink(missing_ok=True) for s in ("", "-wal", "-shm")
+        ]
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -119,7 +128,9 @@ def fresh_database(engine_name: str, workdir: Path, tag: str) -> tuple[str, call
 def run_child(kind: str, url: str, files: list[Path]) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, url, *map(str, files)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE)},
     )
     if out.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{out.stderr[-3000:]}")
@@ -127,7 +138,9 @@ def run_child(kind: str, url: str, files: list[Path]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -147,11 +160,16 @@ def main() -> None:
             print(f"generating {path.name} ...", flush=True)
             generate(path, rows=args.rows, variant=variant)
     size_mb = create.stat().st_size / 1e6
-    print(f"file: {args.rows:,} rows, 10 columns, {size_mb:.0f} MB; cores: {os.cpu_count()}; "
-          f"validation workers: {os.environ.get('SEGMAIL_IMPORT_WORKERS', 'default')}\n", flush=True)
+    print(
+        f"file: {args.rows:,} rows, 10 columns, {size_mb:.0f} MB; cores: {os.cpu_count()}; "
+        f"validation workers: {os.environ.get('SEGMAIL_IMPORT_WORKERS', 'default')}\n",
+        flush=True,
+    )
 
-    header = f"{'database':<10} {'pass':<7} {'segmail s':>10} {'rows/s':>9} {'peak MB':>8}   " \
-             f"{'baseline':<22} {'s':>6} {'rows/s':>9} {'segmail/baseline':>16}"
+    header = (
+        f"{'database':<10} {'pass':<7} {'segmail s':>10} {'rows/s':>9} {'peak MB':>8}   "
+        f"{'baseline':<22} {'s':>6} {'rows/s':>9} {'segmail/baseline':>16}"
+    )
     lines = [header, "-" * len(header)]
     for engine_name in args.engines.split(","):
         url, drop = fresh_database(engine_name, data, "segmail")

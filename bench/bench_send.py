@@ -34,15 +34,17 @@ def make_include(folder: Path) -> None:
     shutil.copytree(ROOT / "include" / "attachments", folder / "attachments")
     (folder / "mailings").mkdir()
     variants = "\n".join(
-        f"  {lang}:\n    subject: \"{{{{ contact.first_name }}}}, newsletter ({lang})\"\n"
+        f'  {lang}:\n    subject: "{{{{ contact.first_name }}}}, newsletter ({lang})"\n'
         f"    body: newsletter/{'de' if lang == 'de' else 'fr' if lang == 'fr' else 'en'}.html\n"
         f"    attachments: [attachments/preisliste-fruehjahr.pdf]"
         for lang in LANGUAGES
     )
     (folder / "mailings" / "bench.yaml").write_text(
-        "name: Bench\naudience: {segments: [Newsletter]}\nfrom: \"Bench <bench@bench.example>\"\n"
-        "default_language: en\nbatch_size: 1000\nactivity_log: true\nlist_unsubscribe: \"<mailto:u@bench.example>\"\n"
-        f"variants:\n{variants}\n", encoding="utf-8")
+        'name: Bench\naudience: {segments: [Newsletter]}\nfrom: "Bench <bench@bench.example>"\n'
+        'default_language: en\nbatch_size: 1000\nactivity_log: true\nlist_unsubscribe: "<mailto:u@bench.example>"\n'
+        f"variants:\n{variants}\n",
+        encoding="utf-8",
+    )
 
 
 def seed_contacts(engine, n: int) -> None:  # noqa: ANN001
@@ -52,14 +54,57 @@ def seed_contacts(engine, n: int) -> None:  # noqa: ANN001
     admin.add_salesperson(code="MB", name="Maria Berger", email="maria@bench.example", engine=engine)
     admin.create_segment(name="Newsletter", salesperson="MB", engine=engine)
     now = datetime.now(UTC)
-    tags = ["de-AT", "de", "en-US", "en", "fr-CA", "fr", "it", "es", "pt-BR", "nl", "sv"]  # sv falls back to en
-    rows = [(i, f"C{i:07d}", f"contact.{i}@example.com", f"contact.{i}@example.com", "DE", "Zoë" if i % 5 else "Jan",
-             f"Müller-{i}", tags[i % len(tags)], False, now, now) for i in range(1, n + 1)]
+    tags = [
+        "de-AT",
+        "de",
+        "en-US",
+        "en",
+        "fr-CA",
+        "fr",
+        "it",
+        "es",
+        "pt-BR",
+        "nl",
+        "sv",
+    ]  # sv falls back to en
+    rows = [
+        (
+            i,
+            f"C{i:07d}",
+            f"contact.{i}@example.com",
+            f"contact.{i}@example.com",
+            "DE",
+            "Zoë" if i % 5 else "Jan",
+            f"Müller-{i}",
+            tags[i % len(tags)],
+            False,
+            now,
+            now,
+        )
+        for i in range(1, n + 1)
+    ]
     with engine.begin() as conn:
-        bulk_insert(conn, "segmail_contacts", ("id", "external_id", "email", "email_key", "country_code", "first_name",
-                                               "last_name", "language", "email_opt_out", "created_at", "updated_at"),
-                    rows)
-        bulk_insert(conn, "segmail_memberships", ("contact_id", "segment_id"), [(i, 1) for i in range(1, n + 1)])
+        bulk_insert(
+            conn,
+            "segmail_contacts",
+            (
+                "id",
+                "external_id",
+                "email",
+                "email_key",
+                "country_code",
+                "first_name",
+                "last_name",
+                "language",
+                "email_opt_out",
+                "created_at",
+                "updated_at",
+            ),
+            rows,
+        )
+        bulk_insert(
+            conn, "segmail_memberships", ("contact_id", "segment_id"), [(i, 1) for i in range(1, n + 1)]
+        )
 
 
 def _send_one_batch(batch_id: int) -> dict:
@@ -108,7 +153,9 @@ def run_baseline(n: int, concurrency: int, port: int, message: bytes) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
@@ -119,13 +166,16 @@ def main() -> None:
     include = work / "include"
     make_include(include)
     port = free_port()
-    os.environ.update({
-        "SEGMAIL_INCLUDE_DIR": str(include),
-        "SEGMAIL_DB_URL": f"sqlite:///{work / 'bench.db'}",
-        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true&timeout=30",
-    })
-    sink = subprocess.Popen([sys.executable, "-m", "segmail.smtpsink", "-", str(port)], stdout=subprocess.PIPE,
-                            text=True)
+    os.environ.update(
+        {
+            "SEGMAIL_INCLUDE_DIR": str(include),
+            "SEGMAIL_DB_URL": f"sqlite:///{work / 'bench.db'}",
+            "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true&timeout=30",
+        }
+    )
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "segmail.smtpsink", "-", str(port)], stdout=subprocess.PIPE, text=True
+    )
     try:
         sink.stdout.readline()  # ready
         from segmail.db import make_engine
@@ -134,8 +184,11 @@ def main() -> None:
         engine = make_engine()
         upgrade(engine)
         seed_contacts(engine, args.contacts)
-        print(f"{args.contacts:,} contacts over {len(LANGUAGES)} languages; concurrency {args.concurrency}; "
-              f"cores {os.cpu_count()}; SMTP sink: aiosmtpd in its own process", flush=True)
+        print(
+            f"{args.contacts:,} contacts over {len(LANGUAGES)} languages; concurrency {args.concurrency}; "
+            f"cores {os.cpu_count()}; SMTP sink: aiosmtpd in its own process",
+            flush=True,
+        )
 
         seconds, totals = run_segmail(args.contacts, args.concurrency)
         # A representative pre-built message of the same shape for the baseline.
@@ -149,11 +202,18 @@ def main() -> None:
 
         mailing = get_mailing("bench")
         variant = compile_variant(mailing, "de")
-        subject, body, html = variant.render(message_context(contact=SAMPLE_CONTACT, segment="Newsletter",
-                                                             salesperson=None, mailing=mailing))
+        subject, body, html = variant.render(
+            message_context(contact=SAMPLE_CONTACT, segment="Newsletter", salesperson=None, mailing=mailing)
+        )
         message = MessageFactory(variant, domain="bench.example").build(
-            to_name="Zoë Müller", to_addr="contact.1@example.com", subject=subject, text=body, html=html,
-            message_id="<bench@bench.example>", date=datetime.now(UTC))
+            to_name="Zoë Müller",
+            to_addr="contact.1@example.com",
+            subject=subject,
+            text=body,
+            html=html,
+            message_id="<bench@bench.example>",
+            date=datetime.now(UTC),
+        )
         base = run_baseline(args.contacts, args.concurrency, port, message)
     finally:
         sink.terminate()
@@ -164,9 +224,11 @@ def main() -> None:
     print(f"\n{'':<44} {'seconds':>8} {'messages/s':>11}")
     print(f"{'segmail (freeze, plan, render, MIME, send, status)':<44} {seconds:>8.1f} {rate:>11,.0f}")
     print(f"{'baseline: raw smtplib, pre-built messages':<44} {base:>8.1f} {base_rate:>11,.0f}")
-    print(f"\nsegmail / baseline: {rate / base_rate:.0%}; message size {len(message):,} bytes; "
-          f"activity rows {size:,}; by language: "
-          + ", ".join(f"{k} {v.get('sent', 0)}" for k, v in totals["by_language"].items()))
+    print(
+        f"\nsegmail / baseline: {rate / base_rate:.0%}; message size {len(message):,} bytes; "
+        f"activity rows {size:,}; by language: "
+        + ", ".join(f"{k} {v.get('sent', 0)}" for k, v in totals["by_language"].items())
+    )
     print("targets (2 cores): >= 2,500 messages/s and >= 50 % of the baseline")
 
 

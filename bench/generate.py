@@ -6,8 +6,18 @@ import csv
 import random
 from pathlib import Path
 
-HEADER = ["Country Code", "First Name", "Last Name", "Email", "Mobile Number", "Account Number",
-          "Organization", "External ID", "Segments", "Language"]
+HEADER = [
+    "Country Code",
+    "First Name",
+    "Last Name",
+    "Email",
+    "Mobile Number",
+    "Account Number",
+    "Organization",
+    "External ID",
+    "Segments",
+    "Language",
+]
 # country, languages, national mobile pattern (# = random digit), share of rows
 COUNTRIES = [
     ("DE", ["de", "de-DE"], "0151 ########", 0.30),
@@ -21,13 +31,74 @@ COUNTRIES = [
     ("ES", ["es"], "612 ## ## ##", 0.04),
     ("BR", ["pt-BR"], "(11) 9####-####", 0.05),
 ]
-FIRST = ["Anna", "Lukas", "Sophie", "Jonas", "Emily", "Michael", "Camille", "Hugo", "Giulia", "Lucía", "Noah",
-         "Léa", "Oliver", "Charlotte", "Gabriel", "Mia", "Paul", "Hannah", "Liam", "Olivia", "Jürgen", "Zoë"]
-LAST = ["Müller", "Schmidt", "Gruber", "Smith", "Johnson", "Dubois", "Moreau", "Rossi", "García", "Silva",
-        "Tremblay", "Weber", "Wagner", "Brown", "Martin", "Fischer", "Meier", "Laurent", "Roy", "Becker"]
-SEGMENTS = ["Newsletter", "Branch Vienna", "Branch Munich", "Region North America", "Region France",
-            "Service Plan Premium", "Electric Vehicles", "Fleet", "Used Cars", "Parts & Service"]
-ORGS = ["", "", "", "Acme GmbH", "Fleet Services Inc.", "Dubois SARL", "Rossi S.p.A.", "Smith, Jones & Partners"]
+FIRST = [
+    "Anna",
+    "Lukas",
+    "Sophie",
+    "Jonas",
+    "Emily",
+    "Michael",
+    "Camille",
+    "Hugo",
+    "Giulia",
+    "Lucía",
+    "Noah",
+    "Léa",
+    "Oliver",
+    "Charlotte",
+    "Gabriel",
+    "Mia",
+    "Paul",
+    "Hannah",
+    "Liam",
+    "Olivia",
+    "Jürgen",
+    "Zoë",
+]
+LAST = [
+    "Müller",
+    "Schmidt",
+    "Gruber",
+    "Smith",
+    "Johnson",
+    "Dubois",
+    "Moreau",
+    "Rossi",
+    "García",
+    "Silva",
+    "Tremblay",
+    "Weber",
+    "Wagner",
+    "Brown",
+    "Martin",
+    "Fischer",
+    "Meier",
+    "Laurent",
+    "Roy",
+    "Becker",
+]
+SEGMENTS = [
+    "Newsletter",
+    "Branch Vienna",
+    "Branch Munich",
+    "Region North America",
+    "Region France",
+    "Service Plan Premium",
+    "Electric Vehicles",
+    "Fleet",
+    "Used Cars",
+    "Parts & Service",
+]
+ORGS = [
+    "",
+    "",
+    "",
+    "Acme GmbH",
+    "Fleet Services Inc.",
+    "Dubois SARL",
+    "Rossi S.p.A.",
+    "Smith, Jones & Partners",
+]
 
 
 def _digits(pattern: str, rng: random.Random) -> str:
@@ -51,12 +122,22 @@ def generate(path: Path, *, rows: int, seed: int = 7, variant: int = 0) -> Path:
             if variant:
                 segs = rng.sample(SEGMENTS, rng.randrange(4))
                 org = f"Org {variant}-{i % 977}"
-            writer.writerow([
-                country, first, last,
-                f"{first.lower()}.{last.lower()}.{i}@example.com".encode("ascii", "ignore").decode() if has_email else "",
-                _digits(mobile_pattern, rng) if has_mobile else "",
-                str(100000 + i), org, f"C{i:08d}", "; ".join(segs), rng.choice(languages),
-            ])
+            writer.writerow(
+                [
+                    country,
+                    first,
+                    last,
+                    f"{first.lower()}.{last.lower()}.{i}@example.com".encode("ascii", "ignore").decode()
+                    if has_email
+                    else "",
+                    _digits(mobile_pattern, rng) if has_mobile else "",
+                    str(100000 + i),
+                    org,
+                    f"C{i:08d}",
+                    "; ".join(segs),
+                    rng.choice(languages),
+                ]
+            )
     return path
 
 

@@ -28,9 +28,15 @@ from segmail.assets import CONTACTS_ASSET
     tags=["segmail", "import"],
     default_args={"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
     params={
-        "mode": Param("merge", enum=["merge", "replace"], description="Segment memberships: merge or replace."),
-        "inbox": Param("", type="string", description="Inbox location; empty = SEGMAIL_INBOX or "
-                       "$AIRFLOW_HOME/segmail/inbox. Object storage URLs such as s3://bucket/inbox work."),
+        "mode": Param(
+            "merge", enum=["merge", "replace"], description="Segment memberships: merge or replace."
+        ),
+        "inbox": Param(
+            "",
+            type="string",
+            description="Inbox location; empty = SEGMAIL_INBOX or "
+            "$AIRFLOW_HOME/segmail/inbox. Object storage URLs such as s3://bucket/inbox work.",
+        ),
         "notify_to": Param("", type="string", description="Optional e-mail address for a completion notice."),
     },
 )

@@ -25,10 +25,15 @@ _LANGUAGES = sorted({code for m in _MAILINGS.values() for code in m.variants})
     doc_md=__doc__,
     tags=["segmail", "mailing"],
     params={
-        "mailing": Param(next(iter(_MAILINGS), ""), enum=list(_MAILINGS) or [""], description="Which mailing."),
+        "mailing": Param(
+            next(iter(_MAILINGS), ""), enum=list(_MAILINGS) or [""], description="Which mailing."
+        ),
         "language": Param("all", enum=["all", *_LANGUAGES], description="One language, or every variant."),
-        "contact": Param("", type="string", description="External ID or e-mail of a contact to render with; "
-                         "empty = sample values."),
+        "contact": Param(
+            "",
+            type="string",
+            description="External ID or e-mail of a contact to render with; empty = sample values.",
+        ),
         "recipient": Param("", type="string", description="Send here instead of the salesperson."),
     },
 )
@@ -43,8 +48,13 @@ def mailing_test_mail():
         try:
             mailing = mailings.get_mailing(params["mailing"])
             return testmail.send_test_mails(
-                mailing, transport=sending.SmtpHookTransport(mailing.smtp_conn_id), language=params["language"],
-                contact_key=params["contact"] or None, recipient=params["recipient"] or None, dag_run_id=run_id)
+                mailing,
+                transport=sending.SmtpHookTransport(mailing.smtp_conn_id),
+                language=params["language"],
+                contact_key=params["contact"] or None,
+                recipient=params["recipient"] or None,
+                dag_run_id=run_id,
+            )
         except SegmailError as exc:
             raise AirflowFailException(str(exc)) from None
 

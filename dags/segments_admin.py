@@ -12,8 +12,15 @@ from datetime import datetime
 from airflow.sdk import Param, dag, task
 
 ACTIONS = [
-    "list_segments", "create_segment", "rename_segment", "delete_segment", "assign", "unassign",
-    "set_segment_salesperson", "add_salesperson", "list_salespeople",
+    "list_segments",
+    "create_segment",
+    "rename_segment",
+    "delete_segment",
+    "assign",
+    "unassign",
+    "set_segment_salesperson",
+    "add_salesperson",
+    "list_salespeople",
 ]
 
 
@@ -29,9 +36,15 @@ ACTIONS = [
         "new_name": Param("", type="string", description="New name (rename_segment)."),
         "salesperson": Param("", type="string", description="Salesperson code."),
         "description": Param("", type="string", description="Segment description (create_segment)."),
-        "keys": Param("", type="string", description="External IDs or e-mails, one per line (assign/unassign).",
-                      format="multiline"),
-        "keys_file": Param("", type="string", description="Or a file with one key per line (assign/unassign)."),
+        "keys": Param(
+            "",
+            type="string",
+            description="External IDs or e-mails, one per line (assign/unassign).",
+            format="multiline",
+        ),
+        "keys_file": Param(
+            "", type="string", description="Or a file with one key per line (assign/unassign)."
+        ),
         "salesperson_name": Param("", type="string", description="Name (add_salesperson)."),
         "salesperson_email": Param("", type="string", description="E-mail (add_salesperson)."),
     },

@@ -19,5 +19,10 @@ class SegmailUiPlugin(AirflowPlugin):
     fastapi_apps = [{"app": _app(), "url_prefix": URL_PREFIX, "name": "segmail"}]
     operator_extra_links = [MailingRunLink()]
     external_views = [
-        {"name": "Segment mailings", "href": f"{URL_PREFIX}/", "destination": "nav", "url_route": "segment-mailings"},
+        {
+            "name": "Segment mailings",
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            "url_route": "segment-mailings",
+        },
     ]

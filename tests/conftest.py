@@ -38,10 +38,17 @@ PG_CANDIDATES = (
     "postgresql+psycopg://root@127.0.0.1:5432/postgres",
 )
 SEGMAIL_TABLES = (
-    "segmail_activity_log", "segmail_deliveries", "segmail_delivery_batches", "segmail_mailing_runs",
+    "segmail_activity_log",
+    "segmail_deliveries",
+    "segmail_delivery_batches",
+    "segmail_mailing_runs",
     "segmail_test_mails",
-    "segmail_import_issues", "segmail_import_runs", "segmail_memberships", "segmail_contacts",
-    "segmail_segments", "segmail_salespeople",
+    "segmail_import_issues",
+    "segmail_import_runs",
+    "segmail_memberships",
+    "segmail_contacts",
+    "segmail_segments",
+    "segmail_salespeople",
 )
 
 
@@ -69,7 +76,9 @@ def pg_database_url():
     admin = _admin_url()
     if admin is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no PostgreSQL on 127.0.0.1:5432 could be reached (tried postgres and root)")
+            pytest.fail(
+                "CI=true but no PostgreSQL on 127.0.0.1:5432 could be reached (tried postgres and root)"
+            )
         pytest.skip("no PostgreSQL reachable on 127.0.0.1:5432")
     name = f"segmail_test_{uuid.uuid4().hex[:10]}"
     admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
@@ -143,7 +152,9 @@ def airflow_home():
 def write_csv(tmp_path):
     """write_csv(text, name=..., encoding=...) -> Path; `text` uses \\n, written with \\r\\n like Excel."""
 
-    def _write(content: str, *, name: str = "contacts.csv", encoding: str = "utf-8", crlf: bool = True) -> Path:
+    def _write(
+        content: str, *, name: str = "contacts.csv", encoding: str = "utf-8", crlf: bool = True
+    ) -> Path:
         path = tmp_path / name
         data = content.replace("\n", "\r\n") if crlf else content
         path.write_bytes(data.encode(encoding))

@@ -69,7 +69,9 @@ def create_segment(
 ) -> Segment:
     name = name.strip()
     if not name or ";" in name:
-        raise SegmailError("a segment name must be non-empty and may not contain ';' (the import's separator)")
+        raise SegmailError(
+            "a segment name must be non-empty and may not contain ';' (the import's separator)"
+        )
     with session_scope(engine) as session:
         if session.scalar(select(Segment).where(Segment.name_key == name.casefold())):
             raise AlreadyExists(f"segment {name!r} already exists")
@@ -117,7 +119,8 @@ def list_segments(*, engine: Engine | None = None) -> list[dict]:
             .order_by(Segment.name_key)
         ).all()
         return [
-            {"name": n, "salesperson": sp or "", "description": d or "", "members": int(c)} for n, sp, d, c in rows
+            {"name": n, "salesperson": sp or "", "description": d or "", "members": int(c)}
+            for n, sp, d, c in rows
         ]
 
 
@@ -168,7 +171,9 @@ def _contacts_for_keys(session: Session, keys: list[str]) -> tuple[set[int], lis
     return ids, missing
 
 
-def assign_segment(*, name: str, keys: list[str], remove: bool = False, engine: Engine | None = None) -> AssignResult:
+def assign_segment(
+    *, name: str, keys: list[str], remove: bool = False, engine: Engine | None = None
+) -> AssignResult:
     """Bulk add (or with remove=True take away) a segment for the contacts named by keys."""
     with session_scope(engine) as session:
         segment = get_segment(session, name)
@@ -180,7 +185,9 @@ def assign_segment(*, name: str, keys: list[str], remove: bool = False, engine: 
             gone = ids & current
             if gone:
                 session.execute(
-                    delete(Membership).where(Membership.segment_id == segment.id, Membership.contact_id.in_(gone))
+                    delete(Membership).where(
+                        Membership.segment_id == segment.id, Membership.contact_id.in_(gone)
+                    )
                 )
             return AssignResult(len(ids), len(gone), missing)
         new = sorted(ids - current)
@@ -189,8 +196,15 @@ def assign_segment(*, name: str, keys: list[str], remove: bool = False, engine: 
 
 
 ADMIN_ACTIONS = (
-    "list_segments", "create_segment", "rename_segment", "delete_segment", "assign", "unassign",
-    "set_segment_salesperson", "add_salesperson", "list_salespeople",
+    "list_segments",
+    "create_segment",
+    "rename_segment",
+    "delete_segment",
+    "assign",
+    "unassign",
+    "set_segment_salesperson",
+    "add_salesperson",
+    "list_salespeople",
 )
 
 
@@ -219,23 +233,33 @@ def run_action(
     if action == "list_salespeople":
         return {"salespeople": list_salespeople(engine=engine)}
     if action == "create_segment":
-        create_segment(name=need(segment, "a segment name"), salesperson=salesperson or None,
-                       description=description or None, engine=engine)
+        create_segment(
+            name=need(segment, "a segment name"),
+            salesperson=salesperson or None,
+            description=description or None,
+            engine=engine,
+        )
         return {"created": segment.strip()}
     if action == "rename_segment":
         rename_segment(old=need(segment, "the segment name"), new=need(new_name, "a new name"), engine=engine)
         return {"renamed": segment.strip(), "to": new_name.strip()}
     if action == "delete_segment":
-        return {"deleted": segment.strip(),
-                "memberships_removed": delete_segment(name=need(segment, "the segment name"), engine=engine)}
+        return {
+            "deleted": segment.strip(),
+            "memberships_removed": delete_segment(name=need(segment, "the segment name"), engine=engine),
+        }
     if action == "set_segment_salesperson":
-        set_segment_salesperson(name=need(segment, "the segment name"), salesperson=salesperson or None,
-                                engine=engine)
+        set_segment_salesperson(
+            name=need(segment, "the segment name"), salesperson=salesperson or None, engine=engine
+        )
         return {"segment": segment.strip(), "salesperson": salesperson.strip().upper()}
     if action == "add_salesperson":
-        person = add_salesperson(code=need(salesperson, "a salesperson code"),
-                                 name=salesperson_name or salesperson, email=salesperson_email or None,
-                                 engine=engine)
+        person = add_salesperson(
+            code=need(salesperson, "a salesperson code"),
+            name=salesperson_name or salesperson,
+            email=salesperson_email or None,
+            engine=engine,
+        )
         return {"salesperson": person.code}
     if action in ("assign", "unassign"):
         key_list = [k.strip() for k in keys.replace(",", "\n").splitlines() if k.strip()]
@@ -243,7 +267,8 @@ def run_action(
             key_list += read_keys(Path(keys_file.strip()))
         if not key_list:
             raise SegmailError(f"action {action!r} needs keys (external IDs or e-mails) or a keys file")
-        result = assign_segment(name=need(segment, "the segment name"), keys=key_list,
-                                remove=action == "unassign", engine=engine)
+        result = assign_segment(
+            name=need(segment, "the segment name"), keys=key_list, remove=action == "unassign", engine=engine
+        )
         return {"matched": result.matched, "changed": result.changed, "not_found": result.not_found[:100]}
     raise SegmailError(f"unknown action {action!r}; choose one of {', '.join(ADMIN_ACTIONS)}")

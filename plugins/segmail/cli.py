@@ -34,8 +34,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     if result.status != "succeeded":
         print(f"error: {result.file_name} rejected: {result.error}", file=sys.stderr)
         return 1
-    counts = {k: getattr(result, k) for k in ("rows", "created", "updated", "unchanged", "rejected",
-                                               "duplicates", "warnings")}
+    counts = {
+        k: getattr(result, k)
+        for k in ("rows", "created", "updated", "unchanged", "rejected", "duplicates", "warnings")
+    }
     print(f"imported {result.file_name} ({result.mode}, import run {result.import_run_id})")
     print("  ".join(f"{k}={v}" for k, v in counts.items()))
     if result.report_path:
@@ -103,8 +105,24 @@ def cmd_imports(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, default=str, indent=2))
     else:
-        print(_table(rows, ("id", "file_name", "status", "rows", "created", "updated", "unchanged",
-                            "rejected", "duplicates", "warnings", "finished_at")))
+        print(
+            _table(
+                rows,
+                (
+                    "id",
+                    "file_name",
+                    "status",
+                    "rows",
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "rejected",
+                    "duplicates",
+                    "warnings",
+                    "finished_at",
+                ),
+            )
+        )
     return 0
 
 
@@ -114,9 +132,17 @@ def cmd_mailings(args: argparse.Namespace) -> int:
     mailings, load_errors = load_mailings()
     problems = list(load_errors.values())  # each names its file and field
     if args.action == "list":
-        rows = [{"slug": m.slug, "dag_id": m.dag_id, "name": m.name, "schedule": m.schedule or "manual",
-                 "languages": ", ".join(m.variants), "audience": "; ".join(m.audience.segments)}
-                for m in mailings.values()]
+        rows = [
+            {
+                "slug": m.slug,
+                "dag_id": m.dag_id,
+                "name": m.name,
+                "schedule": m.schedule or "manual",
+                "languages": ", ".join(m.variants),
+                "audience": "; ".join(m.audience.segments),
+            }
+            for m in mailings.values()
+        ]
         print(_table(rows, ("slug", "dag_id", "name", "schedule", "languages", "audience")))
     else:
         from segmail.validation import validate_mailing
@@ -142,10 +168,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         columns = ("id", "external_id", "email", "language", "status", "reason", "smtp_code", "smtp_response")
     else:
         rows = status.mailing_runs(mailing=args.mailing, limit=args.limit)
-        columns = ("run", "mailing", "status", "sent", "failed", "skipped", "pending", "languages", "created_at")
+        columns = (
+            "run",
+            "mailing",
+            "status",
+            "sent",
+            "failed",
+            "skipped",
+            "pending",
+            "languages",
+            "created_at",
+        )
         for row in rows:
             row["languages"] = " ".join(
-                f"{lang}:{counts.get('sent', 0)}/{sum(counts.values())}" for lang, counts in row["by_language"].items())
+                f"{lang}:{counts.get('sent', 0)}/{sum(counts.values())}"
+                for lang, counts in row["by_language"].items()
+            )
     if args.format == "json":
         print(json.dumps(rows, default=str, indent=2))
     else:
@@ -162,8 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import one contact CSV file")
     imp.add_argument("file")
-    imp.add_argument("--mode", choices=("merge", "replace"), default="merge",
-                     help="merge adds the listed segments; replace makes memberships exactly the listed set")
+    imp.add_argument(
+        "--mode",
+        choices=("merge", "replace"),
+        default="merge",
+        help="merge adds the listed segments; replace makes memberships exactly the listed set",
+    )
     imp.add_argument("--report", help="write rejected rows and warnings to this CSV file")
     imp.set_defaults(func=cmd_import)
 
@@ -213,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_contacts)
     mail = sub.add_parser("mailings", help="mailing definitions").add_subparsers(dest="action", required=True)
     mail.add_parser("list").set_defaults(func=cmd_mailings)
-    mail.add_parser("validate", help="render every variant with strict variables, check attachments"
-                    ).set_defaults(func=cmd_mailings)
+    mail.add_parser(
+        "validate", help="render every variant with strict variables, check attachments"
+    ).set_defaults(func=cmd_mailings)
 
     st = sub.add_parser("status", help="mailing runs and their mails")
     st.add_argument("mailing", nargs="?")

@@ -17,8 +17,18 @@ from segmail.models import Contact
 from segmail.reports import spreadsheet_safe
 
 EXPORT_FIELDS = (
-    "external_id", "email", "country_code", "mobile", "first_name", "last_name", "account_number",
-    "organization", "language", "salesperson", "segments", "email_opt_out",
+    "external_id",
+    "email",
+    "country_code",
+    "mobile",
+    "first_name",
+    "last_name",
+    "account_number",
+    "organization",
+    "language",
+    "salesperson",
+    "segments",
+    "email_opt_out",
 )
 _SQL_COLUMNS = {
     "mobile": "c.mobile_e164",
@@ -37,9 +47,7 @@ def iter_contacts(*, segment: str | None = None, engine: Engine | None = None) -
         with session_scope(engine) as session:
             params["segment_id"] = get_segment(session, segment).id
         where = " WHERE c.id IN (SELECT contact_id FROM segmail_memberships WHERE segment_id = :segment_id)"
-    query = text(
-        f"SELECT c.id, {columns} FROM segmail_contacts c{where} ORDER BY c.id"
-    )
+    query = text(f"SELECT c.id, {columns} FROM segmail_contacts c{where} ORDER BY c.id")
     seg_query = text(
         "SELECT m.contact_id, g.name FROM segmail_memberships m JOIN segmail_segments g ON g.id = m.segment_id"
         " WHERE m.contact_id BETWEEN :lo AND :hi ORDER BY m.contact_id, g.name_key"
@@ -58,7 +66,9 @@ def iter_contacts(*, segment: str | None = None, engine: Engine | None = None) -
                 yield record
 
 
-def export_contacts(out: TextIO, *, fmt: str = "csv", segment: str | None = None, engine: Engine | None = None) -> int:
+def export_contacts(
+    out: TextIO, *, fmt: str = "csv", segment: str | None = None, engine: Engine | None = None
+) -> int:
     count = 0
     if fmt == "json":
         out.write("[")
@@ -94,8 +104,16 @@ def set_opt_out(*, key: str, opted_out: bool, source: str = "cli", engine: Engin
         now = datetime.now(UTC)
         for contact in contacts:
             if opted_out and not contact.email_opt_out:
-                contact.email_opt_out, contact.email_opt_out_at, contact.email_opt_out_source = True, now, source
+                contact.email_opt_out, contact.email_opt_out_at, contact.email_opt_out_source = (
+                    True,
+                    now,
+                    source,
+                )
             elif not opted_out and contact.email_opt_out:
-                contact.email_opt_out, contact.email_opt_out_at, contact.email_opt_out_source = False, None, None
+                contact.email_opt_out, contact.email_opt_out_at, contact.email_opt_out_source = (
+                    False,
+                    None,
+                    None,
+                )
             contact.updated_at = now
         return len(contacts)

@@ -44,7 +44,11 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
     doc = (
         f"### {mailing.name}\n\n{mailing.description}\n\n"
         f"Audience: contacts in any of **{', '.join(mailing.audience.segments)}**"
-        + (f", except **{', '.join(mailing.audience.exclude_segments)}**" if mailing.audience.exclude_segments else "")
+        + (
+            f", except **{', '.join(mailing.audience.exclude_segments)}**"
+            if mailing.audience.exclude_segments
+            else ""
+        )
         + f". Languages: {', '.join(mailing.variants)} (default {mailing.default_language}).\n\n"
         "Scheduled runs are silent; a manual trigger shows a form for a dry run, the languages and a cap.\n"
         f"Defined in `include/mailings/{mailing.slug}.yaml`."
@@ -58,13 +62,20 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
         max_active_runs=1,
         doc_md=doc,
         tags=["segmail", "mailing"],
-        default_args={"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
-                      "max_retry_delay": timedelta(minutes=10)},
+        default_args={
+            "retries": 3,
+            "retry_delay": timedelta(seconds=20),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=10),
+        },
         params={
             "dry_run": Param(False, type="boolean", description="Render every mail, send none."),
-            "languages": Param(list(mailing.variants), type="array",
-                               items={"type": "string", "enum": list(mailing.variants)},
-                               description="Languages to include."),
+            "languages": Param(
+                list(mailing.variants),
+                type="array",
+                items={"type": "string", "enum": list(mailing.variants)},
+                description="Languages to include.",
+            ),
             "max_recipients": Param(0, type="integer", minimum=0, description="0 = everyone."),
         },
     ) as dag:
@@ -86,8 +97,13 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
                 if reason:
                     raise AirflowSkipException(reason)
             languages = params["languages"] if set(params["languages"]) != set(definition.variants) else None
-            return sending.freeze_audience(definition, dag_run_id=run_id, dry_run=params["dry_run"],
-                                           languages=languages, max_recipients=params["max_recipients"] or None)
+            return sending.freeze_audience(
+                definition,
+                dag_run_id=run_id,
+                dry_run=params["dry_run"],
+                languages=languages,
+                max_recipients=params["max_recipients"] or None,
+            )
 
         @task
         def plan_batches(mailing_run_id: int) -> list[dict]:
@@ -103,8 +119,9 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
 
             definition = mailings.get_mailing(slug)
             transport = sending.SmtpHookTransport(definition.smtp_conn_id)
-            return sending.send_batch(batch["batch_id"], mailing=definition, transport=transport,
-                                      final_try=_final_try()).as_dict()
+            return sending.send_batch(
+                batch["batch_id"], mailing=definition, transport=transport, final_try=_final_try()
+            ).as_dict()
 
         @task(trigger_rule="all_done", retries=0)
         def summarize(mailing_run_id: int) -> dict:

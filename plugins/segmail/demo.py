@@ -41,11 +41,32 @@ def print_import_report(import_run_ids: list[int]) -> None:
     from segmail.status import recent_imports
 
     runs = [r for r in recent_imports(limit=20) if r["id"] in import_run_ids]
-    print(_table(runs, ("id", "file_name", "status", "rows", "created", "updated", "unchanged", "rejected",
-                        "duplicates", "warnings")))
+    print(
+        _table(
+            runs,
+            (
+                "id",
+                "file_name",
+                "status",
+                "rows",
+                "created",
+                "updated",
+                "unchanged",
+                "rejected",
+                "duplicates",
+                "warnings",
+            ),
+        )
+    )
     for run_id in import_run_ids:
         rows = [
-            {"row": line, "column": column or "", "value": (value or "")[:30], "severity": severity, "reason": reason}
+            {
+                "row": line,
+                "column": column or "",
+                "value": (value or "")[:30],
+                "severity": severity,
+                "reason": reason,
+            }
             for line, column, value, severity, reason in iter_issues(default_engine(), run_id)
         ]
         print(f"\nRejected rows, duplicates and warnings of import run {run_id}:")
@@ -57,14 +78,20 @@ def print_mailing_status(run_id: int) -> None:
     from segmail.status import mailing_runs, run_deliveries
 
     (run,) = [r for r in mailing_runs(limit=50) if r["run"] == run_id]
-    rows = [{"language": lang, **{s: counts.get(s, 0) for s in ("sent", "failed", "skipped", "pending")}}
-            for lang, counts in run["by_language"].items()]
+    rows = [
+        {"language": lang, **{s: counts.get(s, 0) for s in ("sent", "failed", "skipped", "pending")}}
+        for lang, counts in run["by_language"].items()
+    ]
     print(_table(rows, ("language", "sent", "failed", "skipped", "pending")))
     skipped = [d for d in run_deliveries(run_id) if d["status"] != "sent"]
     if skipped:
         print("\nNot sent, with the reason:")
-        print(_table([{k: d[k] or "" for k in ("external_id", "email", "status", "reason")} for d in skipped],
-                     ("external_id", "email", "status", "reason")))
+        print(
+            _table(
+                [{k: d[k] or "" for k in ("external_id", "email", "status", "reason")} for d in skipped],
+                ("external_id", "email", "status", "reason"),
+            )
+        )
 
 
 def main() -> int:
@@ -102,7 +129,9 @@ def main() -> int:
 
     from segmail.smtpsink import SmtpSink
 
-    outbox = Path(os.environ["AIRFLOW_HOME"]) / "segmail" / "outbox" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    outbox = (
+        Path(os.environ["AIRFLOW_HOME"]) / "segmail" / "outbox" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    )
     with SmtpSink(store_dir=outbox) as sink:
         os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_uri
         ensure_smtp_pool()
@@ -121,8 +150,10 @@ def main() -> int:
             message = received.parsed()
             print(f"  to {received.recipients[0]}: {message['Subject']}")
         print(f"mailing_test_mail run {test_run.run_id}: {test_run.state}")
-    print("\nMore: .venv/bin/segmail status newsletter | .venv/bin/segmail status --run "
-          f"{mailing_run_id} | .venv/bin/segmail status --tests")
+    print(
+        "\nMore: .venv/bin/segmail status newsletter | .venv/bin/segmail status --run "
+        f"{mailing_run_id} | .venv/bin/segmail status --tests"
+    )
     return 0 if run.state == "success" and test_run.state == "success" else 1
 
 

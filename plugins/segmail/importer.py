@@ -144,7 +144,9 @@ def _create_staging(conn: Connection) -> None:
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {STAGE_SEG} (line_no INTEGER, name_key VARCHAR(200), name VARCHAR(200)){suffix}"
     )
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {STAGE_MATCH} (line_no INTEGER, contact_id INTEGER){suffix}")
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {STAGE_MATCH} (line_no INTEGER, contact_id INTEGER){suffix}"
+    )
 
 
 def _drop_staging(conn: Connection) -> None:
@@ -160,8 +162,12 @@ def _create_as(conn: Connection, table: str, select_sql: str, params: dict | Non
 
 def _store_issues(conn: Connection, run_id: int, issues: Iterable[Issue]) -> int:
     rows = [(run_id, i.line_no, i.column, i.value, i.severity, i.reason) for i in issues]
-    bulk_insert(conn, "segmail_import_issues", ("import_run_id", "line_no", "column_name", "value", "severity", "reason"),
-          rows)
+    bulk_insert(
+        conn,
+        "segmail_import_issues",
+        ("import_run_id", "line_no", "column_name", "value", "severity", "reason"),
+        rows,
+    )
     return len(rows)
 
 
@@ -173,7 +179,9 @@ def import_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _validated_chunks(path: Path, layout: CsvLayout, *, size: int, workers: int) -> Iterator[tuple[int, ValidatedChunk]]:
+def _validated_chunks(
+    path: Path, layout: CsvLayout, *, size: int, workers: int
+) -> Iterator[tuple[int, ValidatedChunk]]:
     """(rows read, validated chunk) in file order. With workers > 1 the chunks are validated in forked
     processes while this one loads the database; at most 2 chunks per worker are in flight, so memory
     stays bounded whatever the file size. Forked children never touch the parent's connections and
@@ -193,7 +201,9 @@ def _validated_chunks(path: Path, layout: CsvLayout, *, size: int, workers: int)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: deque[tuple[int, Future]] = deque()
         for chunk in itertools.chain((first, second), chunks):
-            pending.append((len(chunk.line_numbers) + len(chunk.malformed), pool.submit(validate_chunk, chunk)))
+            pending.append(
+                (len(chunk.line_numbers) + len(chunk.malformed), pool.submit(validate_chunk, chunk))
+            )
             if len(pending) >= 2 * workers:
                 rows, future = pending.popleft()
                 yield rows, future.result()
@@ -233,9 +243,11 @@ def _apply(
     timer = _PhaseTimer()
     warnings = 0
     if layout.ignored:
-        warnings += _store_issues(conn, run_id, [
-            Issue(1, column, None, "warning", "unknown column ignored") for column in layout.ignored
-        ])
+        warnings += _store_issues(
+            conn,
+            run_id,
+            [Issue(1, column, None, "warning", "unknown column ignored") for column in layout.ignored],
+        )
 
     # 1. Stream, validate, stage.
     for rows, checked in _validated_chunks(path, layout, size=chunk_size, workers=import_workers()):
@@ -280,9 +292,11 @@ def _apply(
         _apply_memberships(conn, mode)
     timer("write memberships")
 
-    counts = conn.execute(text(
-        f"SELECT is_new, changed, seg_changed, COUNT(*) FROM {RESOLVED} GROUP BY is_new, changed, seg_changed"
-    )).all()
+    counts = conn.execute(
+        text(
+            f"SELECT is_new, changed, seg_changed, COUNT(*) FROM {RESOLVED} GROUP BY is_new, changed, seg_changed"
+        )
+    ).all()
     for is_new, changed, seg_changed, count in counts:
         if is_new:
             result.created += count
@@ -316,22 +330,27 @@ def _in_file_duplicates(conn: Connection) -> list[tuple[int, int, str]]:
         f"  WHERE mobile_e164 IS NOT NULL GROUP BY country_code, mobile_e164 HAVING COUNT(*) > 1) p"
         f"  ON p.country_code = s.country_code AND p.mobile_e164 = s.mobile_e164"
     )
-    rows = conn.execute(text(
-        f"WITH c AS (SELECT * FROM {STAGE} WHERE line_no IN ({repeated})),"
-        f" w AS (SELECT line_no, external_id,"
-        f"   CASE WHEN external_id IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY external_id) END AS last_ext,"
-        f"   CASE WHEN email_key IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY email_key) END AS last_email,"
-        f"   CASE WHEN mobile_e164 IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY country_code, mobile_e164)"
-        f"   END AS last_phone FROM c)"
-        f" SELECT w.line_no, w.last_ext, CASE WHEN {_compatible('w', 'le')} THEN w.last_email END,"
-        f"   CASE WHEN {_compatible('w', 'lp')} THEN w.last_phone END"
-        f" FROM w LEFT JOIN {STAGE} le ON le.line_no = w.last_email LEFT JOIN {STAGE} lp ON lp.line_no = w.last_phone"
-        f" WHERE w.last_ext > w.line_no OR w.last_email > w.line_no OR w.last_phone > w.line_no"
-    )).all()
+    rows = conn.execute(
+        text(
+            f"WITH c AS (SELECT * FROM {STAGE} WHERE line_no IN ({repeated})),"
+            f" w AS (SELECT line_no, external_id,"
+            f"   CASE WHEN external_id IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY external_id) END AS last_ext,"
+            f"   CASE WHEN email_key IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY email_key) END AS last_email,"
+            f"   CASE WHEN mobile_e164 IS NOT NULL THEN MAX(line_no) OVER (PARTITION BY country_code, mobile_e164)"
+            f"   END AS last_phone FROM c)"
+            f" SELECT w.line_no, w.last_ext, CASE WHEN {_compatible('w', 'le')} THEN w.last_email END,"
+            f"   CASE WHEN {_compatible('w', 'lp')} THEN w.last_phone END"
+            f" FROM w LEFT JOIN {STAGE} le ON le.line_no = w.last_email LEFT JOIN {STAGE} lp ON lp.line_no = w.last_phone"
+            f" WHERE w.last_ext > w.line_no OR w.last_email > w.line_no OR w.last_phone > w.line_no"
+        )
+    ).all()
     found = []
     for line, by_ext, by_email, by_phone in rows:
-        candidates = [(later, key) for later, key in ((by_ext, "External ID"), (by_email, "Email"),
-                                                      (by_phone, "Mobile Number")) if later and later > line]
+        candidates = [
+            (later, key)
+            for later, key in ((by_ext, "External ID"), (by_email, "Email"), (by_phone, "Mobile Number"))
+            if later and later > line
+        ]
         if candidates:
             later, key = max(candidates, key=lambda c: c[0])  # ties: External ID first
             found.append((line, later, key))
@@ -340,10 +359,12 @@ def _in_file_duplicates(conn: Connection) -> list[tuple[int, int, str]]:
 
 def _same_contact_duplicates(conn: Connection) -> list[tuple[int, int, str]]:
     """Rows with different keys that matched the same stored contact: the last one wins."""
-    rows = conn.execute(text(
-        f"SELECT line_no, last FROM (SELECT line_no, MAX(line_no) OVER (PARTITION BY contact_id) AS last"
-        f" FROM {RESOLVED} WHERE is_new = 0) AS w WHERE last > line_no"
-    )).all()
+    rows = conn.execute(
+        text(
+            f"SELECT line_no, last FROM (SELECT line_no, MAX(line_no) OVER (PARTITION BY contact_id) AS last"
+            f" FROM {RESOLVED} WHERE is_new = 0) AS w WHERE last > line_no"
+        )
+    ).all()
     return [(line, later, "the same existing contact") for line, later in rows]
 
 
@@ -356,46 +377,70 @@ def _mark_duplicates(
     conn.execute(text(f"UPDATE {STAGE} SET state = 'duplicate' WHERE line_no = :line"), lines)
     if resolved:
         conn.execute(text(f"DELETE FROM {RESOLVED} WHERE line_no = :line"), lines)
-    _store_issues(conn, run_id, [
-        Issue(line, key if key[0].isupper() else None, None, "duplicate",
-              f"duplicate: row {later} has {'the same ' + key if key[0].isupper() else key}"
-              f" and was imported instead")
-        for line, later, key in found
-    ])
+    _store_issues(
+        conn,
+        run_id,
+        [
+            Issue(
+                line,
+                key if key[0].isupper() else None,
+                None,
+                "duplicate",
+                f"duplicate: row {later} has {'the same ' + key if key[0].isupper() else key}"
+                f" and was imported instead",
+            )
+            for line, later, key in found
+        ],
+    )
     return len(found)
 
 
 def _match_contacts(conn: Connection, run_id: int) -> int:
-    conn.execute(text(
-        f"INSERT INTO {STAGE_MATCH} (line_no, contact_id)"
-        f" SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.external_id = s.external_id"
-        f"  WHERE s.state = 'ok'"
-        f" UNION ALL SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.email_key = s.email_key"
-        f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
-        f" UNION ALL SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c"
-        f"  ON c.country_code = s.country_code AND c.mobile_e164 = s.mobile_e164"
-        f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
-    ))
-    conflicts = conn.execute(text(
-        f"SELECT DISTINCT m.line_no, c.id, c.external_id, c.email, c.mobile_e164 FROM {STAGE_MATCH} m"
-        f" JOIN segmail_contacts c ON c.id = m.contact_id"
-        f" WHERE m.line_no IN (SELECT line_no FROM {STAGE_MATCH} GROUP BY line_no"
-        f"  HAVING COUNT(DISTINCT contact_id) > 1)"
-        f" ORDER BY m.line_no, c.id"
-    )).all()
+    conn.execute(
+        text(
+            f"INSERT INTO {STAGE_MATCH} (line_no, contact_id)"
+            f" SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.external_id = s.external_id"
+            f"  WHERE s.state = 'ok'"
+            f" UNION ALL SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c ON c.email_key = s.email_key"
+            f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
+            f" UNION ALL SELECT s.line_no, c.id FROM {STAGE} s JOIN segmail_contacts c"
+            f"  ON c.country_code = s.country_code AND c.mobile_e164 = s.mobile_e164"
+            f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
+        )
+    )
+    conflicts = conn.execute(
+        text(
+            f"SELECT DISTINCT m.line_no, c.id, c.external_id, c.email, c.mobile_e164 FROM {STAGE_MATCH} m"
+            f" JOIN segmail_contacts c ON c.id = m.contact_id"
+            f" WHERE m.line_no IN (SELECT line_no FROM {STAGE_MATCH} GROUP BY line_no"
+            f"  HAVING COUNT(DISTINCT contact_id) > 1)"
+            f" ORDER BY m.line_no, c.id"
+        )
+    ).all()
     by_line: dict[int, list[str]] = {}
     for line, cid, ext, email, mobile in conflicts:
         label = f"#{cid} (" + ", ".join(v for v in (ext and f"external ID {ext}", email, mobile) if v) + ")"
         by_line.setdefault(line, []).append(label)
     if by_line:
-        conn.execute(text(f"UPDATE {STAGE} SET state = 'conflict' WHERE line_no = :line"),
-                     [{"line": line} for line in by_line])
-        _store_issues(conn, run_id, [
-            Issue(line, None, None, "error",
-                  f"conflict: the row's keys match {len(labels)} different contacts: {'; '.join(labels)};"
-                  " not merged")
-            for line, labels in by_line.items()
-        ])
+        conn.execute(
+            text(f"UPDATE {STAGE} SET state = 'conflict' WHERE line_no = :line"),
+            [{"line": line} for line in by_line],
+        )
+        _store_issues(
+            conn,
+            run_id,
+            [
+                Issue(
+                    line,
+                    None,
+                    None,
+                    "error",
+                    f"conflict: the row's keys match {len(labels)} different contacts: {'; '.join(labels)};"
+                    " not merged",
+                )
+                for line, labels in by_line.items()
+            ],
+        )
     return len(by_line)
 
 
@@ -406,36 +451,68 @@ def _warn_unknown_salespeople(conn: Connection, run_id: int) -> int:
     )
     rows = conn.execute(text(f"SELECT line_no, salesperson_code FROM {STAGE} WHERE {unknown}")).all()
     if rows:
-        _store_issues(conn, run_id, [
-            Issue(line, "Salesperson", code, "warning",
-                  f"unknown salesperson code {code!r}; add it with `segmail salespeople add` — not stored")
-            for line, code in rows
-        ])
+        _store_issues(
+            conn,
+            run_id,
+            [
+                Issue(
+                    line,
+                    "Salesperson",
+                    code,
+                    "warning",
+                    f"unknown salesperson code {code!r}; add it with `segmail salespeople add` — not stored",
+                )
+                for line, code in rows
+            ],
+        )
         conn.execute(text(f"UPDATE {STAGE} SET salesperson_code = NULL WHERE {unknown}"))
     return len(rows)
 
 
 def _resolve_segments(conn: Connection, run_id: int) -> int:
-    _create_as(conn, SEG_RESOLVED,
-               f"SELECT ss.line_no, g.id AS segment_id FROM {STAGE_SEG} ss"
-               f" JOIN segmail_segments g ON g.name_key = ss.name_key")
+    _create_as(
+        conn,
+        SEG_RESOLVED,
+        f"SELECT ss.line_no, g.id AS segment_id FROM {STAGE_SEG} ss"
+        f" JOIN segmail_segments g ON g.name_key = ss.name_key",
+    )
     conn.exec_driver_sql(f"CREATE INDEX ix_seg_resolved ON {SEG_RESOLVED} (line_no, segment_id)")
-    rows = conn.execute(text(
-        f"SELECT ss.line_no, ss.name FROM {STAGE_SEG} ss JOIN {STAGE} s ON s.line_no = ss.line_no"
-        f" WHERE s.state = 'ok' AND NOT EXISTS (SELECT 1 FROM segmail_segments g WHERE g.name_key = ss.name_key)"
-        f" ORDER BY ss.line_no"
-    )).all()
-    _store_issues(conn, run_id, [
-        Issue(line, "Segments", name, "warning",
-              f"segment {name!r} does not exist and was not created; the rest of the row was imported")
-        for line, name in rows
-    ])
+    rows = conn.execute(
+        text(
+            f"SELECT ss.line_no, ss.name FROM {STAGE_SEG} ss JOIN {STAGE} s ON s.line_no = ss.line_no"
+            f" WHERE s.state = 'ok' AND NOT EXISTS (SELECT 1 FROM segmail_segments g WHERE g.name_key = ss.name_key)"
+            f" ORDER BY ss.line_no"
+        )
+    ).all()
+    _store_issues(
+        conn,
+        run_id,
+        [
+            Issue(
+                line,
+                "Segments",
+                name,
+                "warning",
+                f"segment {name!r} does not exist and was not created; the rest of the row was imported",
+            )
+            for line, name in rows
+        ],
+    )
     return len(rows)
 
 
 _OVERWRITE = (
-    "external_id", "email", "email_key", "country_code", "mobile_e164", "first_name", "last_name",
-    "account_number", "organization", "language", "salesperson_code",
+    "external_id",
+    "email",
+    "email_key",
+    "country_code",
+    "mobile_e164",
+    "first_name",
+    "last_name",
+    "account_number",
+    "organization",
+    "language",
+    "salesperson_code",
 )
 
 
@@ -451,18 +528,21 @@ def _resolve_rows(conn: Connection, *, base: int, mode: str | None) -> None:
         f" (SELECT 1 FROM {SEG_RESOLVED} sr WHERE sr.line_no = s.line_no AND sr.segment_id = mm.segment_id))"
     )
     seg_changed = {None: "1 = 0", "merge": adds, "replace": f"{adds} OR {removes}"}[mode]
-    _create_as(conn, RESOLVED,
-               f"SELECT s.line_no, COALESCE(c.id, :base + s.line_no) AS contact_id,"
-               f" CASE WHEN c.id IS NULL THEN 1 ELSE 0 END AS is_new,"
-               f" CASE WHEN c.id IS NOT NULL AND ({differs} OR (s.opt_out = 1 AND NOT c.email_opt_out))"
-               f"  THEN 1 ELSE 0 END AS changed,"
-               f" CASE WHEN c.id IS NOT NULL AND ({seg_changed}) THEN 1 ELSE 0 END AS seg_changed"
-               f" FROM {STAGE} s"
-               f" LEFT JOIN (SELECT line_no, MIN(contact_id) AS contact_id FROM {STAGE_MATCH} GROUP BY line_no) m"
-               f"  ON m.line_no = s.line_no"
-               f" LEFT JOIN segmail_contacts c ON c.id = m.contact_id"
-               f" WHERE s.state = 'ok'",
-               {"base": base})
+    _create_as(
+        conn,
+        RESOLVED,
+        f"SELECT s.line_no, COALESCE(c.id, :base + s.line_no) AS contact_id,"
+        f" CASE WHEN c.id IS NULL THEN 1 ELSE 0 END AS is_new,"
+        f" CASE WHEN c.id IS NOT NULL AND ({differs} OR (s.opt_out = 1 AND NOT c.email_opt_out))"
+        f"  THEN 1 ELSE 0 END AS changed,"
+        f" CASE WHEN c.id IS NOT NULL AND ({seg_changed}) THEN 1 ELSE 0 END AS seg_changed"
+        f" FROM {STAGE} s"
+        f" LEFT JOIN (SELECT line_no, MIN(contact_id) AS contact_id FROM {STAGE_MATCH} GROUP BY line_no) m"
+        f"  ON m.line_no = s.line_no"
+        f" LEFT JOIN segmail_contacts c ON c.id = m.contact_id"
+        f" WHERE s.state = 'ok'",
+        {"base": base},
+    )
     conn.exec_driver_sql(f"CREATE UNIQUE INDEX ix_resolved_line ON {RESOLVED} (line_no)")
     conn.exec_driver_sql(f"CREATE INDEX ix_resolved_contact ON {RESOLVED} (contact_id)")
 
@@ -471,43 +551,53 @@ def _update_contacts(conn: Connection, params: dict) -> None:
     """Non-empty cells overwrite; empty cells keep what is stored; an opt-out is never cleared."""
     target = "segmail_contacts"
     sets = ", ".join(f"{c} = COALESCE(s.{c}, {target}.{c})" for c in _OVERWRITE)
-    conn.execute(text(
-        f"UPDATE {target} SET {sets},"
-        f" email_opt_out_at = CASE WHEN s.opt_out = 1 AND NOT {target}.email_opt_out THEN :now"
-        f"   ELSE {target}.email_opt_out_at END,"
-        f" email_opt_out_source = CASE WHEN s.opt_out = 1 AND NOT {target}.email_opt_out THEN :source"
-        f"   ELSE {target}.email_opt_out_source END,"
-        f" email_opt_out = CASE WHEN s.opt_out = 1 THEN TRUE ELSE {target}.email_opt_out END,"
-        f" updated_at = :now, last_import_id = :run"
-        f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no"
-        f" WHERE r.contact_id = {target}.id AND r.is_new = 0 AND (r.changed = 1 OR r.seg_changed = 1)"
-    ), params)
+    conn.execute(
+        text(
+            f"UPDATE {target} SET {sets},"
+            f" email_opt_out_at = CASE WHEN s.opt_out = 1 AND NOT {target}.email_opt_out THEN :now"
+            f"   ELSE {target}.email_opt_out_at END,"
+            f" email_opt_out_source = CASE WHEN s.opt_out = 1 AND NOT {target}.email_opt_out THEN :source"
+            f"   ELSE {target}.email_opt_out_source END,"
+            f" email_opt_out = CASE WHEN s.opt_out = 1 THEN TRUE ELSE {target}.email_opt_out END,"
+            f" updated_at = :now, last_import_id = :run"
+            f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no"
+            f" WHERE r.contact_id = {target}.id AND r.is_new = 0 AND (r.changed = 1 OR r.seg_changed = 1)"
+        ),
+        params,
+    )
 
 
 def _insert_contacts(conn: Connection, params: dict) -> None:
     columns = ", ".join(_OVERWRITE)
     staged = ", ".join(f"s.{c}" for c in _OVERWRITE)
-    conn.execute(text(
-        f"INSERT INTO segmail_contacts (id, {columns}, email_opt_out, email_opt_out_at, email_opt_out_source,"
-        f" created_at, updated_at, last_import_id)"
-        f" SELECT r.contact_id, {staged}, s.opt_out = 1, CASE WHEN s.opt_out = 1 THEN :now END,"
-        f" CASE WHEN s.opt_out = 1 THEN :source END, :now, :now, :run"
-        f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no WHERE r.is_new = 1"
-    ), params)
+    conn.execute(
+        text(
+            f"INSERT INTO segmail_contacts (id, {columns}, email_opt_out, email_opt_out_at, email_opt_out_source,"
+            f" created_at, updated_at, last_import_id)"
+            f" SELECT r.contact_id, {staged}, s.opt_out = 1, CASE WHEN s.opt_out = 1 THEN :now END,"
+            f" CASE WHEN s.opt_out = 1 THEN :source END, :now, :now, :run"
+            f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no WHERE r.is_new = 1"
+        ),
+        params,
+    )
 
 
 def _apply_memberships(conn: Connection, mode: str) -> None:
     if mode == "replace":
-        conn.execute(text(
-            f"DELETE FROM segmail_memberships WHERE contact_id IN"
-            f" (SELECT contact_id FROM {RESOLVED} WHERE seg_changed = 1)"
-            f" AND NOT EXISTS (SELECT 1 FROM {RESOLVED} r JOIN {SEG_RESOLVED} sr ON sr.line_no = r.line_no"
-            f"  WHERE r.contact_id = segmail_memberships.contact_id"
-            f"  AND sr.segment_id = segmail_memberships.segment_id)"
-        ))
-    conn.execute(text(
-        f"INSERT INTO segmail_memberships (contact_id, segment_id)"
-        f" SELECT r.contact_id, sr.segment_id FROM {RESOLVED} r JOIN {SEG_RESOLVED} sr ON sr.line_no = r.line_no"
-        f" WHERE r.is_new = 1 OR (r.seg_changed = 1 AND NOT EXISTS (SELECT 1 FROM segmail_memberships m"
-        f"  WHERE m.contact_id = r.contact_id AND m.segment_id = sr.segment_id))"
-    ))
+        conn.execute(
+            text(
+                f"DELETE FROM segmail_memberships WHERE contact_id IN"
+                f" (SELECT contact_id FROM {RESOLVED} WHERE seg_changed = 1)"
+                f" AND NOT EXISTS (SELECT 1 FROM {RESOLVED} r JOIN {SEG_RESOLVED} sr ON sr.line_no = r.line_no"
+                f"  WHERE r.contact_id = segmail_memberships.contact_id"
+                f"  AND sr.segment_id = segmail_memberships.segment_id)"
+            )
+        )
+    conn.execute(
+        text(
+            f"INSERT INTO segmail_memberships (contact_id, segment_id)"
+            f" SELECT r.contact_id, sr.segment_id FROM {RESOLVED} r JOIN {SEG_RESOLVED} sr ON sr.line_no = r.line_no"
+            f" WHERE r.is_new = 1 OR (r.seg_changed = 1 AND NOT EXISTS (SELECT 1 FROM segmail_memberships m"
+            f"  WHERE m.contact_id = r.contact_id AND m.segment_id = sr.segment_id))"
+        )
+    )

@@ -38,7 +38,8 @@ def list_inbox(inbox: str | None = None) -> list[str]:
         root.mkdir(parents=True, exist_ok=True)
         return []
     files = [
-        p for p in root.iterdir()
+        p
+        for p in root.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
     ]
     return [str(p) for p in sorted(files, key=lambda p: p.name)]
@@ -87,8 +88,13 @@ def import_inbox_file(location: str, *, mode: str = "merge", source: str = "dag"
         if previous is not None:
             target = _free_target(inbox / ARCHIVE, path.name)
             path.move(target)
-            return {"file_name": path.name, "status": "skipped", "import_run_id": previous.id,
-                    "error": f"already imported by import run {previous.id}", "archived_to": str(target)}
+            return {
+                "file_name": path.name,
+                "status": "skipped",
+                "import_run_id": previous.id,
+                "error": f"already imported by import run {previous.id}",
+                "archived_to": str(target),
+            }
         result = import_file(local, mode=mode, source=source)
     summary = result.as_dict()
     if result.status == "succeeded":
@@ -96,7 +102,9 @@ def import_inbox_file(location: str, *, mode: str = "merge", source: str = "dag"
         path.move(target)
         report = target.parent / f"{target.name}.report.csv"
         with tempfile.TemporaryDirectory(prefix="segmail-") as tmp:
-            local_report = write_issue_report(default_engine(), result.import_run_id, Path(tmp) / "report.csv")
+            local_report = write_issue_report(
+                default_engine(), result.import_run_id, Path(tmp) / "report.csv"
+            )
             _storage_path(str(local_report)).copy(report)
         summary.update(archived_to=str(target), report_path=str(report))
         _set_report_path(result.import_run_id, str(report))
@@ -117,7 +125,9 @@ def _set_report_path(import_run_id: int, report_path: str) -> None:
     from segmail.models import ImportRun
 
     with session_scope() as session:
-        session.execute(update(ImportRun).where(ImportRun.id == import_run_id).values(report_path=report_path))
+        session.execute(
+            update(ImportRun).where(ImportRun.id == import_run_id).values(report_path=report_path)
+        )
 
 
 def summarize(results: list[dict]) -> dict:

@@ -17,7 +17,8 @@ class MailingRunLink(BaseOperatorLink):
 
         slug = ti_key.dag_id.removeprefix("mailing__")
         with default_engine().connect() as conn:
-            run_id = conn.execute(text(
-                "SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d"),
-                {"m": slug, "d": ti_key.run_id}).scalar()
+            run_id = conn.execute(
+                text("SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d"),
+                {"m": slug, "d": ti_key.run_id},
+            ).scalar()
         return f"{PAGES_PREFIX}/runs/{run_id}" if run_id else f"{PAGES_PREFIX}/?mailing={slug}"

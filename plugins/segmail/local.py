@@ -66,8 +66,9 @@ def seed_sample_setup() -> None:
 def ensure_smtp_pool() -> None:
     from airflow.models.pool import Pool
 
-    Pool.create_or_update_pool("smtp", slots=SMTP_POOL_SLOTS, description="segmail: concurrent SMTP batches",
-                               include_deferred=False)
+    Pool.create_or_update_pool(
+        "smtp", slots=SMTP_POOL_SLOTS, description="segmail: concurrent SMTP batches", include_deferred=False
+    )
 
 
 def ensure_login(username: str = "admin") -> str:
@@ -95,8 +96,9 @@ def drop_sample_into_inbox() -> Path:
 
 def start_smtp_sink(port: int) -> subprocess.Popen:
     outbox = home() / "segmail" / "outbox"
-    sink = subprocess.Popen([sys.executable, "-m", "segmail.smtpsink", str(outbox), str(port)],
-                            stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "segmail.smtpsink", str(outbox), str(port)], stdout=subprocess.PIPE, text=True
+    )
     print(sink.stdout.readline().strip(), flush=True)
     os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true"
     return sink
@@ -118,14 +120,17 @@ def run_airflow() -> int:
     ensure_smtp_pool()
     sample = drop_sample_into_inbox()
     sink = start_smtp_sink(int(os.environ.get("SEGMAIL_SMTP_PORT", 0)) or free_port())
-    print(f"""
+    print(
+        f"""
 segmail on Airflow
   UI:        http://127.0.0.1:{port}/   (log in as admin / {password})
   pages:     http://127.0.0.1:{port}/segmail/   ("Segment mailings" in the UI navigation)
   inbox:     {sample.parent}   (sample contacts dropped: {sample.name})
-  outbox:    {home() / 'segmail' / 'outbox'}   (every mail sent, as .eml)
+  outbox:    {home() / "segmail" / "outbox"}   (every mail sent, as .eml)
 Trigger contacts_import, then mailing__newsletter. Ctrl-C stops everything.
-""", flush=True)
+""",
+        flush=True,
+    )
     try:
         return subprocess.call(["airflow", "standalone"])
     except KeyboardInterrupt:

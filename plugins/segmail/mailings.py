@@ -29,7 +29,9 @@ class Variant(BaseModel):
     html: bool = True
     from_: str | None = Field(default=None, alias="from", pattern=_HEADER_SAFE.pattern)
     reply_to: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
-    text_body: str | None = Field(default=None, description="optional plain-text template; else made from HTML")
+    text_body: str | None = Field(
+        default=None, description="optional plain-text template; else made from HTML"
+    )
     attachments: list[str] = Field(default_factory=list, description="paths under include/")
 
 
@@ -58,7 +60,9 @@ class Mailing(BaseModel):
     failure_threshold: float = Field(default=0.05, ge=0, le=1, description="failed share that fails the run")
     salesperson: str | None = Field(default=None, description="code of the responsible salesperson")
     list_unsubscribe: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
-    max_lateness_hours: float = Field(default=6, gt=0, description="a scheduled run starting later is not sent")
+    max_lateness_hours: float = Field(
+        default=6, gt=0, description="a scheduled run starting later is not sent"
+    )
     variants: dict[str, Variant] = Field(min_length=1)
 
     @field_validator("variants")
@@ -80,8 +84,10 @@ class Mailing(BaseModel):
 
         self.default_language = normalize_language(self.default_language) or self.default_language
         if self.default_language not in self.variants:
-            raise ValueError(f"default_language {self.default_language!r} has no variant "
-                             f"(variants: {', '.join(self.variants)})")
+            raise ValueError(
+                f"default_language {self.default_language!r} has no variant "
+                f"(variants: {', '.join(self.variants)})"
+            )
         if self.schedule and self.schedule != "after_import":
             from croniter import croniter
 
@@ -97,8 +103,10 @@ class Mailing(BaseModel):
             return None
         late = now - scheduled_for
         if late > timedelta(hours=self.max_lateness_hours):
-            return (f"scheduled for {scheduled_for:%Y-%m-%d %H:%M} UTC, starting {late} later (more than "
-                    f"max_lateness_hours={self.max_lateness_hours:g}); not sent — trigger the DAG to send now")
+            return (
+                f"scheduled for {scheduled_for:%Y-%m-%d %H:%M} UTC, starting {late} later (more than "
+                f"max_lateness_hours={self.max_lateness_hours:g}); not sent — trigger the DAG to send now"
+            )
         return None
 
     @property
@@ -171,4 +179,3 @@ def get_mailing(slug: str) -> Mailing:
         if path.is_file():
             return load_mailing(path)
     raise NotFound(f"no mailing {slug!r} in {mailings_dir()}")
-

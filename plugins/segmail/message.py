@@ -97,8 +97,16 @@ class MessageFactory:
         return f"<segmail.{run_id}.{contact_id}@{self.domain}>"
 
     def build(
-        self, *, to_name: str, to_addr: str, subject: str, text: str, html: str | None, message_id: str,
-        date: datetime, extra_headers: dict[str, str] | None = None,
+        self,
+        *,
+        to_name: str,
+        to_addr: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        message_id: str,
+        date: datetime,
+        extra_headers: dict[str, str] | None = None,
     ) -> bytes:
         headers = [
             f"To: {address_header(to_name, to_addr)}",
@@ -108,13 +116,19 @@ class MessageFactory:
         ]
         for name, value in (extra_headers or {}).items():
             headers.append(f"{name}: {header_value(value, name=name)}")
-        text_part = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n' + _b64(
-            text.encode("utf-8"))
+        text_part = (
+            b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+            + _b64(text.encode("utf-8"))
+        )
         if html is not None:
-            html_part = (b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-                         + _b64(html.encode("utf-8")))
+            html_part = (
+                b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+                + _b64(html.encode("utf-8"))
+            )
             alt = self.alternative.encode()
-            body = (b"--" + alt + CRLF + text_part + b"--" + alt + CRLF + html_part + b"--" + alt + b"--" + CRLF)
+            body = (
+                b"--" + alt + CRLF + text_part + b"--" + alt + CRLF + html_part + b"--" + alt + b"--" + CRLF
+            )
             body_type = f'Content-Type: multipart/alternative; boundary="{self.alternative}"'.encode()
         else:
             body, body_type = None, None
@@ -125,7 +139,16 @@ class MessageFactory:
             parts += [b"--" + mixed + CRLF + part for part in self.attachments]
             content = b"".join(parts) + b"--" + mixed + b"--" + CRLF
             top = f'Content-Type: multipart/mixed; boundary="{self.mixed}"'.encode()
-            return ("\r\n".join(headers) + "\r\n").encode() + self.static_headers + top + CRLF + CRLF + content
+            return (
+                ("\r\n".join(headers) + "\r\n").encode() + self.static_headers + top + CRLF + CRLF + content
+            )
         if body is not None:
-            return ("\r\n".join(headers) + "\r\n").encode() + self.static_headers + body_type + CRLF + CRLF + body
+            return (
+                ("\r\n".join(headers) + "\r\n").encode()
+                + self.static_headers
+                + body_type
+                + CRLF
+                + CRLF
+                + body
+            )
         return ("\r\n".join(headers) + "\r\n").encode() + self.static_headers + text_part

@@ -36,7 +36,6 @@ def downgrade(engine: Engine | None = None, revision: str = "base") -> None:
 def current_revision(engine: Engine | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-
     engine = engine or default_engine()
     with engine.connect() as connection:
         ctx = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})

@@ -173,7 +173,9 @@ class Delivery(Base):
     mailing_run_id: Mapped[int] = mapped_column(ForeignKey("segmail_mailing_runs.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(Integer, index=True)
     segment_id: Mapped[int | None] = mapped_column(Integer)  # the audience segment the contact came through
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("segmail_delivery_batches.id", ondelete="SET NULL"))
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segmail_delivery_batches.id", ondelete="SET NULL")
+    )
     email: Mapped[str | None] = mapped_column(String(320))
     language: Mapped[str | None] = mapped_column(String(35))
     status: Mapped[str] = mapped_column(String(10))  # pending | sent | failed | skipped

@@ -21,8 +21,27 @@ from segmail.config import include_dir
 from segmail.errors import SegmailError
 from segmail.mailings import Mailing, templates_dir
 
-_BLOCK_TAGS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr",
-               "section", "header", "footer", "blockquote"}
+_BLOCK_TAGS = {
+    "p",
+    "div",
+    "br",
+    "tr",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "ul",
+    "ol",
+    "hr",
+    "section",
+    "header",
+    "footer",
+    "blockquote",
+}
 
 
 class _TextExtractor(HTMLParser):
@@ -147,7 +166,9 @@ def compile_variant(mailing: Mailing, language: str) -> CompiledVariant:
     )
 
 
-def message_context(*, contact: dict, segment: str | None, salesperson: dict | None, mailing: Mailing) -> dict:
+def message_context(
+    *, contact: dict, segment: str | None, salesperson: dict | None, mailing: Mailing
+) -> dict:
     """The variables a template sees. Plain dicts: the sandbox exposes no methods of our objects."""
     return {
         "contact": contact,
@@ -158,7 +179,13 @@ def message_context(*, contact: dict, segment: str | None, salesperson: dict | N
 
 
 SAMPLE_CONTACT = {
-    "first_name": "Alex", "last_name": "Sample", "email": "alex.sample@example.com", "organization": "Sample GmbH",
-    "account_number": "10000", "country_code": "DE", "external_id": "SAMPLE-1", "language": "de",
+    "first_name": "Alex",
+    "last_name": "Sample",
+    "email": "alex.sample@example.com",
+    "organization": "Sample GmbH",
+    "account_number": "10000",
+    "country_code": "DE",
+    "external_id": "SAMPLE-1",
+    "language": "de",
     "mobile": "+4915123456789",
 }

@@ -35,8 +35,9 @@ def unescape_cells(column):  # noqa: ANN001, ANN201 - a pandas Series of str
 def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = None):
     query = (
         "SELECT line_no, column_name, value, severity, reason FROM segmail_import_issues"
-        " WHERE import_run_id = :run" + (" AND severity = :severity" if severity else "") +
-        " ORDER BY line_no, id"
+        " WHERE import_run_id = :run"
+        + (" AND severity = :severity" if severity else "")
+        + " ORDER BY line_no, id"
     )
     with engine.connect() as conn:
         yield from conn.execute(text(query), {"run": import_run_id, "severity": severity})

@@ -138,26 +138,41 @@ def freeze_audience(
     engine = engine or default_engine()
     now = now or datetime.now(UTC)
     with engine.begin() as conn:
-        existing = conn.execute(text(
-            "SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d"),
-            {"m": mailing.slug, "d": dag_run_id}).scalar()
+        existing = conn.execute(
+            text("SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d"),
+            {"m": mailing.slug, "d": dag_run_id},
+        ).scalar()
         if existing is not None:
             return existing
         include = _audience_ids(conn, mailing.audience.segments)
-        exclude = _audience_ids(conn, mailing.audience.exclude_segments) if mailing.audience.exclude_segments else []
-        rows = conn.execute(text(
-            "SELECT c.id, c.email, c.email_key, c.email_opt_out, c.language, m.segment_id"
-            " FROM segmail_contacts c"
-            " JOIN (SELECT contact_id, MIN(segment_id) AS segment_id FROM segmail_memberships"
-            "       WHERE segment_id IN :include GROUP BY contact_id) m ON m.contact_id = c.id"
-            + (" WHERE NOT EXISTS (SELECT 1 FROM segmail_memberships x WHERE x.contact_id = c.id"
-               "  AND x.segment_id IN :exclude)" if exclude else "")
-            + " ORDER BY c.id"
-        ).bindparams(*_expanding("include", "exclude")[: 2 if exclude else 1]),
-            {"include": include, "exclude": exclude}).all()
+        exclude = (
+            _audience_ids(conn, mailing.audience.exclude_segments)
+            if mailing.audience.exclude_segments
+            else []
+        )
+        rows = conn.execute(
+            text(
+                "SELECT c.id, c.email, c.email_key, c.email_opt_out, c.language, m.segment_id"
+                " FROM segmail_contacts c"
+                " JOIN (SELECT contact_id, MIN(segment_id) AS segment_id FROM segmail_memberships"
+                "       WHERE segment_id IN :include GROUP BY contact_id) m ON m.contact_id = c.id"
+                + (
+                    " WHERE NOT EXISTS (SELECT 1 FROM segmail_memberships x WHERE x.contact_id = c.id"
+                    "  AND x.segment_id IN :exclude)"
+                    if exclude
+                    else ""
+                )
+                + " ORDER BY c.id"
+            ).bindparams(*_expanding("include", "exclude")[: 2 if exclude else 1]),
+            {"include": include, "exclude": exclude},
+        ).all()
         wanted = {lang.casefold() for lang in languages} if languages else None
-        options = {"languages": languages or "all", "max_recipients": max_recipients or None,
-                   "excluded_by_language": 0, "over_max_recipients": 0}
+        options = {
+            "languages": languages or "all",
+            "max_recipients": max_recipients or None,
+            "excluded_by_language": 0,
+            "over_max_recipients": 0,
+        }
         deliveries = []
         sendable = 0
         # An opt-out belongs to the address: another contact sharing it is not mailed either.
@@ -176,8 +191,11 @@ def freeze_audience(
             elif not email:
                 reason = "no e-mail address"
             elif safe_address(email) is None:
-                reason = (f"invalid e-mail address {email!r}" if email.isascii() else
-                          f"internationalized address {email!r} needs SMTPUTF8, which segmail does not send")
+                reason = (
+                    f"invalid e-mail address {email!r}"
+                    if email.isascii()
+                    else f"internationalized address {email!r} needs SMTPUTF8, which segmail does not send"
+                )
             elif email_key in addressed:
                 reason = "duplicate address: another contact of this run gets the mail at this address"
             elif max_recipients and sendable >= max_recipients:
@@ -186,17 +204,40 @@ def freeze_audience(
             if reason is None:
                 sendable += 1
                 addressed.add(email_key)
-            deliveries.append((contact_id, segment_id, email, variant, "skipped" if reason else "pending", reason))
-        run_id = conn.execute(text(
-            "INSERT INTO segmail_mailing_runs (mailing, dag_run_id, status, dry_run, options, created_at)"
-            " VALUES (:m, :d, 'frozen', :dry, :o, :now) RETURNING id"),
-            {"m": mailing.slug, "d": dag_run_id, "dry": dry_run, "o": json.dumps(options), "now": now}).scalar_one()
-        bulk_insert(conn, "segmail_deliveries",
-                    ("mailing_run_id", "contact_id", "segment_id", "email", "language", "status", "reason",
-                     "attempts", "updated_at"),
-                    [(run_id, *d, 0, now) for d in deliveries])
-    log.info("mailing %s run %s: %d deliveries frozen (%d to send), options %s",
-             mailing.slug, run_id, len(deliveries), sendable, options)
+            deliveries.append(
+                (contact_id, segment_id, email, variant, "skipped" if reason else "pending", reason)
+            )
+        run_id = conn.execute(
+            text(
+                "INSERT INTO segmail_mailing_runs (mailing, dag_run_id, status, dry_run, options, created_at)"
+                " VALUES (:m, :d, 'frozen', :dry, :o, :now) RETURNING id"
+            ),
+            {"m": mailing.slug, "d": dag_run_id, "dry": dry_run, "o": json.dumps(options), "now": now},
+        ).scalar_one()
+        bulk_insert(
+            conn,
+            "segmail_deliveries",
+            (
+                "mailing_run_id",
+                "contact_id",
+                "segment_id",
+                "email",
+                "language",
+                "status",
+                "reason",
+                "attempts",
+                "updated_at",
+            ),
+            [(run_id, *d, 0, now) for d in deliveries],
+        )
+    log.info(
+        "mailing %s run %s: %d deliveries frozen (%d to send), options %s",
+        mailing.slug,
+        run_id,
+        len(deliveries),
+        sendable,
+        options,
+    )
     return run_id
 
 
@@ -213,9 +254,13 @@ def plan_batches(run_id: int, *, batch_size: int, engine: Engine | None = None) 
         batches = _batches(conn, run_id)
         if batches:
             return batches
-        pending = conn.execute(text(
-            "SELECT language, id FROM segmail_deliveries WHERE mailing_run_id = :r AND status = 'pending'"
-            " ORDER BY language, id"), {"r": run_id}).all()
+        pending = conn.execute(
+            text(
+                "SELECT language, id FROM segmail_deliveries WHERE mailing_run_id = :r AND status = 'pending'"
+                " ORDER BY language, id"
+            ),
+            {"r": run_id},
+        ).all()
         by_language: dict[str, list[int]] = defaultdict(list)
         for language, delivery_id in pending:
             by_language[language].append(delivery_id)
@@ -229,14 +274,20 @@ def plan_batches(run_id: int, *, batch_size: int, engine: Engine | None = None) 
             for start in range(0, len(ids), size):
                 part = ids[start : start + size]
                 batch_no += 1
-                batch_id = conn.execute(text(
-                    "INSERT INTO segmail_delivery_batches (mailing_run_id, batch_no, language, size)"
-                    " VALUES (:r, :n, :l, :s) RETURNING id"),
-                    {"r": run_id, "n": batch_no, "l": language, "s": len(part)}).scalar_one()
-                conn.execute(text(
-                    "UPDATE segmail_deliveries SET batch_id = :b WHERE mailing_run_id = :r AND language = :l"
-                    " AND status = 'pending' AND id BETWEEN :lo AND :hi"),
-                    {"b": batch_id, "r": run_id, "l": language, "lo": part[0], "hi": part[-1]})
+                batch_id = conn.execute(
+                    text(
+                        "INSERT INTO segmail_delivery_batches (mailing_run_id, batch_no, language, size)"
+                        " VALUES (:r, :n, :l, :s) RETURNING id"
+                    ),
+                    {"r": run_id, "n": batch_no, "l": language, "s": len(part)},
+                ).scalar_one()
+                conn.execute(
+                    text(
+                        "UPDATE segmail_deliveries SET batch_id = :b WHERE mailing_run_id = :r AND language = :l"
+                        " AND status = 'pending' AND id BETWEEN :lo AND :hi"
+                    ),
+                    {"b": batch_id, "r": run_id, "l": language, "lo": part[0], "hi": part[-1]},
+                )
         conn.execute(text("UPDATE segmail_mailing_runs SET status = 'sending' WHERE id = :r"), {"r": run_id})
         return _batches(conn, run_id)
 
@@ -244,9 +295,13 @@ def plan_batches(run_id: int, *, batch_size: int, engine: Engine | None = None) 
 def _batches(conn: Connection, run_id: int) -> list[dict]:
     return [
         {"batch_id": bid, "label": f"{language} #{no}", "size": size}
-        for bid, no, language, size in conn.execute(text(
-            "SELECT id, batch_no, language, size FROM segmail_delivery_batches WHERE mailing_run_id = :r"
-            " ORDER BY batch_no"), {"r": run_id})
+        for bid, no, language, size in conn.execute(
+            text(
+                "SELECT id, batch_no, language, size FROM segmail_delivery_batches WHERE mailing_run_id = :r"
+                " ORDER BY batch_no"
+            ),
+            {"r": run_id},
+        )
     ]
 
 
@@ -263,7 +318,9 @@ class BatchResult:
     last_error: str | None = None
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("batch_id", "sent", "failed", "skipped", "pending", "last_error")}
+        return {
+            k: getattr(self, k) for k in ("batch_id", "sent", "failed", "skipped", "pending", "last_error")
+        }
 
 
 @dataclass
@@ -288,36 +345,72 @@ class _Outcomes:
         if not self.rows:
             return
         with self.engine.begin() as conn:
-            conn.execute(text(
-                "UPDATE segmail_deliveries SET status = :status, reason = :reason, smtp_code = :code,"
-                " smtp_response = :response, message_id = :message_id, sent_at = :sent_at,"
-                " attempts = attempts + 1, updated_at = :now WHERE id = :id AND status = 'pending'"), self.rows)
+            conn.execute(
+                text(
+                    "UPDATE segmail_deliveries SET status = :status, reason = :reason, smtp_code = :code,"
+                    " smtp_response = :response, message_id = :message_id, sent_at = :sent_at,"
+                    " attempts = attempts + 1, updated_at = :now WHERE id = :id AND status = 'pending'"
+                ),
+                self.rows,
+            )
             if self.activity:
-                conn.execute(text(
-                    "INSERT INTO segmail_activity_log (contact_id, occurred_at, kind, mailing, mailing_run_id,"
-                    " subject, language, salesperson_code, message_id)"
-                    " VALUES (:contact_id, :at, 'mailing', :mailing, :run, :subject, :language, :salesperson,"
-                    " :message_id) ON CONFLICT (mailing_run_id, contact_id) DO NOTHING"),
-                    [dict(zip(("contact_id", "at", "mailing", "run", "subject", "language", "salesperson",
-                               "message_id"), a, strict=True)) for a in self.activity])
+                conn.execute(
+                    text(
+                        "INSERT INTO segmail_activity_log (contact_id, occurred_at, kind, mailing, mailing_run_id,"
+                        " subject, language, salesperson_code, message_id)"
+                        " VALUES (:contact_id, :at, 'mailing', :mailing, :run, :subject, :language, :salesperson,"
+                        " :message_id) ON CONFLICT (mailing_run_id, contact_id) DO NOTHING"
+                    ),
+                    [
+                        dict(
+                            zip(
+                                (
+                                    "contact_id",
+                                    "at",
+                                    "mailing",
+                                    "run",
+                                    "subject",
+                                    "language",
+                                    "salesperson",
+                                    "message_id",
+                                ),
+                                a,
+                                strict=True,
+                            )
+                        )
+                        for a in self.activity
+                    ],
+                )
         self.rows, self.activity = [], []
         self.last_flush = time.monotonic()
 
 
 def _load_batch(conn: Connection, batch_id: int) -> tuple[dict, list]:
-    batch = conn.execute(text(
-        "SELECT b.id, b.language, b.mailing_run_id, r.mailing, r.dry_run FROM segmail_delivery_batches b"
-        " JOIN segmail_mailing_runs r ON r.id = b.mailing_run_id WHERE b.id = :b"), {"b": batch_id}).one()._asdict()
-    rows = conn.execute(text(
-        "SELECT d.id, d.contact_id, d.email, c.first_name, c.last_name, c.organization, c.account_number,"
-        " c.country_code, c.external_id, c.language, c.mobile_e164, g.name AS segment,"
-        " COALESCE(sp.code, gsp.code) AS sp_code, COALESCE(sp.name, gsp.name) AS sp_name,"
-        " COALESCE(sp.email, gsp.email) AS sp_email"
-        " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
-        " LEFT JOIN segmail_segments g ON g.id = d.segment_id"
-        " LEFT JOIN segmail_salespeople sp ON sp.code = c.salesperson_code"
-        " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
-        " WHERE d.batch_id = :b AND d.status = 'pending' ORDER BY d.id"), {"b": batch_id}).all()
+    batch = (
+        conn.execute(
+            text(
+                "SELECT b.id, b.language, b.mailing_run_id, r.mailing, r.dry_run FROM segmail_delivery_batches b"
+                " JOIN segmail_mailing_runs r ON r.id = b.mailing_run_id WHERE b.id = :b"
+            ),
+            {"b": batch_id},
+        )
+        .one()
+        ._asdict()
+    )
+    rows = conn.execute(
+        text(
+            "SELECT d.id, d.contact_id, d.email, c.first_name, c.last_name, c.organization, c.account_number,"
+            " c.country_code, c.external_id, c.language, c.mobile_e164, g.name AS segment,"
+            " COALESCE(sp.code, gsp.code) AS sp_code, COALESCE(sp.name, gsp.name) AS sp_name,"
+            " COALESCE(sp.email, gsp.email) AS sp_email"
+            " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
+            " LEFT JOIN segmail_segments g ON g.id = d.segment_id"
+            " LEFT JOIN segmail_salespeople sp ON sp.code = c.salesperson_code"
+            " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
+            " WHERE d.batch_id = :b AND d.status = 'pending' ORDER BY d.id"
+        ),
+        {"b": batch_id},
+    ).all()
     return batch, rows
 
 
@@ -347,7 +440,9 @@ def send_batch(
         return result
     run_id = batch["mailing_run_id"]
     variant = compiled or compile_variant(mailing, batch["language"])
-    factory = MessageFactory(variant, domain=sender_domain(variant.from_addr), list_unsubscribe=mailing.list_unsubscribe)
+    factory = MessageFactory(
+        variant, domain=sender_domain(variant.from_addr), list_unsubscribe=mailing.list_unsubscribe
+    )
     outcomes = _Outcomes(engine, run_id, mailing)
     interval = 1.0 / mailing.rate_limit_per_second if mailing.rate_limit_per_second else 0.0
     left_pending: list[int] = []
@@ -359,10 +454,15 @@ def send_batch(
         next_slot = time.monotonic()
         for index, row in enumerate(rows):
             contact = {
-                "first_name": row.first_name, "last_name": row.last_name, "email": row.email,
-                "organization": row.organization or "", "account_number": row.account_number or "",
-                "country_code": row.country_code, "external_id": row.external_id or "",
-                "language": row.language or "", "mobile": row.mobile_e164 or "",
+                "first_name": row.first_name,
+                "last_name": row.last_name,
+                "email": row.email,
+                "organization": row.organization or "",
+                "account_number": row.account_number or "",
+                "country_code": row.country_code,
+                "external_id": row.external_id or "",
+                "language": row.language or "",
+                "mobile": row.mobile_e164 or "",
             }
             salesperson = {"code": row.sp_code or "", "name": row.sp_name or "", "email": row.sp_email or ""}
             now = datetime.now(UTC)
@@ -370,17 +470,34 @@ def send_batch(
             message_id = factory.message_id(run_id, row.contact_id)
             try:
                 subject, body_text, body_html = variant.render(
-                    message_context(contact=contact, segment=row.segment, salesperson=salesperson, mailing=mailing))
+                    message_context(
+                        contact=contact, segment=row.segment, salesperson=salesperson, mailing=mailing
+                    )
+                )
             except Exception as exc:  # a template that fails for one contact fails that mail, not the run
-                outcomes.add({**base, "status": "failed", "reason": f"rendering failed: {exc}", "message_id": None})
+                outcomes.add(
+                    {**base, "status": "failed", "reason": f"rendering failed: {exc}", "message_id": None}
+                )
                 result.failed += 1
                 continue
             data = factory.build(
-                to_name=f"{row.first_name} {row.last_name}", to_addr=row.email, subject=subject, text=body_text,
-                html=body_html, message_id=message_id, date=now)
+                to_name=f"{row.first_name} {row.last_name}",
+                to_addr=row.email,
+                subject=subject,
+                text=body_text,
+                html=body_html,
+                message_id=message_id,
+                date=now,
+            )
             if batch["dry_run"]:
-                outcomes.add({**base, "status": "skipped", "reason": "dry run: rendered, not sent",
-                              "message_id": message_id})
+                outcomes.add(
+                    {
+                        **base,
+                        "status": "skipped",
+                        "reason": "dry run: rendered, not sent",
+                        "message_id": message_id,
+                    }
+                )
                 result.skipped += 1
                 continue
             if interval:
@@ -394,8 +511,16 @@ def send_batch(
                 kind, code, reply = classify(exc)
                 result.last_error = f"{code} {reply}" if code else reply
                 if kind == "failed":
-                    outcomes.add({**base, "status": "failed", "reason": "rejected by the server", "code": code,
-                                  "response": reply[:2000], "message_id": message_id})
+                    outcomes.add(
+                        {
+                            **base,
+                            "status": "failed",
+                            "reason": "rejected by the server",
+                            "code": code,
+                            "response": reply[:2000],
+                            "message_id": message_id,
+                        }
+                    )
                     result.failed += 1
                     continue
                 left_pending.append(row.id)
@@ -404,10 +529,27 @@ def send_batch(
                     break
                 continue
             outcomes.add(
-                {**base, "status": "sent", "reason": None, "code": code, "response": reply[:2000],
-                 "message_id": message_id, "sent_at": now},
-                (row.contact_id, now, mailing.slug, run_id, subject, batch["language"], row.sp_code,
-                 message_id) if mailing.activity_log else None,
+                {
+                    **base,
+                    "status": "sent",
+                    "reason": None,
+                    "code": code,
+                    "response": reply[:2000],
+                    "message_id": message_id,
+                    "sent_at": now,
+                },
+                (
+                    row.contact_id,
+                    now,
+                    mailing.slug,
+                    run_id,
+                    subject,
+                    batch["language"],
+                    row.sp_code,
+                    message_id,
+                )
+                if mailing.activity_log
+                else None,
             )
             result.sent += 1
     finally:
@@ -419,12 +561,20 @@ def send_batch(
         if not final_try:
             raise TransientSendError(
                 f"batch {batch_id}: {len(left_pending)} mail(s) left pending after a temporary failure"
-                f" ({result.last_error}); they are sent on the retry")
+                f" ({result.last_error}); they are sent on the retry"
+            )
         with engine.begin() as conn:
-            conn.execute(text(
-                "UPDATE segmail_deliveries SET status = 'failed', reason = :reason, updated_at = :now"
-                " WHERE id IN :ids AND status = 'pending'").bindparams(*_expanding("ids")),
-                {"reason": f"retries exhausted: {result.last_error}", "now": datetime.now(UTC), "ids": left_pending})
+            conn.execute(
+                text(
+                    "UPDATE segmail_deliveries SET status = 'failed', reason = :reason, updated_at = :now"
+                    " WHERE id IN :ids AND status = 'pending'"
+                ).bindparams(*_expanding("ids")),
+                {
+                    "reason": f"retries exhausted: {result.last_error}",
+                    "now": datetime.now(UTC),
+                    "ids": left_pending,
+                },
+            )
         result.failed += len(left_pending)
         result.pending = 0
     return result
@@ -436,9 +586,13 @@ def send_batch(
 def run_totals(run_id: int, *, engine: Engine | None = None) -> dict:
     engine = engine or default_engine()
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT language, status, COUNT(*) FROM segmail_deliveries WHERE mailing_run_id = :r"
-            " GROUP BY language, status ORDER BY language, status"), {"r": run_id}).all()
+        rows = conn.execute(
+            text(
+                "SELECT language, status, COUNT(*) FROM segmail_deliveries WHERE mailing_run_id = :r"
+                " GROUP BY language, status ORDER BY language, status"
+            ),
+            {"r": run_id},
+        ).all()
     totals: dict = {"sent": 0, "failed": 0, "skipped": 0, "pending": 0, "by_language": {}}
     for language, status, count in rows:
         totals[status] = totals.get(status, 0) + count
@@ -454,11 +608,20 @@ def summarize_run(run_id: int, *, mailing: Mailing, engine: Engine | None = None
     share = totals["failed"] / attempted if attempted else 0.0
     failed = share > mailing.failure_threshold or totals["pending"] > 0
     with engine.begin() as conn:
-        conn.execute(text(
-            "UPDATE segmail_mailing_runs SET totals = :t, status = :s, finished_at = :now WHERE id = :r"),
-            {"t": json.dumps(totals), "s": "failed" if failed else "succeeded", "now": datetime.now(UTC), "r": run_id})
+        conn.execute(
+            text(
+                "UPDATE segmail_mailing_runs SET totals = :t, status = :s, finished_at = :now WHERE id = :r"
+            ),
+            {
+                "t": json.dumps(totals),
+                "s": "failed" if failed else "succeeded",
+                "now": datetime.now(UTC),
+                "r": run_id,
+            },
+        )
     if failed:
         raise FailureThresholdExceeded(
             f"run {run_id}: {totals['failed']} of {attempted} mails failed ({share:.1%}; threshold "
-            f"{mailing.failure_threshold:.1%}), {totals['pending']} pending")
+            f"{mailing.failure_threshold:.1%}), {totals['pending']} pending"
+        )
     return totals

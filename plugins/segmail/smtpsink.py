@@ -65,7 +65,9 @@ class SinkHandler:
         if drop:
             server.transport.close()  # the client sees the connection drop before any reply
             return "421 closing"
-        received = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+        received = Received(
+            envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content
+        )
         with self.lock:
             if self.keep:
                 self.messages.append(received)
@@ -83,8 +85,9 @@ class SmtpSink:
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.port = port or free_port()
         self.handler = SinkHandler(store_dir=store_dir)
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     data_size_limit=50 * 1024 * 1024)
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=50 * 1024 * 1024
+        )
 
     @property
     def messages(self) -> list[Received]:
@@ -108,7 +111,11 @@ def main() -> None:
     import sys
     import time
 
-    folder = None if len(sys.argv) > 1 and sys.argv[1] == "-" else Path(sys.argv[1] if len(sys.argv) > 1 else "outbox")
+    folder = (
+        None
+        if len(sys.argv) > 1 and sys.argv[1] == "-"
+        else Path(sys.argv[1] if len(sys.argv) > 1 else "outbox")
+    )
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 1025
     with SmtpSink(port=port, store_dir=folder) as sink:
         if folder is None:  # benchmarks: count, do not keep

@@ -29,9 +29,11 @@ def responsible_salesperson(mailing: Mailing, *, engine: Engine | None = None) -
             if segment is None:
                 raise NotFound(f"segment {segment_name!r} of mailing {mailing.slug} does not exist")
             if segment.salesperson_id is None:
-                raise SegmailError(f"segment {segment_name!r} has no salesperson; assign one with "
-                                   "`segmail segments create --salesperson` or the segments_admin DAG, "
-                                   "or give a recipient")
+                raise SegmailError(
+                    f"segment {segment_name!r} has no salesperson; assign one with "
+                    "`segmail segments create --salesperson` or the segments_admin DAG, "
+                    "or give a recipient"
+                )
             person = session.get(Salesperson, segment.salesperson_id)
         else:
             person = session.scalar(select(Salesperson).where(Salesperson.code == code.upper()))
@@ -44,11 +46,14 @@ def responsible_salesperson(mailing: Mailing, *, engine: Engine | None = None) -
 
 def _contact_for(key: str, engine: Engine) -> tuple[dict, str | None]:
     with engine.connect() as conn:
-        row = conn.execute(text(
-            "SELECT c.first_name, c.last_name, c.email, c.organization, c.account_number, c.country_code,"
-            " c.external_id, c.language, c.mobile_e164 FROM segmail_contacts c"
-            " WHERE c.external_id = :k OR c.email_key = :lk ORDER BY c.id LIMIT 1"),
-            {"k": key, "lk": key.casefold()}).first()
+        row = conn.execute(
+            text(
+                "SELECT c.first_name, c.last_name, c.email, c.organization, c.account_number, c.country_code,"
+                " c.external_id, c.language, c.mobile_e164 FROM segmail_contacts c"
+                " WHERE c.external_id = :k OR c.email_key = :lk ORDER BY c.id LIMIT 1"
+            ),
+            {"k": key, "lk": key.casefold()},
+        ).first()
     if row is None:
         raise NotFound(f"no contact with external ID or e-mail {key!r}")
     contact = {k: (v or "") for k, v in row._asdict().items()}
@@ -72,7 +77,9 @@ def send_test_mails(
     if safe_address(to_addr) is None:
         raise SegmailError(f"{to_addr!r} is not a usable e-mail address")
     to_name = salesperson["name"] if salesperson else to_addr
-    contact, contact_language = _contact_for(contact_key, engine) if contact_key else (dict(SAMPLE_CONTACT), None)
+    contact, contact_language = (
+        _contact_for(contact_key, engine) if contact_key else (dict(SAMPLE_CONTACT), None)
+    )
     if language == "all":
         languages = list(mailing.variants)
     else:
@@ -82,17 +89,30 @@ def send_test_mails(
     try:
         for lang in languages:
             variant = compile_variant(mailing, lang)
-            factory = MessageFactory(variant, domain=sender_domain(variant.from_addr),
-                                     list_unsubscribe=mailing.list_unsubscribe)
-            subject, body_text, body_html = variant.render(message_context(
-                contact=contact, segment=mailing.audience.segments[0],
-                salesperson=salesperson or {"code": "", "name": "", "email": to_addr}, mailing=mailing))
+            factory = MessageFactory(
+                variant, domain=sender_domain(variant.from_addr), list_unsubscribe=mailing.list_unsubscribe
+            )
+            subject, body_text, body_html = variant.render(
+                message_context(
+                    contact=contact,
+                    segment=mailing.audience.segments[0],
+                    salesperson=salesperson or {"code": "", "name": "", "email": to_addr},
+                    mailing=mailing,
+                )
+            )
             subject = f"[TEST] {subject}"
             now = datetime.now(UTC)
             message_id = factory.message_id(0, f"test.{int(now.timestamp() * 1000)}.{lang}")
-            data = factory.build(to_name=to_name, to_addr=to_addr, subject=subject, text=body_text,
-                                 html=body_html, message_id=message_id, date=now,
-                                 extra_headers={"X-Segmail-Test": "yes"})
+            data = factory.build(
+                to_name=to_name,
+                to_addr=to_addr,
+                subject=subject,
+                text=body_text,
+                html=body_html,
+                message_id=message_id,
+                date=now,
+                extra_headers={"X-Segmail-Test": "yes"},
+            )
             status, error = "sent", None
             try:
                 transport.send(factory.envelope_from, to_addr, data)
@@ -100,11 +120,29 @@ def send_test_mails(
                 _, code, reply = classify(exc)
                 status, error = "failed", f"{code or ''} {reply}".strip()
             with session_scope(engine) as session:
-                session.add(SentTestMail(mailing=mailing.slug, language=lang, recipient=to_addr, subject=subject,
-                                         message_id=message_id, status=status, error=error, dag_run_id=dag_run_id,
-                                         sent_at=now))
-            sent.append({"language": lang, "recipient": to_addr, "subject": subject, "status": status,
-                         "error": error, "rendered_for": contact_language or "sample"})
+                session.add(
+                    SentTestMail(
+                        mailing=mailing.slug,
+                        language=lang,
+                        recipient=to_addr,
+                        subject=subject,
+                        message_id=message_id,
+                        status=status,
+                        error=error,
+                        dag_run_id=dag_run_id,
+                        sent_at=now,
+                    )
+                )
+            sent.append(
+                {
+                    "language": lang,
+                    "recipient": to_addr,
+                    "subject": subject,
+                    "status": status,
+                    "error": error,
+                    "rendered_for": contact_language or "sample",
+                }
+            )
     finally:
         transport.close()
     failures = [s for s in sent if s["status"] != "sent"]

@@ -156,10 +156,16 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
     flag(empty_country, "country_code", "Country Code is required")
     wrong_country = ~empty_country & ~country.isin(iso_countries())
     dial = raw_country.str.match(_DIAL_CODE)
-    flag(wrong_country & dial, "country_code",
-         lambda v: f"{v!r} is a dial code; expected an ISO 3166 alpha-2 country code such as US, CA, BR, AU")
-    flag(wrong_country & ~dial, "country_code",
-         lambda v: f"{v!r} is not an ISO 3166 alpha-2 country code (such as US, CA, BR, AU)")
+    flag(
+        wrong_country & dial,
+        "country_code",
+        lambda v: f"{v!r} is a dial code; expected an ISO 3166 alpha-2 country code such as US, CA, BR, AU",
+    )
+    flag(
+        wrong_country & ~dial,
+        "country_code",
+        lambda v: f"{v!r} is not an ISO 3166 alpha-2 country code (such as US, CA, BR, AU)",
+    )
     country_ok = ~empty_country & ~wrong_country
 
     for name, label in (("first_name", "First Name"), ("last_name", "Last Name")):
@@ -180,7 +186,9 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
     for pos in np.flatnonzero((has_email & ~fast).to_numpy()):
         normalized, reason = check_email(emails[pos])
         if reason:
-            issues.append(Issue(int(lines[pos]), "Email", emails[pos], "error", f"invalid e-mail address: {reason}"))
+            issues.append(
+                Issue(int(lines[pos]), "Email", emails[pos], "error", f"invalid e-mail address: {reason}")
+            )
             bad[pos] = True
         else:
             emails[pos] = normalized
@@ -201,14 +209,21 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
 
     # Optional fields that only warn: the rest of the row still lands.
     language = column("language").map(_cached_language)
-    flag((column("language") != "") & language.isna(), "language",
-         lambda v: f"{v!r} is not a language code such as de, en-US or fr-CA; language left unchanged",
-         severity="warning")
+    flag(
+        (column("language") != "") & language.isna(),
+        "language",
+        lambda v: f"{v!r} is not a language code such as de, en-US or fr-CA; language left unchanged",
+        severity="warning",
+    )
     language = language.fillna("")
     opt_raw = column("email_opt_out").str.lower()
     opt_out = opt_raw.isin(TRUE_WORDS)
-    flag(~opt_out & ~opt_raw.isin(FALSE_WORDS), "email_opt_out",
-         lambda v: f"{v!r} is not yes/no; opt-out left unchanged", severity="warning")
+    flag(
+        ~opt_out & ~opt_raw.isin(FALSE_WORDS),
+        "email_opt_out",
+        lambda v: f"{v!r} is not yes/no; opt-out left unchanged",
+        severity="warning",
+    )
     salesperson = column("salesperson").str.upper()
 
     keep = ~bad

@@ -15,8 +15,14 @@ def validate_mailing(mailing: Mailing) -> list[str]:
     for language in mailing.variants:
         try:
             variant = compile_variant(mailing, language)
-            variant.render(message_context(contact=SAMPLE_CONTACT, segment=mailing.audience.segments[0],
-                                           salesperson=SAMPLE_SALESPERSON, mailing=mailing))
+            variant.render(
+                message_context(
+                    contact=SAMPLE_CONTACT,
+                    segment=mailing.audience.segments[0],
+                    salesperson=SAMPLE_SALESPERSON,
+                    mailing=mailing,
+                )
+            )
         except SegmailError as exc:
             problems.append(f"{mailing.slug}.yaml variant {language}: {exc}")
         except Exception as exc:  # e.g. jinja2.UndefinedError: name the variant and the cause

@@ -44,7 +44,10 @@ def test_contacts_import_dag_imports_archives_rejects_and_never_imports_twice(en
         "check_rejected_files": "failed",  # a rejected file turns the run red after good files landed
     }
     assert run.state == "failed"
-    assert sorted(p.name for p in (inbox / "archive").iterdir()) == ["contacts.csv", "contacts.csv.report.csv"]
+    assert sorted(p.name for p in (inbox / "archive").iterdir()) == [
+        "contacts.csv",
+        "contacts.csv.report.csv",
+    ]
     assert sorted(p.name for p in (inbox / "rejected").iterdir()) == ["broken.csv", "broken.csv.error.txt"]
     assert "missing required column" in (inbox / "rejected" / "broken.csv.error.txt").read_text()
     report = (inbox / "archive" / "contacts.csv.report.csv").read_text(encoding="utf-8-sig")
@@ -55,7 +58,11 @@ def test_contacts_import_dag_imports_archives_rejects_and_never_imports_twice(en
     assert names == ["Anna", "Bernd"]
     events = asset_events()[events_before:]
     assert len(events) == 1
-    assert (events[0]["created"], events[0]["rejected"], events[0]["rejected_files"]) == (2, 1, ["broken.csv"])
+    assert (events[0]["created"], events[0]["rejected"], events[0]["rejected_files"]) == (
+        2,
+        1,
+        ["broken.csv"],
+    )
 
     # The same file dropped again (or a retried task) is recognised and only archived.
     shutil.copy(inbox / "archive" / "contacts.csv", inbox / "contacts.csv")
@@ -65,14 +72,23 @@ def test_contacts_import_dag_imports_archives_rejects_and_never_imports_twice(en
     assert len(asset_events()) == events_before + 1
     assert (inbox / "archive" / "contacts.csv.2").is_file()
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT COUNT(*) FROM segmail_import_runs WHERE status = 'succeeded'")).scalar() == 1
+        assert (
+            conn.execute(text("SELECT COUNT(*) FROM segmail_import_runs WHERE status = 'succeeded'")).scalar()
+            == 1
+        )
 
 
 @pytest.mark.airflow
 def test_segments_admin_dag_runs_form_actions(engine, airflow_home):
     dag = get_dag("segments_admin")
-    run = dag.test(run_conf={"action": "add_salesperson", "salesperson": "jd", "salesperson_name": "Jane",
-                             "salesperson_email": "jane@example.com"})
+    run = dag.test(
+        run_conf={
+            "action": "add_salesperson",
+            "salesperson": "jd",
+            "salesperson_name": "Jane",
+            "salesperson_email": "jane@example.com",
+        }
+    )
     assert run.state == "success"
     run = dag.test(run_conf={"action": "create_segment", "segment": "Region North", "salesperson": "JD"})
     assert run.state == "success"
@@ -87,7 +103,9 @@ def test_completion_notice_goes_out_through_the_smtp_provider(engine, airflow_ho
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "c.csv").write_text("Country Code,First Name,Last Name,Email\nDE,A,B,a@example.com\n")
-    run = get_dag("contacts_import").test(run_conf={"inbox": str(inbox), "notify_to": "data-team@example.com"})
+    run = get_dag("contacts_import").test(
+        run_conf={"inbox": str(inbox), "notify_to": "data-team@example.com"}
+    )
     assert run.state == "success"
     (notice,) = smtp_sink.messages
     assert notice.recipients == ["data-team@example.com"]

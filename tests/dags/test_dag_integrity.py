@@ -31,5 +31,7 @@ def test_dag_file_top_level_stays_light(dag_file):
         "heavy = [m for m in ('pandas', 'segmail.importer', 'psycopg', 'phonenumbers') if m in sys.modules];"
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", probe, str(dag_file)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(dag_file)], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""

@@ -11,7 +11,9 @@ from tests_support import get_dag, states
 def smtp_pool(airflow_home):
     from airflow.models.pool import Pool
 
-    Pool.create_or_update_pool("smtp", slots=4, description="segmail SMTP connections", include_deferred=False)
+    Pool.create_or_update_pool(
+        "smtp", slots=4, description="segmail SMTP connections", include_deferred=False
+    )
 
 
 def count(engine, table: str) -> int:
@@ -25,11 +27,19 @@ def test_newsletter_dag_sends_in_mapped_batches_and_summarizes(newsletter_audien
     run = get_dag("mailing__newsletter").test(run_conf={"dry_run": False})
     assert run.state == "success", states(run)
     assert states(run) == {
-        "freeze_audience": "success", "plan_batches": "success", "send_batch[de #1]": "success",
-        "send_batch[en #2]": "success", "send_batch[fr #3]": "success", "summarize": "success",
+        "freeze_audience": "success",
+        "plan_batches": "success",
+        "send_batch[de #1]": "success",
+        "send_batch[en #2]": "success",
+        "send_batch[fr #3]": "success",
+        "summarize": "success",
     }
     assert sorted(r for m in smtp_sink.messages for r in m.recipients) == [
-        "anna@example.com", "bob@example.com", "chloe@example.ca", "giulia@example.it"]
+        "anna@example.com",
+        "bob@example.com",
+        "chloe@example.ca",
+        "giulia@example.it",
+    ]
     assert count(engine, "segmail_activity_log") == 4
     with engine.connect() as conn:
         status, totals = conn.execute(text("SELECT status, totals FROM segmail_mailing_runs")).one()
@@ -39,9 +49,16 @@ def test_newsletter_dag_sends_in_mapped_batches_and_summarizes(newsletter_audien
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        links = session.query(XComModel.value).filter(
-            XComModel.dag_id == "mailing__newsletter", XComModel.run_id == run.run_id,
-            XComModel.task_id == "send_batch", XComModel.key == "_link_MailingRunLink").all()
+        links = (
+            session.query(XComModel.value)
+            .filter(
+                XComModel.dag_id == "mailing__newsletter",
+                XComModel.run_id == run.run_id,
+                XComModel.task_id == "send_batch",
+                XComModel.key == "_link_MailingRunLink",
+            )
+            .all()
+        )
     with engine.connect() as conn:
         mailing_run_id = conn.execute(text("SELECT id FROM segmail_mailing_runs")).scalar_one()
     assert len(links) == 3
@@ -61,14 +78,17 @@ def test_newsletter_dag_goes_red_when_too_many_mails_fail(newsletter_audience, s
 @pytest.mark.airflow
 def test_test_mail_goes_to_the_segments_salesperson_and_touches_no_contact(newsletter_audience, smtp_sink):
     engine = newsletter_audience
-    run = get_dag("mailing_test_mail").test(run_conf={"mailing": "newsletter", "language": "all",
-                                                      "contact": "E2"})
+    run = get_dag("mailing_test_mail").test(
+        run_conf={"mailing": "newsletter", "language": "all", "contact": "E2"}
+    )
     assert run.state == "success"
     assert [m.recipients for m in smtp_sink.messages] == [["maria.berger@example.com"]] * 3
     subjects = sorted(m.parsed()["Subject"] for m in smtp_sink.messages)
-    assert subjects == ["[TEST] Chloé, Ihr Newsletter: Frühjahrs-Check & neue Modelle",
-                        "[TEST] Chloé, votre lettre : contrôle de printemps et nouveautés",
-                        "[TEST] Chloé, your newsletter: spring check & new models"]
+    assert subjects == [
+        "[TEST] Chloé, Ihr Newsletter: Frühjahrs-Check & neue Modelle",
+        "[TEST] Chloé, votre lettre : contrôle de printemps et nouveautés",
+        "[TEST] Chloé, your newsletter: spring check & new models",
+    ]
     assert all(len(list(m.parsed().iter_attachments())) == 1 for m in smtp_sink.messages)
     assert count(engine, "segmail_test_mails") == 3
     assert count(engine, "segmail_deliveries") == 0 and count(engine, "segmail_activity_log") == 0

@@ -22,13 +22,18 @@ def test_segment_lifecycle_keeps_contacts(engine, write_csv):
     admin.create_segment(name="Region North", salesperson="JD", description="dealers", engine=engine)
     with pytest.raises(AlreadyExists):
         admin.create_segment(name="region north", engine=engine)
-    import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,E1,Region North\nDE,B,B,b@example.com,E2,\n"),
-                engine=engine)
+    import_file(
+        write_csv(f"{HEADER}\nDE,A,A,a@example.com,E1,Region North\nDE,B,B,b@example.com,E2,\n"),
+        engine=engine,
+    )
     admin.rename_segment(old="Region North", new="North", engine=engine)
     assert admin.list_segments(engine=engine) == [
-        {"name": "North", "salesperson": "JD", "description": "dealers", "members": 1}]
+        {"name": "North", "salesperson": "JD", "description": "dealers", "members": 1}
+    ]
 
-    result = admin.assign_segment(name="north", keys=["E2", "A@EXAMPLE.COM", "missing@example.com"], engine=engine)
+    result = admin.assign_segment(
+        name="north", keys=["E2", "A@EXAMPLE.COM", "missing@example.com"], engine=engine
+    )
     assert (result.matched, result.changed, result.not_found) == (2, 1, ["missing@example.com"])
     result = admin.assign_segment(name="North", keys=["E1"], remove=True, engine=engine)
     assert (result.matched, result.changed) == (1, 1)
@@ -41,14 +46,25 @@ def test_segment_lifecycle_keeps_contacts(engine, write_csv):
 @pytest.mark.parametrize(
     ("call", "error"),
     [
-        pytest.param(lambda e: admin.create_segment(name="A;B", engine=e), SegmailError, id="separator-in-name"),
-        pytest.param(lambda e: admin.create_segment(name="X", salesperson="NOPE", engine=e), NotFound,
-                     id="unknown-salesperson"),
+        pytest.param(
+            lambda e: admin.create_segment(name="A;B", engine=e), SegmailError, id="separator-in-name"
+        ),
+        pytest.param(
+            lambda e: admin.create_segment(name="X", salesperson="NOPE", engine=e),
+            NotFound,
+            id="unknown-salesperson",
+        ),
         pytest.param(lambda e: admin.delete_segment(name="ghost", engine=e), NotFound, id="unknown-segment"),
-        pytest.param(lambda e: admin.add_salesperson(code="X", name="X", email="not-an-address", engine=e),
-                     SegmailError, id="bad-salesperson-email"),
-        pytest.param(lambda e: admin.run_action(action="rename_segment", segment="a", engine=e), SegmailError,
-                     id="form-missing-field"),
+        pytest.param(
+            lambda e: admin.add_salesperson(code="X", name="X", email="not-an-address", engine=e),
+            SegmailError,
+            id="bad-salesperson-email",
+        ),
+        pytest.param(
+            lambda e: admin.run_action(action="rename_segment", segment="a", engine=e),
+            SegmailError,
+            id="form-missing-field",
+        ),
     ],
 )
 def test_mistakes_raise_clear_errors_and_change_nothing(engine, call, error):

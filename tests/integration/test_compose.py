@@ -15,11 +15,23 @@ LONG_RUNNING = [name for name in SERVICES if name != "airflow-init"]
 
 
 def test_the_stack_has_every_part_of_a_celery_deployment():
-    assert set(SERVICES) == {"postgres", "redis", "mailpit", "airflow-apiserver", "airflow-scheduler",
-                             "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-init"}
+    assert set(SERVICES) == {
+        "postgres",
+        "redis",
+        "mailpit",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "airflow-init",
+    }
     env = SERVICES["airflow-worker"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    assert (
+        env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        and "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    )
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
@@ -31,10 +43,18 @@ def test_every_service_has_a_command_and_a_health_check(name):
 
 
 def test_airflow_services_run_their_component():
-    commands = {name: SERVICES[name]["command"] for name in SERVICES if name.startswith("airflow-") and name != "airflow-init"}
-    assert commands == {"airflow-apiserver": ["api-server"], "airflow-scheduler": ["scheduler"],
-                        "airflow-dag-processor": ["dag-processor"], "airflow-triggerer": ["triggerer"],
-                        "airflow-worker": ["celery", "worker"]}
+    commands = {
+        name: SERVICES[name]["command"]
+        for name in SERVICES
+        if name.startswith("airflow-") and name != "airflow-init"
+    }
+    assert commands == {
+        "airflow-apiserver": ["api-server"],
+        "airflow-scheduler": ["scheduler"],
+        "airflow-dag-processor": ["dag-processor"],
+        "airflow-triggerer": ["triggerer"],
+        "airflow-worker": ["celery", "worker"],
+    }
 
 
 def test_init_migrates_both_databases_and_creates_the_pool():
@@ -43,7 +63,9 @@ def test_init_migrates_both_databases_and_creates_the_pool():
         assert step in script
     for name in LONG_RUNNING:
         if name.startswith("airflow-"):
-            assert SERVICES[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+            assert (
+                SERVICES[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+            )
 
 
 @pytest.mark.parametrize("name", list(SERVICES))

@@ -21,11 +21,13 @@ def contact_rows(engine) -> list[dict]:
 def segments_of(engine) -> dict[str, list[str]]:
     """external ID or e-mail -> sorted segment names."""
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT COALESCE(c.external_id, c.email), g.name FROM segmail_contacts c"
-            " LEFT JOIN segmail_memberships m ON m.contact_id = c.id"
-            " LEFT JOIN segmail_segments g ON g.id = m.segment_id ORDER BY 1, 2"
-        )).all()
+        rows = conn.execute(
+            text(
+                "SELECT COALESCE(c.external_id, c.email), g.name FROM segmail_contacts c"
+                " LEFT JOIN segmail_memberships m ON m.contact_id = c.id"
+                " LEFT JOIN segmail_segments g ON g.id = m.segment_id ORDER BY 1, 2"
+            )
+        ).all()
     out: dict[str, list[str]] = {}
     for key, name in rows:
         out.setdefault(key, [])
@@ -36,9 +38,13 @@ def segments_of(engine) -> dict[str, list[str]]:
 
 def issues(engine, run_id: int) -> list[tuple]:
     with engine.connect() as conn:
-        return conn.execute(text(
-            "SELECT line_no, column_name, severity, reason FROM segmail_import_issues"
-            " WHERE import_run_id = :r ORDER BY line_no, id"), {"r": run_id}).all()
+        return conn.execute(
+            text(
+                "SELECT line_no, column_name, severity, reason FROM segmail_import_issues"
+                " WHERE import_run_id = :r ORDER BY line_no, id"
+            ),
+            {"r": run_id},
+        ).all()
 
 
 @pytest.fixture
@@ -55,7 +61,13 @@ def test_create_then_reimport_changes_nothing(engine, segments, write_csv):
         "FR,Chloé,Martin,,06 12 34 56 78,,,fr\n"
     )
     first = import_file(path, engine=engine)
-    assert (first.status, first.rows, first.created, first.updated, first.unchanged) == ("succeeded", 3, 3, 0, 0)
+    assert (first.status, first.rows, first.created, first.updated, first.unchanged) == (
+        "succeeded",
+        3,
+        3,
+        0,
+        0,
+    )
     before = contact_rows(engine)
     assert [c["mobile_e164"] for c in before] == ["+4915123456789", None, "+33612345678"]
     assert segments_of(engine)["E1"] == ["Newsletter", "VIP"]
@@ -66,26 +78,37 @@ def test_create_then_reimport_changes_nothing(engine, segments, write_csv):
 
 
 def test_matching_by_external_id_then_email_then_phone(engine, write_csv):
-    import_file(write_csv(
-        f"{HEADER}\n"
-        "DE,Anna,Alt,anna@example.com,,E1,,\n"
-        "DE,Berta,Alt,Berta@Example.com,,,,\n"
-        "DE,Carla,Alt,,0151 11111111,,,\n"
-    ), engine=engine)
-    result = import_file(write_csv(
-        f"{HEADER}\n"
-        "DE,Anna,Neu,,0151 22222222,E1,,\n"           # by external ID
-        "DE,Berta,Neu,berta@EXAMPLE.com,,,,\n"         # by e-mail, case-insensitive
-        "DE,Carla,Neu,,+49 151 11111111,,,\n",         # by country + mobile in E.164
-        name="second.csv"), engine=engine)
+    import_file(
+        write_csv(
+            f"{HEADER}\n"
+            "DE,Anna,Alt,anna@example.com,,E1,,\n"
+            "DE,Berta,Alt,Berta@Example.com,,,,\n"
+            "DE,Carla,Alt,,0151 11111111,,,\n"
+        ),
+        engine=engine,
+    )
+    result = import_file(
+        write_csv(
+            f"{HEADER}\n"
+            "DE,Anna,Neu,,0151 22222222,E1,,\n"  # by external ID
+            "DE,Berta,Neu,berta@EXAMPLE.com,,,,\n"  # by e-mail, case-insensitive
+            "DE,Carla,Neu,,+49 151 11111111,,,\n",  # by country + mobile in E.164
+            name="second.csv",
+        ),
+        engine=engine,
+    )
     assert (result.created, result.updated) == (0, 3)
     assert [c["last_name"] for c in contact_rows(engine)] == ["Neu", "Neu", "Neu"]
 
 
 def test_a_row_matching_two_contacts_is_a_conflict_and_never_merged(engine, write_csv):
-    import_file(write_csv(f"{HEADER}\nDE,Anna,A,anna@example.com,,E1,,\nDE,Otto,O,otto@example.com,,,,\n"),
-                engine=engine)
-    result = import_file(write_csv(f"{HEADER}\nDE,Anna,X,otto@example.com,,E1,,\n", name="b.csv"), engine=engine)
+    import_file(
+        write_csv(f"{HEADER}\nDE,Anna,A,anna@example.com,,E1,,\nDE,Otto,O,otto@example.com,,,,\n"),
+        engine=engine,
+    )
+    result = import_file(
+        write_csv(f"{HEADER}\nDE,Anna,X,otto@example.com,,E1,,\n", name="b.csv"), engine=engine
+    )
     assert (result.rejected, result.updated) == (1, 0)
     ((line, _, severity, reason),) = issues(engine, result.import_run_id)
     assert (line, severity) == (2, "error")
@@ -94,20 +117,31 @@ def test_a_row_matching_two_contacts_is_a_conflict_and_never_merged(engine, writ
 
 
 def test_contacts_with_different_external_ids_may_share_an_address(engine, write_csv):
-    result = import_file(write_csv(
-        f"{HEADER}\nDE,Anna,A,office@example.com,,E1,,\nDE,Bernd,B,office@example.com,,E2,,\n"), engine=engine)
+    result = import_file(
+        write_csv(f"{HEADER}\nDE,Anna,A,office@example.com,,E1,,\nDE,Bernd,B,office@example.com,,E2,,\n"),
+        engine=engine,
+    )
     assert (result.created, result.duplicates) == (2, 0)
-    ambiguous = import_file(write_csv(f"{HEADER}\nDE,Who,Z,office@example.com,,,,\n", name="z.csv"), engine=engine)
+    ambiguous = import_file(
+        write_csv(f"{HEADER}\nDE,Who,Z,office@example.com,,,,\n", name="z.csv"), engine=engine
+    )
     assert ambiguous.rejected == 1  # no external ID: which of the two? never guessed
 
 
 def test_non_empty_cells_overwrite_and_empty_cells_keep(engine, write_csv):
     import_file(write_csv(f"{HEADER}\nDE,Anna,Alt,anna@example.com,0151 23456789,E1,,de\n"), engine=engine)
-    result = import_file(write_csv(f"{HEADER}\nAT,Anna,Neu,anna@example.com,,E1,,\n", name="u.csv"), engine=engine)
+    result = import_file(
+        write_csv(f"{HEADER}\nAT,Anna,Neu,anna@example.com,,E1,,\n", name="u.csv"), engine=engine
+    )
     assert result.updated == 1
     (c,) = contact_rows(engine)
     assert (c["country_code"], c["last_name"], c["email"], c["mobile_e164"], c["language"]) == (
-        "AT", "Neu", "anna@example.com", "+4915123456789", "de")
+        "AT",
+        "Neu",
+        "anna@example.com",
+        "+4915123456789",
+        "de",
+    )
 
 
 def test_an_import_sets_but_never_clears_an_opt_out(engine, write_csv):
@@ -116,30 +150,47 @@ def test_an_import_sets_but_never_clears_an_opt_out(engine, write_csv):
     assert [c["email_opt_out"] for c in contact_rows(engine)] == [True, False]
     assert contact_rows(engine)[0]["email_opt_out_source"] == "import:contacts.csv"
     contacts.set_opt_out(key="c@example.com", opted_out=True, engine=engine)
-    result = import_file(write_csv(f"{header}\nDE,A,B,a@example.com,no\nDE,C,D,c@example.com,\n", name="x.csv"),
-                         engine=engine)
+    result = import_file(
+        write_csv(f"{header}\nDE,A,B,a@example.com,no\nDE,C,D,c@example.com,\n", name="x.csv"), engine=engine
+    )
     assert [c["email_opt_out"] for c in contact_rows(engine)] == [True, True]
     assert result.unchanged == 2
 
 
 def test_merge_adds_and_replace_makes_memberships_exactly_the_file(engine, segments, write_csv):
-    import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP;Newsletter,\nDE,B,B,b@example.com,,E2,VIP,\n"),
-                engine=engine)
-    merged = import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,service plan,\nDE,B,B,b@example.com,,E2,VIP,\n", name="m.csv"),
-                         engine=engine)
+    import_file(
+        write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP;Newsletter,\nDE,B,B,b@example.com,,E2,VIP,\n"),
+        engine=engine,
+    )
+    merged = import_file(
+        write_csv(
+            f"{HEADER}\nDE,A,A,a@example.com,,E1,service plan,\nDE,B,B,b@example.com,,E2,VIP,\n", name="m.csv"
+        ),
+        engine=engine,
+    )
     assert segments_of(engine) == {"E1": ["Newsletter", "Service Plan", "VIP"], "E2": ["VIP"]}
     assert (merged.updated, merged.unchanged) == (1, 1)
 
-    replaced = import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,Newsletter,\nDE,B,B,b@example.com,,E2,,\n", name="r.csv"),
-                           mode="replace", engine=engine)
+    replaced = import_file(
+        write_csv(
+            f"{HEADER}\nDE,A,A,a@example.com,,E1,Newsletter,\nDE,B,B,b@example.com,,E2,,\n", name="r.csv"
+        ),
+        mode="replace",
+        engine=engine,
+    )
     assert segments_of(engine) == {"E1": ["Newsletter"], "E2": []}  # an empty cell removes all
     assert replaced.updated == 2
 
 
 def test_a_file_without_segments_column_leaves_memberships_alone(engine, segments, write_csv):
     import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP,\n"), engine=engine)
-    import_file(write_csv("External ID,Country Code,First Name,Last Name,Email\nE1,DE,A,Neu,a@example.com\n",
-                          name="n.csv"), mode="replace", engine=engine)
+    import_file(
+        write_csv(
+            "External ID,Country Code,First Name,Last Name,Email\nE1,DE,A,Neu,a@example.com\n", name="n.csv"
+        ),
+        mode="replace",
+        engine=engine,
+    )
     assert segments_of(engine) == {"E1": ["VIP"]}
 
 
@@ -154,12 +205,15 @@ def test_unknown_segment_warns_is_not_created_and_the_row_still_lands(engine, se
 
 
 def test_duplicates_in_one_file_take_the_last_row_and_report_the_earlier(engine, write_csv):
-    result = import_file(write_csv(
-        f"{HEADER}\n"
-        "DE,A,First,a@example.com,,,,\n"
-        "DE,B,Other,b@example.com,,,,\n"
-        "DE,A,Last,A@EXAMPLE.COM,,,,\n"
-    ), engine=engine)
+    result = import_file(
+        write_csv(
+            f"{HEADER}\n"
+            "DE,A,First,a@example.com,,,,\n"
+            "DE,B,Other,b@example.com,,,,\n"
+            "DE,A,Last,A@EXAMPLE.COM,,,,\n"
+        ),
+        engine=engine,
+    )
     assert (result.created, result.duplicates) == (2, 1)
     assert sorted(c["last_name"] for c in contact_rows(engine)) == ["Last", "Other"]
     ((line, _, severity, reason),) = issues(engine, result.import_run_id)
@@ -212,19 +266,25 @@ def test_a_failure_while_applying_rolls_back_everything(engine, segments, write_
 
 def test_unknown_salesperson_warns(engine, write_csv):
     admin.add_salesperson(code="jd", name="Jane", email="jane@example.com", engine=engine)
-    result = import_file(write_csv(
-        "Country Code,First Name,Last Name,Email,Salesperson\nDE,A,A,a@example.com,JD\nDE,B,B,b@example.com,ZZ\n"),
-        engine=engine)
+    result = import_file(
+        write_csv(
+            "Country Code,First Name,Last Name,Email,Salesperson\nDE,A,A,a@example.com,JD\nDE,B,B,b@example.com,ZZ\n"
+        ),
+        engine=engine,
+    )
     assert result.warnings == 1
     assert [c["salesperson_code"] for c in contact_rows(engine)] == ["JD", None]
 
 
 def test_exported_csv_imports_back_without_changes(engine, segments, write_csv, tmp_path):
-    import_file(write_csv(
-        f"{HEADER},Organization,Email Opt Out\n"
-        'DE,Anna,Müller,anna@example.com,0151 23456789,E1,VIP; Newsletter,de-AT,"=Evil, ""Inc""",\n'
-        "US,Bob,Smith,,+1 415 555 2671,,Service Plan,en,Acme,yes\n"
-    ), engine=engine)
+    import_file(
+        write_csv(
+            f"{HEADER},Organization,Email Opt Out\n"
+            'DE,Anna,Müller,anna@example.com,0151 23456789,E1,VIP; Newsletter,de-AT,"=Evil, ""Inc""",\n'
+            "US,Bob,Smith,,+1 415 555 2671,,Service Plan,en,Acme,yes\n"
+        ),
+        engine=engine,
+    )
     out = io.StringIO()
     assert contacts.export_contacts(out, engine=engine) == 2
     exported = tmp_path / "export.csv"
@@ -237,7 +297,9 @@ def test_exported_csv_imports_back_without_changes(engine, segments, write_csv, 
 
 
 def test_one_segment_export_and_json(engine, segments, write_csv):
-    import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP,\nDE,B,B,b@example.com,,E2,,\n"), engine=engine)
+    import_file(
+        write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP,\nDE,B,B,b@example.com,,E2,,\n"), engine=engine
+    )
     out = io.StringIO()
     assert contacts.export_contacts(out, fmt="json", segment="vip", engine=engine) == 1
     import json

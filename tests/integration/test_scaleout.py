@@ -63,8 +63,13 @@ class Cluster:
         self.env, self.logs, self.processes = env, logs, {}
 
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(Path(sys.executable).with_name("airflow")), *args], env=self.env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"airflow {' '.join(args)} failed:\n{result.stderr[-3000:]}")
         return result
@@ -72,8 +77,12 @@ class Cluster:
     def start(self, name: str, *args: str) -> None:
         log = (self.logs / f"{name}.log").open("w")
         self.processes[name] = subprocess.Popen(
-            [str(Path(sys.executable).with_name("airflow")), *args], env=self.env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [str(Path(sys.executable).with_name("airflow")), *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -105,8 +114,12 @@ def wait_for(condition, *, timeout: float, what: str, cluster: Cluster, every: f
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n--- scheduler\n"
-                         + cluster.tail("scheduler") + "\n--- worker\n" + cluster.tail("worker"))
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}\n--- scheduler\n"
+        + cluster.tail("scheduler")
+        + "\n--- worker\n"
+        + cluster.tail("worker")
+    )
 
 
 def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_home):
@@ -128,7 +141,11 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
     shutil.copy(include / "sample" / "contacts.csv", inbox / "contacts.csv")
     port = free_port()
     airflow_db = databases["airflow"].render_as_string(hide_password=False)
-    data_db = databases["data"].render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgres://")
+    data_db = (
+        databases["data"]
+        .render_as_string(hide_password=False)
+        .replace("postgresql+psycopg://", "postgres://")
+    )
     passwords = tmp_path / "passwords.json"
     passwords.write_text(json.dumps({"admin": "scale-out-test"}))
 
@@ -138,7 +155,9 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_db.replace("+psycopg://", "+psycopg_async://"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_db.replace(
+                "+psycopg://", "+psycopg_async://"
+            ),
             "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
@@ -161,14 +180,38 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
         cluster = Cluster(env, tmp_path)
         try:
             cluster.airflow("db", "migrate")
-            subprocess.run([str(Path(sys.executable).with_name("segmail")), "db", "upgrade"], env=env, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [str(Path(sys.executable).with_name("segmail")), "db", "upgrade"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             for line in ("salespeople add MB --name Maria --email maria@example.com",):
-                subprocess.run([str(Path(sys.executable).with_name("segmail")), *line.split()], env=env, check=True)
-            for segment in ("Newsletter", "Branch Vienna", "Branch Munich", "Region North America", "Region France",
-                            "Service Plan Premium", "Electric Vehicles"):
-                subprocess.run([str(Path(sys.executable).with_name("segmail")), "segments", "create", segment,
-                                "--salesperson", "MB"], env=env, check=True, capture_output=True)
+                subprocess.run(
+                    [str(Path(sys.executable).with_name("segmail")), *line.split()], env=env, check=True
+                )
+            for segment in (
+                "Newsletter",
+                "Branch Vienna",
+                "Branch Munich",
+                "Region North America",
+                "Region France",
+                "Service Plan Premium",
+                "Electric Vehicles",
+            ):
+                subprocess.run(
+                    [
+                        str(Path(sys.executable).with_name("segmail")),
+                        "segments",
+                        "create",
+                        segment,
+                        "--salesperson",
+                        "MB",
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
             cluster.airflow("pools", "set", "smtp", "4", "segmail SMTP batches")
             cluster.start("api-server", "api-server", "--port", str(port), "--host", "127.0.0.1")
             cluster.start("scheduler", "scheduler")
@@ -183,12 +226,19 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
                     return False
 
             wait_for(healthy, timeout=120, what="the api-server", cluster=cluster)
-            token = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": "scale-out-test"}
-                               ).json()["access_token"]
-            api = httpx.Client(base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=20)
+            token = httpx.post(
+                f"{base}/auth/token", json={"username": "admin", "password": "scale-out-test"}
+            ).json()["access_token"]
+            api = httpx.Client(
+                base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=20
+            )
             for dag_id in ("contacts_import", "mailing__newsletter"):
-                wait_for(lambda d=dag_id: api.get(f"/dags/{d}").status_code == 200, timeout=180,
-                         what=f"{dag_id} to be parsed", cluster=cluster)
+                wait_for(
+                    lambda d=dag_id: api.get(f"/dags/{d}").status_code == 200,
+                    timeout=180,
+                    what=f"{dag_id} to be parsed",
+                    cluster=cluster,
+                )
                 assert api.patch(f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200
 
             def run_to_end(dag_id: str) -> dict:
@@ -202,7 +252,9 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
 
                 run = wait_for(finished, timeout=300, what=f"{dag_id} run {run_id}", cluster=cluster, every=2)
                 tis = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
-                assert run["state"] == "success", {t["task_id"] + str(t["map_index"]): t["state"] for t in tis}
+                assert run["state"] == "success", {
+                    t["task_id"] + str(t["map_index"]): t["state"] for t in tis
+                }
                 return {"run": run, "tis": tis}
 
             imported = run_to_end("contacts_import")
@@ -214,7 +266,11 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
 
             data = create_engine(databases["data"])
             with data.connect() as conn:
-                counts = dict(conn.execute(text("SELECT status, COUNT(*) FROM segmail_deliveries GROUP BY status")).all())
+                counts = dict(
+                    conn.execute(
+                        text("SELECT status, COUNT(*) FROM segmail_deliveries GROUP BY status")
+                    ).all()
+                )
                 activity = conn.execute(text("SELECT COUNT(*) FROM segmail_activity_log")).scalar_one()
             data.dispose()
             assert counts == {"sent": 20, "skipped": 1}

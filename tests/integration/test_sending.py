@@ -18,9 +18,13 @@ ATTACHMENT = Path(__file__).resolve().parents[2] / "include" / "attachments" / "
 def deliveries(engine, run_id: int) -> dict[str, dict]:
     """external ID -> delivery row."""
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT c.external_id, d.* FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
-            " WHERE d.mailing_run_id = :r"), {"r": run_id}).all()
+        rows = conn.execute(
+            text(
+                "SELECT c.external_id, d.* FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
+                " WHERE d.mailing_run_id = :r"
+            ),
+            {"r": run_id},
+        ).all()
     return {r.external_id: dict(r._mapping) for r in rows}
 
 
@@ -28,8 +32,15 @@ def run_mailing(engine, mailing, *, dag_run_id="run-1", final_try=False, **freez
     run_id = sending.freeze_audience(mailing, dag_run_id=dag_run_id, engine=engine, **freeze)
     results = []
     for batch in sending.plan_batches(run_id, batch_size=mailing.batch_size, engine=engine):
-        results.append(sending.send_batch(batch["batch_id"], mailing=mailing, engine=engine, final_try=final_try,
-                                          transport=SmtpHookTransport(mailing.smtp_conn_id)))
+        results.append(
+            sending.send_batch(
+                batch["batch_id"],
+                mailing=mailing,
+                engine=engine,
+                final_try=final_try,
+                transport=SmtpHookTransport(mailing.smtp_conn_id),
+            )
+        )
     return run_id, results
 
 
@@ -46,7 +57,12 @@ def test_newsletter_languages_headers_parts_attachments_and_skips(newsletter_aud
     mailing = get_mailing("newsletter")
     run_id, results = run_mailing(engine, mailing)
     received = by_recipient(smtp_sink)
-    assert sorted(received) == ["anna@example.com", "bob@example.com", "chloe@example.ca", "giulia@example.it"]
+    assert sorted(received) == [
+        "anna@example.com",
+        "bob@example.com",
+        "chloe@example.ca",
+        "giulia@example.it",
+    ]
     assert all(len(mails) == 1 for mails in received.values())
 
     anna = received["anna@example.com"][0]
@@ -82,13 +98,25 @@ def test_newsletter_languages_headers_parts_attachments_and_skips(newsletter_aud
     assert sorted(sent) == ["E1", "E2", "E3", "E4"]
     message_ids = {r["message_id"] for r in sent.values()}
     assert len(message_ids) == 4
-    assert anna["Message-ID"] == rows["E1"]["message_id"] == f"<segmail.{run_id}.{rows['E1']['contact_id']}@autohaus-demo.example>"
+    assert (
+        anna["Message-ID"]
+        == rows["E1"]["message_id"]
+        == f"<segmail.{run_id}.{rows['E1']['contact_id']}@autohaus-demo.example>"
+    )
     assert all(r["smtp_code"] == 250 and r["smtp_response"].startswith("2.0.0 Ok") for r in sent.values())
     with engine.connect() as conn:
-        activity = conn.execute(text(
-            "SELECT c.external_id, a.language, a.subject, a.salesperson_code, a.message_id FROM segmail_activity_log a"
-            " JOIN segmail_contacts c ON c.id = a.contact_id ORDER BY c.external_id")).all()
-    assert [(a.external_id, a.language) for a in activity] == [("E1", "de"), ("E2", "fr"), ("E3", "en"), ("E4", "en")]
+        activity = conn.execute(
+            text(
+                "SELECT c.external_id, a.language, a.subject, a.salesperson_code, a.message_id FROM segmail_activity_log a"
+                " JOIN segmail_contacts c ON c.id = a.contact_id ORDER BY c.external_id"
+            )
+        ).all()
+    assert [(a.external_id, a.language) for a in activity] == [
+        ("E1", "de"),
+        ("E2", "fr"),
+        ("E3", "en"),
+        ("E4", "en"),
+    ]
     assert activity[0].salesperson_code == "MB" and activity[0].message_id == rows["E1"]["message_id"]
     totals = sending.summarize_run(run_id, mailing=mailing, engine=engine)
     assert (totals["sent"], totals["skipped"], totals["failed"]) == (4, 3, 0)
@@ -106,7 +134,9 @@ def test_a_permanent_rejection_fails_that_mail_with_the_servers_reply(newsletter
         sending.summarize_run(run_id, mailing=get_mailing("newsletter"), engine=newsletter_audience)
 
 
-def test_a_dropped_connection_mid_batch_then_a_retry_delivers_each_mail_exactly_once(newsletter_audience, smtp_sink):
+def test_a_dropped_connection_mid_batch_then_a_retry_delivers_each_mail_exactly_once(
+    newsletter_audience, smtp_sink
+):
     engine = newsletter_audience
     mailing = get_mailing("newsletter").model_copy(update={"batch_size": 10})
     run_id = sending.freeze_audience(mailing, dag_run_id="drop", engine=engine)
@@ -115,12 +145,16 @@ def test_a_dropped_connection_mid_batch_then_a_retry_delivers_each_mail_exactly_
     en = next(b for b in batches if b["label"].startswith("en"))  # Giulia and Bob
     smtp_sink.handler.drop_at_data = 2  # the second mail of the batch meets a dropped connection
     with pytest.raises(TransientSendError, match="1 mail\\(s\\) left pending"):
-        sending.send_batch(en["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default"))
+        sending.send_batch(
+            en["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default")
+        )
     first_try = {k: r["status"] for k, r in deliveries(engine, run_id).items() if k in ("E3", "E4")}
     assert sorted(first_try.values()) == ["pending", "sent"]
     # The retry (and any further one) sends only what is still pending.
     for _ in range(2):
-        sending.send_batch(en["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default"))
+        sending.send_batch(
+            en["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default")
+        )
     received = by_recipient(smtp_sink)
     assert len(received["giulia@example.it"]) == 1 and len(received["bob@example.com"]) == 1
     rows = deliveries(engine, run_id)
@@ -134,9 +168,16 @@ def test_transient_refusals_stay_pending_and_fail_when_retries_are_exhausted(new
     smtp_sink.handler.refuse_times["giulia@example.it"] = 1
     smtp_sink.handler.refuse["bob@example.com"] = "452 4.2.2 Mailbox full"
     run_id = sending.freeze_audience(mailing, dag_run_id="transient", engine=engine)
-    (en,) = [b for b in sending.plan_batches(run_id, batch_size=500, engine=engine) if b["label"].startswith("en")]
+    (en,) = [
+        b for b in sending.plan_batches(run_id, batch_size=500, engine=engine) if b["label"].startswith("en")
+    ]
     send = lambda final: sending.send_batch(  # noqa: E731
-        en["batch_id"], mailing=mailing, engine=engine, final_try=final, transport=SmtpHookTransport("smtp_default"))
+        en["batch_id"],
+        mailing=mailing,
+        engine=engine,
+        final_try=final,
+        transport=SmtpHookTransport("smtp_default"),
+    )
     with pytest.raises(TransientSendError):
         send(False)
     with pytest.raises(TransientSendError):
@@ -159,7 +200,9 @@ def test_freezing_again_returns_the_same_run_and_a_rerun_sends_nothing_twice(new
     from segmail.importer import import_file
 
     late = Path(smtp_sink.handler.store_dir).parent / "late.csv"
-    late.write_text("Country Code,First Name,Last Name,Email,Segments\nDE,Late,Comer,late@example.de,Newsletter\n")
+    late.write_text(
+        "Country Code,First Name,Last Name,Email,Segments\nDE,Late,Comer,late@example.de,Newsletter\n"
+    )
     import_file(late, engine=engine)
     again, _ = run_mailing(engine, mailing, dag_run_id="same")
     assert again == run_id
@@ -175,8 +218,9 @@ def test_dry_run_renders_and_sends_nothing(newsletter_audience, smtp_sink):
 
 
 def test_language_filter_and_recipient_cap(newsletter_audience, smtp_sink):
-    run_id, _ = run_mailing(newsletter_audience, get_mailing("newsletter"), languages=["en", "fr"],
-                            max_recipients=2)
+    run_id, _ = run_mailing(
+        newsletter_audience, get_mailing("newsletter"), languages=["en", "fr"], max_recipients=2
+    )
     assert len(smtp_sink.messages) == 2
     rows = deliveries(newsletter_audience, run_id)
     assert {r["language"] for r in rows.values()} <= {"en", "fr"}

@@ -40,8 +40,12 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
             sink.handler.refuse["lukas.gruber@example.at"] = "550 5.1.1 Mailbox does not exist"
             run_id = sending.freeze_audience(mailing, dag_run_id="ui-test", engine=engine)
             for batch in sending.plan_batches(run_id, batch_size=500, engine=engine):
-                sending.send_batch(batch["batch_id"], mailing=mailing, engine=engine,
-                                   transport=sending.SmtpHookTransport("smtp_default"))
+                sending.send_batch(
+                    batch["batch_id"],
+                    mailing=mailing,
+                    engine=engine,
+                    transport=sending.SmtpHookTransport("smtp_default"),
+                )
             sending.summarize_run(run_id, mailing=mailing, engine=engine)  # 1 of 20 failed: within 5 %
     finally:
         os.environ.pop("SEGMAIL_DB_URL", None)
@@ -50,11 +54,19 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        gruber = conn.execute(text("SELECT id FROM segmail_contacts WHERE external_id = 'CRM-1001'")).scalar_one()
-        camille = conn.execute(text("SELECT id FROM segmail_contacts WHERE external_id = 'CRM-4001'")).scalar_one()
+        gruber = conn.execute(
+            text("SELECT id FROM segmail_contacts WHERE external_id = 'CRM-1001'")
+        ).scalar_one()
+        camille = conn.execute(
+            text("SELECT id FROM segmail_contacts WHERE external_id = 'CRM-4001'")
+        ).scalar_one()
     engine.dispose()
-    return {"run_id": run_id, "import_run_id": result.import_run_id, "failed_contact": gruber,
-            "sent_contact": camille}
+    return {
+        "run_id": run_id,
+        "import_run_id": result.import_run_id,
+        "failed_contact": gruber,
+        "sent_contact": camille,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +87,12 @@ def api_server(airflow_home, tmp_path_factory):
     }
     log = (tmp / "api-server.log").open("w")
     airflow = Path(sys.executable).with_name("airflow")
-    process = subprocess.Popen([str(airflow), "api-server", "--port", str(port), "--host", "127.0.0.1"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(airflow), "api-server", "--port", str(port), "--host", "127.0.0.1"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -87,11 +103,14 @@ def api_server(airflow_home, tmp_path_factory):
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"api-server did not start; see {tmp / 'api-server.log'}:\n"
-                                   + (tmp / "api-server.log").read_text()[-3000:])
+                raise RuntimeError(
+                    f"api-server did not start; see {tmp / 'api-server.log'}:\n"
+                    + (tmp / "api-server.log").read_text()[-3000:]
+                )
             time.sleep(0.5)
-        token = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": "ui-test-password"},
-                           timeout=10).json()["access_token"]
+        token = httpx.post(
+            f"{base}/auth/token", json={"username": "admin", "password": "ui-test-password"}, timeout=10
+        ).json()["access_token"]
         yield base, token, ids
     finally:
         process.terminate()

@@ -16,10 +16,17 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def paths(ids: dict) -> list[str]:
-    return ["/segmail/", "/segmail/api/runs", f"/segmail/runs/{ids['run_id']}",
-            f"/segmail/api/runs/{ids['run_id']}/mails", f"/segmail/runs/{ids['run_id']}/mails.csv",
-            f"/segmail/contacts/{ids['sent_contact']}", "/segmail/contacts?q=gruber", "/segmail/imports",
-            f"/segmail/imports/{ids['import_run_id']}/issues.csv"]
+    return [
+        "/segmail/",
+        "/segmail/api/runs",
+        f"/segmail/runs/{ids['run_id']}",
+        f"/segmail/api/runs/{ids['run_id']}/mails",
+        f"/segmail/runs/{ids['run_id']}/mails.csv",
+        f"/segmail/contacts/{ids['sent_contact']}",
+        "/segmail/contacts?q=gruber",
+        "/segmail/imports",
+        f"/segmail/imports/{ids['import_run_id']}/issues.csv",
+    ]
 
 
 def test_pages_and_data_endpoints_answer_only_to_logged_in_users(api_server):
@@ -35,7 +42,9 @@ def test_pages_and_data_endpoints_answer_only_to_logged_in_users(api_server):
 def test_data_endpoints_show_the_run_and_exports(api_server):
     base, token, ids = api_server
     auth = {"Authorization": f"Bearer {token}"}
-    (run,) = [r for r in httpx.get(f"{base}/segmail/api/runs", headers=auth).json() if r["run"] == ids["run_id"]]
+    (run,) = [
+        r for r in httpx.get(f"{base}/segmail/api/runs", headers=auth).json() if r["run"] == ids["run_id"]
+    ]
     assert (run["sent"], run["failed"], run["skipped"]) == (19, 1, 1)
     failed = httpx.get(f"{base}/segmail/api/runs/{ids['run_id']}/mails?status=failed", headers=auth).json()
     assert failed["total"] == 1 and failed["mails"][0]["smtp_code"] == 550
@@ -56,9 +65,18 @@ def browser():
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield browser
         browser.close()
 

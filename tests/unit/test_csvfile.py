@@ -30,8 +30,17 @@ def test_header_key_ignores_case_spaces_underscores_hyphens(header, expected):
 def test_english_and_german_headers_map_to_the_same_fields(header):
     columns, ignored = map_header(header)
     assert set(columns) == {
-        "country_code", "first_name", "last_name", "mobile", "email", "account_number", "organization",
-        "external_id", "segments", "language", "salesperson",
+        "country_code",
+        "first_name",
+        "last_name",
+        "mobile",
+        "email",
+        "account_number",
+        "organization",
+        "external_id",
+        "segments",
+        "language",
+        "salesperson",
     }
     assert ignored == []
 
@@ -57,8 +66,11 @@ def test_two_columns_for_one_field_reject_the_file():
     ],
 )
 def test_excel_encodings_and_delimiters(tmp_path, encoding, delimiter, bom):
-    rows = [["Country Code", "Vorname", "Nachname", "E-Mail"], ["DE", "Jürgen", "Größe", "j@example.com"],
-            ["FR", "Zoë", "Lefèvre", "z@example.com"]]
+    rows = [
+        ["Country Code", "Vorname", "Nachname", "E-Mail"],
+        ["DE", "Jürgen", "Größe", "j@example.com"],
+        ["FR", "Zoë", "Lefèvre", "z@example.com"],
+    ]
     text = "\r\n".join(delimiter.join(r) for r in rows) + "\r\n"
     data = text.encode(encoding)
     if bom:
@@ -75,12 +87,12 @@ def test_excel_encodings_and_delimiters(tmp_path, encoding, delimiter, bom):
 
 def test_quoted_line_breaks_stay_in_their_row_and_row_numbers_match_a_spreadsheet(write_csv):
     path = write_csv(
-        'Country Code,First Name,Last Name,Email,Organization\n'
+        "Country Code,First Name,Last Name,Email,Organization\n"
         'DE,A,One,a@example.com,"Line 1\nLine 2"\n'
-        '\n'
+        "\n"
         'DE,B,Two,b@example.com,"x, ""quoted"""\n'
-        ',,,,\n'
-        'DE,C,Three,c@example.com,plain\n'
+        ",,,,\n"
+        "DE,C,Three,c@example.com,plain\n"
     )
     (chunk,) = list(iter_chunks(path, open_layout(path)))
     assert chunk.line_numbers == [2, 4, 6]
@@ -88,7 +100,9 @@ def test_quoted_line_breaks_stay_in_their_row_and_row_numbers_match_a_spreadshee
 
 
 def test_a_row_with_extra_cells_is_reported_with_its_row_number(write_csv):
-    path = write_csv("Country Code,First Name,Last Name,Email\nDE,A,B,a@example.com\nDE,A,B,c@example.com,extra\n")
+    path = write_csv(
+        "Country Code,First Name,Last Name,Email\nDE,A,B,a@example.com\nDE,A,B,c@example.com,extra\n"
+    )
     (chunk,) = list(iter_chunks(path, open_layout(path)))
     assert chunk.line_numbers == [2]
     assert chunk.malformed == [(3, "the row has 5 cells but the header has 4")]

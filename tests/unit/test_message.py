@@ -14,8 +14,15 @@ from segmail.render import CompiledVariant, html_to_text
 
 
 def variant(**overrides) -> CompiledVariant:
-    base = dict(language="en", subject=Template("x"), text=Template("t"), html=None,
-                from_addr="Shop <news@shop.example>", reply_to=None, attachments=[])
+    base = dict(
+        language="en",
+        subject=Template("x"),
+        text=Template("t"),
+        html=None,
+        from_addr="Shop <news@shop.example>",
+        reply_to=None,
+        attachments=[],
+    )
     base.update(overrides)
     return CompiledVariant(**base)
 
@@ -31,19 +38,41 @@ def variant(**overrides) -> CompiledVariant:
 )
 def test_contact_data_cannot_inject_headers(name, subject):
     factory = MessageFactory(variant(), domain="shop.example")
-    data = factory.build(to_name=name, to_addr="eve@example.com", subject=subject, text="body", html=None,
-                         message_id="<m@shop.example>", date=datetime(2026, 11, 1, tzinfo=UTC))
+    data = factory.build(
+        to_name=name,
+        to_addr="eve@example.com",
+        subject=subject,
+        text="body",
+        html=None,
+        message_id="<m@shop.example>",
+        date=datetime(2026, 11, 1, tzinfo=UTC),
+    )
     message = message_from_bytes(data, policy=policy.default)
     assert message["Bcc"] is None and message["X-Injected"] is None
-    assert set(message.keys()) == {"To", "Subject", "Date", "Message-ID", "From", "MIME-Version", "Content-Type",
-                                   "Content-Transfer-Encoding"}
+    assert set(message.keys()) == {
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "From",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+    }
     assert message["To"].addresses[0].addr_spec == "eve@example.com"
 
 
 def test_non_ascii_subject_and_names_are_encoded_and_decode_back():
     factory = MessageFactory(variant(from_addr="Autohaus Müller <a@b.example>"), domain="b.example")
-    data = factory.build(to_name="Zoë Lefèvre", to_addr="z@example.fr", subject="Grüße aus Köln – €89",
-                         text="ü", html="<p>ü</p>", message_id="<1@b.example>", date=datetime.now(UTC))
+    data = factory.build(
+        to_name="Zoë Lefèvre",
+        to_addr="z@example.fr",
+        subject="Grüße aus Köln – €89",
+        text="ü",
+        html="<p>ü</p>",
+        message_id="<1@b.example>",
+        date=datetime.now(UTC),
+    )
     assert data.isascii()  # everything 8-bit is encoded
     message = message_from_bytes(data, policy=policy.default)
     assert message["Subject"] == "Grüße aus Köln – €89"
@@ -57,15 +86,18 @@ def test_safe_addresses(address):
     assert safe_address(address) == address
 
 
-@pytest.mark.parametrize("address", ["", None, "no-at", "a@b", "a b@c.de", "a@b.de\r\nBcc: x@y.z", "ä@b.de",
-                                     "<a@b.de>"])
+@pytest.mark.parametrize(
+    "address", ["", None, "no-at", "a@b", "a b@c.de", "a@b.de\r\nBcc: x@y.z", "ä@b.de", "<a@b.de>"]
+)
 def test_unsafe_addresses_are_refused(address):
     assert safe_address(address) is None
 
 
 def test_html_to_text_keeps_links_and_structure():
-    text = html_to_text('<h1>Hi {{ contact.first_name }}</h1><p>See <a href="https://x.example/a">offer</a>'
-                        "&nbsp;&amp; more</p><style>p{}</style><ul><li>One</li><li>Two</li></ul>")
+    text = html_to_text(
+        '<h1>Hi {{ contact.first_name }}</h1><p>See <a href="https://x.example/a">offer</a>'
+        "&nbsp;&amp; more</p><style>p{}</style><ul><li>One</li><li>Two</li></ul>"
+    )
     assert "Hi {{ contact.first_name }}" in text
     assert "offer (https://x.example/a)" in text
     assert "\u00a0& more" in text
@@ -79,8 +111,11 @@ def test_sandbox_blocks_unsafe_template_code(tmp_path):
     template = _environment(html=True).from_string("{{ contact.__class__.__mro__ }}")
     with pytest.raises(SecurityError):
         template.render(contact={}).startswith("(")
-    escaped = _environment(html=True).from_string("<p>{{ contact.first_name }}</p>").render(
-        contact={"first_name": "<script>alert(1)</script>"})
+    escaped = (
+        _environment(html=True)
+        .from_string("<p>{{ contact.first_name }}</p>")
+        .render(contact={"first_name": "<script>alert(1)</script>"})
+    )
     assert escaped == "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>"
 
 
@@ -97,16 +132,31 @@ variants:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        pytest.param(("default_language: en", "default_language: de"), "default_language 'de' has no variant",
-                     id="default-without-variant"),
-        pytest.param(("name: Test", "name: Test\nbatch_sise: 5"), "batch_sise: Extra inputs are not permitted",
-                     id="typo-in-field"),
-        pytest.param(("name: Test", "name: Test\nschedule: every day"), "is neither a cron expression",
-                     id="bad-schedule"),
-        pytest.param(("  en: {subject: Hi", "  english: {subject: Hi"), "variants: Value error, 'english' is not",
-                     id="bad-language-code"),
-        pytest.param(("audience: {segments: [A]}", "audience: {segments: []}"), "audience.segments",
-                     id="empty-audience"),
+        pytest.param(
+            ("default_language: en", "default_language: de"),
+            "default_language 'de' has no variant",
+            id="default-without-variant",
+        ),
+        pytest.param(
+            ("name: Test", "name: Test\nbatch_sise: 5"),
+            "batch_sise: Extra inputs are not permitted",
+            id="typo-in-field",
+        ),
+        pytest.param(
+            ("name: Test", "name: Test\nschedule: every day"),
+            "is neither a cron expression",
+            id="bad-schedule",
+        ),
+        pytest.param(
+            ("  en: {subject: Hi", "  english: {subject: Hi"),
+            "variants: Value error, 'english' is not",
+            id="bad-language-code",
+        ),
+        pytest.param(
+            ("audience: {segments: [A]}", "audience: {segments: []}"),
+            "audience.segments",
+            id="empty-audience",
+        ),
     ],
 )
 def test_definition_errors_name_the_file_and_field(tmp_path, change, message):
@@ -120,12 +170,22 @@ def test_definition_errors_name_the_file_and_field(tmp_path, change, message):
 
 def test_language_choice_exact_then_base_then_default(tmp_path):
     path = tmp_path / "m.yaml"
-    path.write_text(MINIMAL.replace("  en: {subject: Hi, body: x.html}",
-                                    "  en: {subject: Hi, body: x.html}\n  de: {subject: Hallo, body: x.html}\n"
-                                    "  de-CH: {subject: Grüezi, body: x.html}"))
+    path.write_text(
+        MINIMAL.replace(
+            "  en: {subject: Hi, body: x.html}",
+            "  en: {subject: Hi, body: x.html}\n  de: {subject: Hallo, body: x.html}\n"
+            "  de-CH: {subject: Grüezi, body: x.html}",
+        )
+    )
     mailing: Mailing = load_mailing(path)
     assert [mailing.variant_for(code) for code in ("de-CH", "de-at", "DE", "fr-CA", None, "")] == [
-        "de-CH", "de", "de", "en", "en", "en"]
+        "de-CH",
+        "de",
+        "de",
+        "en",
+        "en",
+        "en",
+    ]
 
 
 def test_a_scheduled_run_that_starts_too_late_is_not_sent(tmp_path):

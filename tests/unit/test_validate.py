@@ -79,9 +79,20 @@ def test_email_or_mobile_is_required():
 
 @pytest.mark.parametrize(
     "address",
-    ["a@example.com", "First.Last+tag@sub.example.co.uk", "o'brien@example.ie", "x_y-z@ex-ample.de",
-     "a@b.museum", "ÄÖ@bücher.de", "user@example.test", "a..b@example.com", "a@-example.com",
-     "no-at-sign.example.com", "a@example", "a@example.c"],
+    [
+        "a@example.com",
+        "First.Last+tag@sub.example.co.uk",
+        "o'brien@example.ie",
+        "x_y-z@ex-ample.de",
+        "a@b.museum",
+        "ÄÖ@bücher.de",
+        "user@example.test",
+        "a..b@example.com",
+        "a@-example.com",
+        "no-at-sign.example.com",
+        "a@example",
+        "a@example.c",
+    ],
 )
 def test_fast_email_pattern_never_accepts_what_email_validator_rejects(address):
     if re.fullmatch(_FAST_EMAIL, address) and not address.lower().endswith(".test"):
@@ -89,8 +100,14 @@ def test_fast_email_pattern_never_accepts_what_email_validator_rejects(address):
 
 
 def test_email_key_is_lower_case_and_bad_addresses_are_explained():
-    checked = validate_chunk(chunk(email=["Anna.Muster@Example.COM", "bad@@example.com"], first_name=["A", "B"],
-                                   last_name=["A", "B"], country_code=["DE", "DE"]))
+    checked = validate_chunk(
+        chunk(
+            email=["Anna.Muster@Example.COM", "bad@@example.com"],
+            first_name=["A", "B"],
+            last_name=["A", "B"],
+            country_code=["DE", "DE"],
+        )
+    )
     assert record(checked)["email"] == "Anna.Muster@Example.COM"
     assert record(checked)["email_key"] == "anna.muster@example.com"
     (issue,) = checked.issues
@@ -113,20 +130,36 @@ def test_a_bad_language_only_warns_and_the_row_lands():
 
 
 def test_opt_out_words_in_english_and_german():
-    checked = validate_chunk(chunk(email=[f"{i}@example.com" for i in range(4)], first_name=["A"] * 4,
-                                   last_name=["B"] * 4, country_code=["DE"] * 4,
-                                   email_opt_out=["Ja", "yes", "", "nein"]))
+    checked = validate_chunk(
+        chunk(
+            email=[f"{i}@example.com" for i in range(4)],
+            first_name=["A"] * 4,
+            last_name=["B"] * 4,
+            country_code=["DE"] * 4,
+            email_opt_out=["Ja", "yes", "", "nein"],
+        )
+    )
     assert [r[-1] for r in checked.records] == [1, 1, 0, 0]
 
 
 def test_segments_cell_splits_on_semicolons_and_drops_repeats():
-    assert split_segments(" Segment 1; Segment 2;;segment 1 ; Segment 3 ") == ["Segment 1", "Segment 2", "Segment 3"]
+    assert split_segments(" Segment 1; Segment 2;;segment 1 ; Segment 3 ") == [
+        "Segment 1",
+        "Segment 2",
+        "Segment 3",
+    ]
 
 
 @pytest.mark.parametrize(
     ("cell", "safe"),
-    [("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
-     ("plain", "plain"), (None, "")],
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("plain", "plain"),
+        (None, ""),
+    ],
 )
 def test_report_cells_cannot_inject_formulas(cell, safe):
     assert spreadsheet_safe(cell) == safe

@@ -15,8 +15,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from segmail.reports import spreadsheet_safe
 from segmail.ui import queries
 
-TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
-                        autoescape=select_autoescape(["html"]))
+TEMPLATES = Environment(
+    loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
+    autoescape=select_autoescape(["html"]),
+)
 
 
 async def require_login(request: Request):  # noqa: ANN201 - an Airflow user
@@ -57,8 +59,11 @@ def _csv(rows, header: list[str], filename: str) -> StreamingResponse:  # noqa: 
                 buffer.truncate()
         yield buffer.getvalue()
 
-    return StreamingResponse(generate(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        generate(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def create_app() -> FastAPI:
@@ -76,7 +81,9 @@ def create_app() -> FastAPI:
     def runs_data(mailing: str | None = None, limit: int = Query(30, le=500)) -> list[dict]:
         from segmail.status import mailing_runs
 
-        return json.loads(json.dumps(mailing_runs(mailing=mailing, limit=limit, engine=_engine()), default=str))
+        return json.loads(
+            json.dumps(mailing_runs(mailing=mailing, limit=limit, engine=_engine()), default=str)
+        )
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: int, status: str = "", q: str = "", page: int = Query(1, ge=1)):
@@ -84,8 +91,19 @@ def create_app() -> FastAPI:
 
         rows, total = queries.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
         pages = max(1, -(-total // queries.PAGE_SIZE))
-        return _page(request, "run.html", run_id=run_id, rows=rows, total=total, page=page, pages=pages,
-                     status=status, q=q, statuses=queries.STATUSES, totals=run_totals(run_id, engine=_engine()))
+        return _page(
+            request,
+            "run.html",
+            run_id=run_id,
+            rows=rows,
+            total=total,
+            page=page,
+            pages=pages,
+            status=status,
+            q=q,
+            statuses=queries.STATUSES,
+            totals=run_totals(run_id, engine=_engine()),
+        )
 
     @app.get("/api/runs/{run_id}/mails")
     def run_mails_data(run_id: int, status: str = "", q: str = "", page: int = Query(1, ge=1)) -> dict:
@@ -94,8 +112,20 @@ def create_app() -> FastAPI:
 
     @app.get("/runs/{run_id}/mails.csv")
     def run_mails_csv(run_id: int, status: str = "", q: str = "") -> StreamingResponse:
-        header = ["id", "external_id", "first_name", "last_name", "email", "language", "status", "reason",
-                  "smtp_code", "smtp_response", "message_id", "sent_at"]
+        header = [
+            "id",
+            "external_id",
+            "first_name",
+            "last_name",
+            "email",
+            "language",
+            "status",
+            "reason",
+            "smtp_code",
+            "smtp_response",
+            "message_id",
+            "sent_at",
+        ]
         rows = queries.iter_run_mails(_engine(), run_id, status=status or None, search=q or None)
         return _csv(rows, header, f"mailing-run-{run_id}.csv")
 
