@@ -108,3 +108,34 @@ def test_test_mail_without_a_salesperson_fails_with_a_clear_reason(engine, smtp_
 
     with pytest.raises(SegmailError, match="segment 'Newsletter' has no salesperson"):
         responsible_salesperson(get_mailing("newsletter"), engine=engine)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        pytest.param("after_import", "asset", id="after-import-runs-on-the-contacts-asset"),
+        pytest.param("0 8 1 * *", "cron", id="cron"),
+        pytest.param(None, "manual", id="manual-only"),
+    ],
+)
+def test_mailing_schedules_map_to_airflow_schedules(schedule, expected):
+    from segmail.assets import CONTACTS_ASSET
+    from segmail.dagfactory import build_mailing_dag
+    from segmail.mailings import get_mailing
+
+    mailing = get_mailing("newsletter").model_copy(update={"schedule": schedule})
+    dag = build_mailing_dag(mailing)
+    timetable = dag.timetable
+    if expected == "asset":
+        assert type(timetable).__name__ == "AssetTriggeredTimetable"
+        assert list(timetable.asset_condition.objects) == [CONTACTS_ASSET]
+    elif expected == "cron":
+        assert timetable.expression == "0 8 1 * *"
+    else:
+        assert type(timetable).__name__ == "NullTimetable"
+    params = dag.params.dump()
+    assert (params["dry_run"], params["languages"], params["max_recipients"]) == (
+        False,
+        ["de", "en", "fr"],
+        0,
+    )
