@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _table(rows: list[dict], columns: Sequence[str]) -> str:
+def format_table(rows: list[dict], columns: Sequence[str]) -> str:
     if not rows:
         return "(none)"
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
@@ -52,7 +52,7 @@ def cmd_salespeople(args: argparse.Namespace) -> int:
         person = admin.add_salesperson(code=args.code, name=args.name or args.code, email=args.email)
         print(f"salesperson {person.code} saved")
     else:
-        print(_table(admin.list_salespeople(), ("code", "name", "email")))
+        print(format_table(admin.list_salespeople(), ("code", "name", "email")))
     return 0
 
 
@@ -77,7 +77,7 @@ def cmd_segments(args: argparse.Namespace) -> int:
         for key in result.not_found:
             print(f"not found: {key}", file=sys.stderr)
     else:
-        print(_table(admin.list_segments(), ("name", "salesperson", "members", "description")))
+        print(format_table(admin.list_segments(), ("name", "salesperson", "members", "description")))
     return 0
 
 
@@ -106,7 +106,7 @@ def cmd_imports(args: argparse.Namespace) -> int:
         print(json.dumps(rows, default=str, indent=2))
     else:
         print(
-            _table(
+            format_table(
                 rows,
                 (
                     "id",
@@ -143,7 +143,7 @@ def cmd_mailings(args: argparse.Namespace) -> int:
             }
             for m in mailings.values()
         ]
-        print(_table(rows, ("slug", "dag_id", "name", "schedule", "languages", "audience")))
+        print(format_table(rows, ("slug", "dag_id", "name", "schedule", "languages", "audience")))
     else:
         from segmail.validation import validate_mailing
 
@@ -187,7 +187,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, default=str, indent=2))
     else:
-        print(_table([{c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows], columns))
+        print(
+            format_table(
+                [{c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows], columns
+            )
+        )
     return 0
 
 

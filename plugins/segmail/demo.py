@@ -35,14 +35,14 @@ def run_dag(dag_id: str, conf: dict):  # noqa: ANN201 - a DagRun
 
 
 def print_import_report(import_run_ids: list[int]) -> None:
-    from segmail.cli import _table
+    from segmail.cli import format_table
     from segmail.db import default_engine
     from segmail.reports import iter_issues
     from segmail.status import recent_imports
 
     runs = [r for r in recent_imports(limit=20) if r["id"] in import_run_ids]
     print(
-        _table(
+        format_table(
             runs,
             (
                 "id",
@@ -70,11 +70,11 @@ def print_import_report(import_run_ids: list[int]) -> None:
             for line, column, value, severity, reason in iter_issues(default_engine(), run_id)
         ]
         print(f"\nRejected rows, duplicates and warnings of import run {run_id}:")
-        print(_table(rows, ("row", "column", "value", "severity", "reason")))
+        print(format_table(rows, ("row", "column", "value", "severity", "reason")))
 
 
 def print_mailing_status(run_id: int) -> None:
-    from segmail.cli import _table
+    from segmail.cli import format_table
     from segmail.status import mailing_runs, run_deliveries
 
     (run,) = [r for r in mailing_runs(limit=50) if r["run"] == run_id]
@@ -82,12 +82,12 @@ def print_mailing_status(run_id: int) -> None:
         {"language": lang, **{s: counts.get(s, 0) for s in ("sent", "failed", "skipped", "pending")}}
         for lang, counts in run["by_language"].items()
     ]
-    print(_table(rows, ("language", "sent", "failed", "skipped", "pending")))
+    print(format_table(rows, ("language", "sent", "failed", "skipped", "pending")))
     skipped = [d for d in run_deliveries(run_id) if d["status"] != "sent"]
     if skipped:
         print("\nNot sent, with the reason:")
         print(
-            _table(
+            format_table(
                 [{k: d[k] or "" for k in ("external_id", "email", "status", "reason")} for d in skipped],
                 ("external_id", "email", "status", "reason"),
             )
@@ -98,7 +98,7 @@ def main() -> int:
     configure_environment()
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from segmail import admin
-    from segmail.cli import _table
+    from segmail.cli import format_table
     from segmail.config import database_url
 
     step(f"Airflow home {os.environ['AIRFLOW_HOME']}; segmail database {database_url()}")
@@ -125,7 +125,7 @@ def main() -> int:
     print(f"\nArchived file and its report CSV: {inbox_dir / 'archive'}")
 
     step("Segments")
-    print(_table(admin.list_segments(), ("name", "salesperson", "members", "description")))
+    print(format_table(admin.list_segments(), ("name", "salesperson", "members", "description")))
 
     from segmail.smtpsink import SmtpSink
 

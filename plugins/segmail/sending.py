@@ -328,8 +328,6 @@ class _Outcomes:
     """Outcomes not yet written; flushed in small groups and always before the batch returns or raises."""
 
     engine: Engine
-    run_id: int
-    mailing: Mailing
     rows: list[dict] = field(default_factory=list)
     activity: list[tuple] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
@@ -443,7 +441,7 @@ def send_batch(
     factory = MessageFactory(
         variant, domain=sender_domain(variant.from_addr), list_unsubscribe=mailing.list_unsubscribe
     )
-    outcomes = _Outcomes(engine, run_id, mailing)
+    outcomes = _Outcomes(engine)
     interval = 1.0 / mailing.rate_limit_per_second if mailing.rate_limit_per_second else 0.0
     left_pending: list[int] = []
     connected = False
