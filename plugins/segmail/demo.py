@@ -75,9 +75,10 @@ def print_import_report(import_run_ids: list[int]) -> None:
 
 def print_mailing_status(run_id: int) -> None:
     from segmail.cli import format_table
-    from segmail.status import mailing_runs, run_deliveries
+    from segmail.sending import run_totals
+    from segmail.status import run_deliveries
 
-    (run,) = [r for r in mailing_runs(limit=50) if r["run"] == run_id]
+    run = run_totals(run_id)
     rows = [
         {"language": lang, **{s: counts.get(s, 0) for s in ("sent", "failed", "skipped", "pending")}}
         for lang, counts in run["by_language"].items()

@@ -581,21 +581,32 @@ def send_batch(
 # ---------------------------------------------------------------- summary
 
 
-def run_totals(run_id: int, *, engine: Engine | None = None) -> dict:
+def runs_totals(run_ids: list[int], *, engine: Engine | None = None) -> dict[int, dict]:
+    """Counts per status and per language for several runs, in one query."""
     engine = engine or default_engine()
+    totals: dict[int, dict] = {
+        run_id: {"sent": 0, "failed": 0, "skipped": 0, "pending": 0, "by_language": {}} for run_id in run_ids
+    }
+    if not run_ids:
+        return totals
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT language, status, COUNT(*) FROM segmail_deliveries WHERE mailing_run_id = :r"
-                " GROUP BY language, status ORDER BY language, status"
-            ),
-            {"r": run_id},
+                "SELECT mailing_run_id, language, status, COUNT(*) FROM segmail_deliveries"
+                " WHERE mailing_run_id IN :runs GROUP BY mailing_run_id, language, status"
+                " ORDER BY mailing_run_id, language, status"
+            ).bindparams(*_expanding("runs")),
+            {"runs": list(run_ids)},
         ).all()
-    totals: dict = {"sent": 0, "failed": 0, "skipped": 0, "pending": 0, "by_language": {}}
-    for language, status, count in rows:
-        totals[status] = totals.get(status, 0) + count
-        totals["by_language"].setdefault(language, {})[status] = count
+    for run_id, language, status, count in rows:
+        run = totals[run_id]
+        run[status] = run.get(status, 0) + count
+        run["by_language"].setdefault(language, {})[status] = count
     return totals
+
+
+def run_totals(run_id: int, *, engine: Engine | None = None) -> dict:
+    return runs_totals([run_id], engine=engine)[run_id]
 
 
 def summarize_run(run_id: int, *, mailing: Mailing, engine: Engine | None = None) -> dict:

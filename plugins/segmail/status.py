@@ -52,7 +52,7 @@ def mailing_runs(*, mailing: str | None = None, limit: int = 20, engine: Engine 
     from sqlalchemy import text
 
     from segmail.db import default_engine
-    from segmail.sending import run_totals
+    from segmail.sending import runs_totals
 
     engine = engine or default_engine()
     with engine.connect() as conn:
@@ -65,9 +65,10 @@ def mailing_runs(*, mailing: str | None = None, limit: int = 20, engine: Engine 
             ),
             {"m": mailing, "n": limit},
         ).all()
+    all_totals = runs_totals([r.id for r in rows], engine=engine)
     out = []
     for r in rows:
-        totals = run_totals(r.id, engine=engine)
+        totals = all_totals[r.id]
         out.append(
             {
                 "run": r.id,
