@@ -25,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/python -m segmail.demo
+	$(BIN)/python -m segmail.dev.demo
 
 test: install
 	bash scripts/ensure-chromium.sh
@@ -47,4 +47,4 @@ bench-send: install
 
 # Airflow with the UI on http://127.0.0.1:8080 (SEGMAIL_UI_PORT), a local SMTP sink and the sample data.
 airflow: install
-	$(BIN)/python -m segmail.local
+	$(BIN)/python -m segmail.dev.local

@@ -39,15 +39,15 @@ def peak_mb() -> float:
 
 
 def child_segmail(url: str, files: list[str]) -> dict:
-    from segmail import admin
-    from segmail.db import make_engine
-    from segmail.importer import import_file
-    from segmail.migrate import upgrade
+    from segmail.contacts import segments
+    from segmail.imports.pipeline import import_file
+    from segmail.store.db import make_engine
+    from segmail.store.migrate import upgrade
 
     engine = make_engine(url)
     upgrade(engine)
     for name in SEGMENTS:
-        admin.create_segment(name=name, engine=engine)
+        segments.create_segment(name=name, engine=engine)
     timings = []
     for path in files:
         start = time.perf_counter()

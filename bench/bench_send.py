@@ -48,11 +48,11 @@ def make_include(folder: Path) -> None:
 
 
 def seed_contacts(engine, n: int) -> None:  # noqa: ANN001
-    from segmail import admin
-    from segmail.db import bulk_insert
+    from segmail.contacts import salespeople, segments
+    from segmail.store.db import bulk_insert
 
-    admin.add_salesperson(code="MB", name="Maria Berger", email="maria@bench.example", engine=engine)
-    admin.create_segment(name="Newsletter", salesperson="MB", engine=engine)
+    salespeople.add_salesperson(code="MB", name="Maria Berger", email="maria@bench.example", engine=engine)
+    segments.create_segment(name="Newsletter", salesperson="MB", engine=engine)
     now = datetime.now(UTC)
     tags = [
         "de-AT",
@@ -108,17 +108,17 @@ def seed_contacts(engine, n: int) -> None:  # noqa: ANN001
 
 
 def _send_one_batch(batch_id: int) -> dict:
-    from segmail.mailings import get_mailing
-    from segmail.sending import SmtpHookTransport, send_batch
+    from segmail.mailings.definition import get_mailing
+    from segmail.mailings.send import SmtpHookTransport, send_batch
 
     mailing = get_mailing("bench")
     return send_batch(batch_id, mailing=mailing, transport=SmtpHookTransport("smtp_default")).as_dict()
 
 
 def run_segmail(n: int, concurrency: int) -> tuple[float, dict]:
-    from segmail.db import make_engine
-    from segmail.mailings import get_mailing
-    from segmail.sending import freeze_audience, plan_batches, run_totals
+    from segmail.mailings.definition import get_mailing
+    from segmail.mailings.send import freeze_audience, plan_batches, run_totals
+    from segmail.store.db import make_engine
 
     engine = make_engine()
     mailing = get_mailing("bench")
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
 
-    from segmail.smtpsink import free_port
+    from segmail.dev.smtpsink import free_port
 
     work = Path(tempfile.mkdtemp(prefix="segmail-bench-send-"))
     include = work / "include"
@@ -174,12 +174,12 @@ def main() -> None:
         }
     )
     sink = subprocess.Popen(
-        [sys.executable, "-m", "segmail.smtpsink", "-", str(port)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "segmail.dev.smtpsink", "-", str(port)], stdout=subprocess.PIPE, text=True
     )
     try:
         sink.stdout.readline()  # ready
-        from segmail.db import make_engine
-        from segmail.migrate import upgrade
+        from segmail.store.db import make_engine
+        from segmail.store.migrate import upgrade
 
         engine = make_engine()
         upgrade(engine)
@@ -196,9 +196,9 @@ def main() -> None:
 
         with engine.connect() as conn:
             size = conn.execute(text("SELECT COUNT(*) FROM segmail_activity_log")).scalar_one()
-        from segmail.mailings import get_mailing
-        from segmail.message import MessageFactory
-        from segmail.render import SAMPLE_CONTACT, compile_variant, message_context
+        from segmail.mailings.definition import get_mailing
+        from segmail.mailings.mime import MessageFactory
+        from segmail.mailings.render import SAMPLE_CONTACT, compile_variant, message_context
 
         mailing = get_mailing("bench")
         variant = compile_variant(mailing, "de")

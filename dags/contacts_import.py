@@ -12,15 +12,15 @@ another inbox.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
-from segmail.assets import CONTACTS_ASSET
+from segmail import settings
+from segmail.orchestration.assets import CONTACTS_ASSET
 
 
 @dag(
-    schedule=os.environ.get("SEGMAIL_IMPORT_CRON", "0 2 * * *") or None,  # empty: manual only
+    schedule=settings.current().import_cron,  # SEGMAIL_IMPORT_CRON; empty: manual only
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -44,7 +44,8 @@ def contacts_import():
     @task
     def find_files(params: dict) -> list[str]:
         """Bring the schema up to date, then list the inbox (paths only: XCom carries references)."""
-        from segmail import inbox, migrate
+        from segmail.imports import inbox
+        from segmail.store import migrate
 
         migrate.upgrade()
         return inbox.list_inbox(params["inbox"] or None)
@@ -52,7 +53,7 @@ def contacts_import():
     @task(map_index_template="{{ file_name }}", max_active_tis_per_dag=1)
     def import_file(path: str, params: dict, run_id: str) -> dict:
         from airflow.sdk import get_current_context
-        from segmail import inbox
+        from segmail.imports import inbox
 
         get_current_context()["file_name"] = path.rsplit("/", 1)[-1]
         return inbox.import_inbox_file(path, mode=params["mode"], source=f"dag:{run_id}")
@@ -61,7 +62,7 @@ def contacts_import():
     def summarize(results: list[dict], params: dict, outlet_events=None) -> dict:
         """Emit the Asset event with the totals; skip (no event) when no file was imported."""
         from airflow.sdk.exceptions import AirflowSkipException
-        from segmail import inbox
+        from segmail.imports import inbox
 
         # Index by length: iterating a lazy XCom sequence probes one past the end and logs an error.
         totals = inbox.summarize([results[i] for i in range(len(results))] if results else [])
@@ -69,7 +70,7 @@ def contacts_import():
             raise AirflowSkipException(f"no file imported: {totals}")
         outlet_events[CONTACTS_ASSET].extra = totals
         if params["notify_to"]:
-            from segmail.notify import send_import_notice
+            from segmail.orchestration.notify import send_import_notice
 
             send_import_notice(to=params["notify_to"], totals=totals)
         return totals

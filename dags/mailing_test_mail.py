@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import Param, dag, task
-from segmail.mailings import load_mailings
+from segmail.mailings.definition import load_mailings
 
 _MAILINGS, _ = load_mailings()
 _LANGUAGES = sorted({code for m in _MAILINGS.values() for code in m.variants})
@@ -41,15 +41,16 @@ def mailing_test_mail():
     @task(retries=0)
     def send_test_mail(params: dict, run_id: str) -> list[dict]:
         from airflow.sdk.exceptions import AirflowFailException
-        from segmail import mailings, migrate, sending, testmail
         from segmail.errors import SegmailError
+        from segmail.mailings import definition, send, testmail
+        from segmail.store import migrate
 
         migrate.upgrade()
         try:
-            mailing = mailings.get_mailing(params["mailing"])
+            mailing = definition.get_mailing(params["mailing"])
             return testmail.send_test_mails(
                 mailing,
-                transport=sending.SmtpHookTransport(mailing.smtp_conn_id),
+                transport=send.SmtpHookTransport(mailing.smtp_conn_id),
                 language=params["language"],
                 contact_key=params["contact"] or None,
                 recipient=params["recipient"] or None,

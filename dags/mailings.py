@@ -1,9 +1,9 @@
-"""One `mailing__<slug>` DAG per file in include/mailings/ (built by segmail.dagfactory)."""
+"""One `mailing__<slug>` DAG per file in include/mailings/ (built by segmail.orchestration.mailing_dag)."""
 
 from __future__ import annotations
 
-from segmail.dagfactory import build_mailing_dag
-from segmail.mailings import load_mailings
+from segmail.mailings.definition import load_mailings
+from segmail.orchestration.mailing_dag import build_mailing_dag
 
 _mailings, _errors = load_mailings()
 for _slug, _mailing in _mailings.items():

@@ -54,12 +54,13 @@ def segments_admin():
     def run_action(params: dict) -> dict:
         """One transaction per action; a mistake fails the task with the reason, nothing half-done."""
         from airflow.sdk.exceptions import AirflowFailException
-        from segmail import admin, migrate
         from segmail.errors import SegmailError
+        from segmail.orchestration import admin_actions
+        from segmail.store import migrate
 
         migrate.upgrade()
         try:
-            return admin.run_action(**dict(params))
+            return admin_actions.run_action(**dict(params))
         except SegmailError as exc:
             raise AirflowFailException(str(exc)) from None
 

@@ -93,8 +93,8 @@ def pg_database_url():
 
 @pytest.fixture(scope="session")
 def pg_engine(pg_database_url):
-    from segmail.db import make_engine
-    from segmail.migrate import upgrade
+    from segmail.store.db import make_engine
+    from segmail.store.migrate import upgrade
 
     engine = make_engine(pg_database_url)
     upgrade(engine)
@@ -113,8 +113,8 @@ def _empty_pg(engine) -> None:
 def db_url(request, tmp_path):
     """The URL of an empty, migrated segmail database: once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":
-        from segmail.db import make_engine
-        from segmail.migrate import upgrade
+        from segmail.store.db import make_engine
+        from segmail.store.migrate import upgrade
 
         url = f"sqlite:///{tmp_path / 'segmail.db'}"
         engine = make_engine(url)
@@ -129,7 +129,7 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def engine(db_url, monkeypatch):
     """An engine on the test database, also installed as segmail's default (SEGMAIL_DB_URL)."""
-    from segmail.db import default_engine, make_engine
+    from segmail.store.db import default_engine, make_engine
 
     monkeypatch.setenv("SEGMAIL_DB_URL", db_url)
     default_engine.cache_clear()
@@ -166,7 +166,7 @@ def write_csv(tmp_path):
 @pytest.fixture
 def smtp_sink(monkeypatch, tmp_path):
     """A real SMTP server in the test process; `smtp_default` points at it."""
-    from segmail.smtpsink import SmtpSink
+    from segmail.dev.smtpsink import SmtpSink
 
     with SmtpSink(store_dir=tmp_path / "outbox") as sink:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.connection_uri)
@@ -189,12 +189,14 @@ AUDIENCE_CSV = (
 @pytest.fixture
 def newsletter_audience(engine, tmp_path):
     """Salespeople, segments and 8 contacts covering languages, skips and a header-injection attempt."""
-    from segmail import admin
-    from segmail.importer import import_file
+    from segmail.contacts import salespeople, segments
+    from segmail.imports.pipeline import import_file
 
-    admin.add_salesperson(code="MB", name="Maria Berger", email="maria.berger@example.com", engine=engine)
-    admin.create_segment(name="Newsletter", salesperson="MB", engine=engine)
-    admin.create_segment(name="VIP", engine=engine)
+    salespeople.add_salesperson(
+        code="MB", name="Maria Berger", email="maria.berger@example.com", engine=engine
+    )
+    segments.create_segment(name="Newsletter", salesperson="MB", engine=engine)
+    segments.create_segment(name="VIP", engine=engine)
     path = tmp_path / "audience.csv"
     path.write_text(AUDIENCE_CSV, encoding="utf-8")
     result = import_file(path, engine=engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from segmail import admin
+from segmail.contacts import segments
 from sqlalchemy import text
 from tests_support import get_dag, states
 
@@ -27,7 +27,7 @@ def asset_events() -> list[dict]:
 
 @pytest.mark.airflow
 def test_contacts_import_dag_imports_archives_rejects_and_never_imports_twice(engine, airflow_home, tmp_path):
-    admin.create_segment(name="VIP", engine=engine)
+    segments.create_segment(name="VIP", engine=engine)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "contacts.csv").write_text(GOOD, encoding="cp1252")
@@ -92,10 +92,10 @@ def test_segments_admin_dag_runs_form_actions(engine, airflow_home):
     assert run.state == "success"
     run = dag.test(run_conf={"action": "create_segment", "segment": "Region North", "salesperson": "JD"})
     assert run.state == "success"
-    assert admin.list_segments(engine=engine)[0]["salesperson"] == "JD"
+    assert segments.list_segments(engine=engine)[0]["salesperson"] == "JD"
     bad = dag.test(run_conf={"action": "create_segment", "segment": "Region North"})
     assert bad.state == "failed"
-    assert len(admin.list_segments(engine=engine)) == 1
+    assert len(segments.list_segments(engine=engine)) == 1
 
 
 @pytest.mark.airflow

@@ -96,15 +96,15 @@ def test_test_mail_goes_to_the_segments_salesperson_and_touches_no_contact(newsl
 
 @pytest.mark.airflow
 def test_test_mail_without_a_salesperson_fails_with_a_clear_reason(engine, smtp_sink):
-    from segmail import admin
+    from segmail.contacts import segments
 
-    admin.create_segment(name="Newsletter", engine=engine)
+    segments.create_segment(name="Newsletter", engine=engine)
     run = get_dag("mailing_test_mail").test(run_conf={"mailing": "newsletter", "language": "en"})
     assert run.state == "failed"
     assert smtp_sink.messages == []
     from segmail.errors import SegmailError
-    from segmail.mailings import get_mailing
-    from segmail.testmail import responsible_salesperson
+    from segmail.mailings.definition import get_mailing
+    from segmail.mailings.testmail import responsible_salesperson
 
     with pytest.raises(SegmailError, match="segment 'Newsletter' has no salesperson"):
         responsible_salesperson(get_mailing("newsletter"), engine=engine)
@@ -119,9 +119,9 @@ def test_test_mail_without_a_salesperson_fails_with_a_clear_reason(engine, smtp_
     ],
 )
 def test_mailing_schedules_map_to_airflow_schedules(schedule, expected):
-    from segmail.assets import CONTACTS_ASSET
-    from segmail.dagfactory import build_mailing_dag
-    from segmail.mailings import get_mailing
+    from segmail.mailings.definition import get_mailing
+    from segmail.orchestration.assets import CONTACTS_ASSET
+    from segmail.orchestration.mailing_dag import build_mailing_dag
 
     mailing = get_mailing("newsletter").model_copy(update={"schedule": schedule})
     dag = build_mailing_dag(mailing)

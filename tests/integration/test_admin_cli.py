@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from segmail import admin, migrate
-from segmail.cli import main
+from segmail.cli.main import main
+from segmail.contacts import salespeople, segments
 from segmail.errors import AlreadyExists, NotFound, SegmailError
-from segmail.importer import import_file
+from segmail.imports.pipeline import import_file
+from segmail.orchestration import admin_actions
+from segmail.store import migrate
 from sqlalchemy import text
 
 HEADER = "Country Code,First Name,Last Name,Email,External ID,Segments"
@@ -18,27 +20,27 @@ def count(engine, table: str) -> int:
 
 
 def test_segment_lifecycle_keeps_contacts(engine, write_csv):
-    admin.add_salesperson(code="jd", name="Jane Doe", email="jane@example.com", engine=engine)
-    admin.create_segment(name="Region North", salesperson="JD", description="dealers", engine=engine)
+    salespeople.add_salesperson(code="jd", name="Jane Doe", email="jane@example.com", engine=engine)
+    segments.create_segment(name="Region North", salesperson="JD", description="dealers", engine=engine)
     with pytest.raises(AlreadyExists):
-        admin.create_segment(name="region north", engine=engine)
+        segments.create_segment(name="region north", engine=engine)
     import_file(
         write_csv(f"{HEADER}\nDE,A,A,a@example.com,E1,Region North\nDE,B,B,b@example.com,E2,\n"),
         engine=engine,
     )
-    admin.rename_segment(old="Region North", new="North", engine=engine)
-    assert admin.list_segments(engine=engine) == [
+    segments.rename_segment(old="Region North", new="North", engine=engine)
+    assert segments.list_segments(engine=engine) == [
         {"name": "North", "salesperson": "JD", "description": "dealers", "members": 1}
     ]
 
-    result = admin.assign_segment(
+    result = segments.assign_segment(
         name="north", keys=["E2", "A@EXAMPLE.COM", "missing@example.com"], engine=engine
     )
     assert (result.matched, result.changed, result.not_found) == (2, 1, ["missing@example.com"])
-    result = admin.assign_segment(name="North", keys=["E1"], remove=True, engine=engine)
+    result = segments.assign_segment(name="North", keys=["E1"], remove=True, engine=engine)
     assert (result.matched, result.changed) == (1, 1)
 
-    assert admin.delete_segment(name="North", engine=engine) == 1
+    assert segments.delete_segment(name="North", engine=engine) == 1
     assert count(engine, "segmail_contacts") == 2
     assert count(engine, "segmail_memberships") == 0
 
@@ -47,21 +49,23 @@ def test_segment_lifecycle_keeps_contacts(engine, write_csv):
     ("call", "error"),
     [
         pytest.param(
-            lambda e: admin.create_segment(name="A;B", engine=e), SegmailError, id="separator-in-name"
+            lambda e: segments.create_segment(name="A;B", engine=e), SegmailError, id="separator-in-name"
         ),
         pytest.param(
-            lambda e: admin.create_segment(name="X", salesperson="NOPE", engine=e),
+            lambda e: segments.create_segment(name="X", salesperson="NOPE", engine=e),
             NotFound,
             id="unknown-salesperson",
         ),
-        pytest.param(lambda e: admin.delete_segment(name="ghost", engine=e), NotFound, id="unknown-segment"),
         pytest.param(
-            lambda e: admin.add_salesperson(code="X", name="X", email="not-an-address", engine=e),
+            lambda e: segments.delete_segment(name="ghost", engine=e), NotFound, id="unknown-segment"
+        ),
+        pytest.param(
+            lambda e: salespeople.add_salesperson(code="X", name="X", email="not-an-address", engine=e),
             SegmailError,
             id="bad-salesperson-email",
         ),
         pytest.param(
-            lambda e: admin.run_action(action="rename_segment", segment="a", engine=e),
+            lambda e: admin_actions.run_action(action="rename_segment", segment="a", engine=e),
             SegmailError,
             id="form-missing-field",
         ),
@@ -107,7 +111,7 @@ def test_cli_user_mistakes_exit_non_zero_with_one_line(engine, write_csv, capsys
 
 
 def test_cli_on_a_database_that_is_not_set_up(tmp_path, monkeypatch, capsys):
-    from segmail.db import default_engine
+    from segmail.store.db import default_engine
 
     monkeypatch.setenv("SEGMAIL_DB_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     default_engine.cache_clear()
@@ -128,7 +132,7 @@ def test_migrations_go_down_and_up_again(engine):
 
 
 def test_database_url_resolution(monkeypatch, tmp_path):
-    from segmail.config import database_url
+    from segmail.settings import database_url
 
     monkeypatch.delenv("SEGMAIL_DB_URL", raising=False)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))

@@ -79,8 +79,8 @@ def test_bind_mounts_point_at_existing_files(name):
 
 
 def test_environment_names_the_connections_the_dags_use():
-    from segmail.config import DB_CONN_ID
-    from segmail.mailings import load_mailings
+    from segmail.mailings.definition import load_mailings
+    from segmail.settings import DB_CONN_ID
 
     env = COMPOSE["x-airflow-common"]["environment"]
     mailings, errors = load_mailings(ROOT / "include" / "mailings")

@@ -6,8 +6,10 @@ import csv
 import io
 
 import pytest
-from segmail import admin, contacts, importer
-from segmail.importer import import_file
+from segmail.contacts import export, optouts, salespeople
+from segmail.contacts.segments import create_segment, list_segments
+from segmail.imports import pipeline
+from segmail.imports.pipeline import import_file
 from sqlalchemy import text
 
 HEADER = "Country Code,First Name,Last Name,Email,Mobile Number,External ID,Segments,Language"
@@ -50,7 +52,7 @@ def issues(engine, run_id: int) -> list[tuple]:
 @pytest.fixture
 def segments(engine):
     for name in ("VIP", "Newsletter", "Service Plan"):
-        admin.create_segment(name=name, engine=engine)
+        create_segment(name=name, engine=engine)
 
 
 def test_create_then_reimport_changes_nothing(engine, segments, write_csv):
@@ -149,7 +151,7 @@ def test_an_import_sets_but_never_clears_an_opt_out(engine, write_csv):
     import_file(write_csv(f"{header}\nDE,A,B,a@example.com,yes\nDE,C,D,c@example.com,\n"), engine=engine)
     assert [c["email_opt_out"] for c in contact_rows(engine)] == [True, False]
     assert contact_rows(engine)[0]["email_opt_out_source"] == "import:contacts.csv"
-    contacts.set_opt_out(key="c@example.com", opted_out=True, engine=engine)
+    optouts.set_opt_out(key="c@example.com", opted_out=True, engine=engine)
     result = import_file(
         write_csv(f"{header}\nDE,A,B,a@example.com,no\nDE,C,D,c@example.com,\n", name="x.csv"), engine=engine
     )
@@ -198,7 +200,7 @@ def test_unknown_segment_warns_is_not_created_and_the_row_still_lands(engine, se
     result = import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP; Nope,\n"), engine=engine)
     assert (result.created, result.warnings) == (1, 1)
     assert segments_of(engine) == {"E1": ["VIP"]}
-    assert [s["name"] for s in admin.list_segments(engine=engine)] == ["Newsletter", "Service Plan", "VIP"]
+    assert [s["name"] for s in list_segments(engine=engine)] == ["Newsletter", "Service Plan", "VIP"]
     ((line, column, severity, reason),) = issues(engine, result.import_run_id)
     assert (line, column, severity) == (2, "Segments", "warning")
     assert "'Nope' does not exist and was not created" in reason
@@ -254,7 +256,7 @@ def test_a_failure_while_applying_rolls_back_everything(engine, segments, write_
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(importer, "_apply_memberships", boom)
+    monkeypatch.setattr(pipeline, "_apply_memberships", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP,\n"), engine=engine)
     assert contact_rows(engine) == []
@@ -265,7 +267,7 @@ def test_a_failure_while_applying_rolls_back_everything(engine, segments, write_
 
 
 def test_unknown_salesperson_warns(engine, write_csv):
-    admin.add_salesperson(code="jd", name="Jane", email="jane@example.com", engine=engine)
+    salespeople.add_salesperson(code="jd", name="Jane", email="jane@example.com", engine=engine)
     result = import_file(
         write_csv(
             "Country Code,First Name,Last Name,Email,Salesperson\nDE,A,A,a@example.com,JD\nDE,B,B,b@example.com,ZZ\n"
@@ -286,7 +288,7 @@ def test_exported_csv_imports_back_without_changes(engine, segments, write_csv, 
         engine=engine,
     )
     out = io.StringIO()
-    assert contacts.export_contacts(out, engine=engine) == 2
+    assert export.export_contacts(out, engine=engine) == 2
     exported = tmp_path / "export.csv"
     exported.write_text(out.getvalue(), encoding="utf-8")
     before = contact_rows(engine)
@@ -301,7 +303,7 @@ def test_one_segment_export_and_json(engine, segments, write_csv):
         write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP,\nDE,B,B,b@example.com,,E2,,\n"), engine=engine
     )
     out = io.StringIO()
-    assert contacts.export_contacts(out, fmt="json", segment="vip", engine=engine) == 1
+    assert export.export_contacts(out, fmt="json", segment="vip", engine=engine) == 1
     import json
 
     (record,) = json.loads(out.getvalue())

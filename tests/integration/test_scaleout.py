@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from segmail.smtpsink import SmtpSink, free_port
+from segmail.dev.smtpsink import SmtpSink, free_port
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 

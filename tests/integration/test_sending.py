@@ -7,9 +7,9 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
-from segmail import sending
-from segmail.mailings import get_mailing
-from segmail.sending import SmtpHookTransport, TransientSendError
+from segmail.mailings import send
+from segmail.mailings.definition import get_mailing
+from segmail.mailings.send import SmtpHookTransport, TransientSendError
 from sqlalchemy import text
 
 ATTACHMENT = Path(__file__).resolve().parents[2] / "include" / "attachments" / "preisliste-fruehjahr.pdf"
@@ -29,11 +29,11 @@ def deliveries(engine, run_id: int) -> dict[str, dict]:
 
 
 def run_mailing(engine, mailing, *, dag_run_id="run-1", final_try=False, **freeze):
-    run_id = sending.freeze_audience(mailing, dag_run_id=dag_run_id, engine=engine, **freeze)
+    run_id = send.freeze_audience(mailing, dag_run_id=dag_run_id, engine=engine, **freeze)
     results = []
-    for batch in sending.plan_batches(run_id, batch_size=mailing.batch_size, engine=engine):
+    for batch in send.plan_batches(run_id, batch_size=mailing.batch_size, engine=engine):
         results.append(
-            sending.send_batch(
+            send.send_batch(
                 batch["batch_id"],
                 mailing=mailing,
                 engine=engine,
@@ -118,7 +118,7 @@ def test_newsletter_languages_headers_parts_attachments_and_skips(newsletter_aud
         ("E4", "en"),
     ]
     assert activity[0].salesperson_code == "MB" and activity[0].message_id == rows["E1"]["message_id"]
-    totals = sending.summarize_run(run_id, mailing=mailing, engine=engine)
+    totals = send.summarize_run(run_id, mailing=mailing, engine=engine)
     assert (totals["sent"], totals["skipped"], totals["failed"]) == (4, 3, 0)
     assert totals["by_language"]["de"] == {"sent": 1, "skipped": 3}
 
@@ -130,8 +130,8 @@ def test_a_permanent_rejection_fails_that_mail_with_the_servers_reply(newsletter
     assert (rows["E2"]["status"], rows["E2"]["smtp_code"]) == ("failed", 550)
     assert "Recipient address rejected" in rows["E2"]["smtp_response"]
     assert sorted(r for r, row in rows.items() if row["status"] == "sent") == ["E1", "E3", "E4"]
-    with pytest.raises(sending.FailureThresholdExceeded, match="1 of 4 mails failed"):
-        sending.summarize_run(run_id, mailing=get_mailing("newsletter"), engine=newsletter_audience)
+    with pytest.raises(send.FailureThresholdExceeded, match="1 of 4 mails failed"):
+        send.summarize_run(run_id, mailing=get_mailing("newsletter"), engine=newsletter_audience)
 
 
 def test_a_dropped_connection_mid_batch_then_a_retry_delivers_each_mail_exactly_once(
@@ -139,20 +139,20 @@ def test_a_dropped_connection_mid_batch_then_a_retry_delivers_each_mail_exactly_
 ):
     engine = newsletter_audience
     mailing = get_mailing("newsletter").model_copy(update={"batch_size": 10})
-    run_id = sending.freeze_audience(mailing, dag_run_id="drop", engine=engine)
-    batches = sending.plan_batches(run_id, batch_size=10, engine=engine)
+    run_id = send.freeze_audience(mailing, dag_run_id="drop", engine=engine)
+    batches = send.plan_batches(run_id, batch_size=10, engine=engine)
     assert [b["label"] for b in batches] == ["de #1", "en #2", "fr #3"]
     en = next(b for b in batches if b["label"].startswith("en"))  # Giulia and Bob
     smtp_sink.handler.drop_at_data = 2  # the second mail of the batch meets a dropped connection
     with pytest.raises(TransientSendError, match="1 mail\\(s\\) left pending"):
-        sending.send_batch(
+        send.send_batch(
             en["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default")
         )
     first_try = {k: r["status"] for k, r in deliveries(engine, run_id).items() if k in ("E3", "E4")}
     assert sorted(first_try.values()) == ["pending", "sent"]
     # The retry (and any further one) sends only what is still pending.
     for _ in range(2):
-        sending.send_batch(
+        send.send_batch(
             en["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default")
         )
     received = by_recipient(smtp_sink)
@@ -167,11 +167,11 @@ def test_transient_refusals_stay_pending_and_fail_when_retries_are_exhausted(new
     smtp_sink.handler.refuse["giulia@example.it"] = "451 4.7.1 Greylisted, try again later"
     smtp_sink.handler.refuse_times["giulia@example.it"] = 1
     smtp_sink.handler.refuse["bob@example.com"] = "452 4.2.2 Mailbox full"
-    run_id = sending.freeze_audience(mailing, dag_run_id="transient", engine=engine)
+    run_id = send.freeze_audience(mailing, dag_run_id="transient", engine=engine)
     (en,) = [
-        b for b in sending.plan_batches(run_id, batch_size=500, engine=engine) if b["label"].startswith("en")
+        b for b in send.plan_batches(run_id, batch_size=500, engine=engine) if b["label"].startswith("en")
     ]
-    send = lambda final: sending.send_batch(  # noqa: E731
+    send_once = lambda final: send.send_batch(  # noqa: E731
         en["batch_id"],
         mailing=mailing,
         engine=engine,
@@ -179,10 +179,10 @@ def test_transient_refusals_stay_pending_and_fail_when_retries_are_exhausted(new
         transport=SmtpHookTransport("smtp_default"),
     )
     with pytest.raises(TransientSendError):
-        send(False)
+        send_once(False)
     with pytest.raises(TransientSendError):
-        send(False)  # greylisting passed: Giulia is sent now, Bob still refused
-    result = send(True)
+        send_once(False)  # greylisting passed: Giulia is sent now, Bob still refused
+    result = send_once(True)
     assert (result.failed, result.pending) == (1, 0)
     rows = deliveries(engine, run_id)
     assert rows["E3"]["status"] == "sent" and rows["E3"]["attempts"] == 1
@@ -197,7 +197,7 @@ def test_freezing_again_returns_the_same_run_and_a_rerun_sends_nothing_twice(new
     run_id, _ = run_mailing(engine, mailing, dag_run_id="same")
     assert len(smtp_sink.messages) == 4
     # New contact after the start: the frozen audience does not grow; a cleared run sends nothing again.
-    from segmail.importer import import_file
+    from segmail.imports.pipeline import import_file
 
     late = Path(smtp_sink.handler.store_dir).parent / "late.csv"
     late.write_text(
@@ -238,7 +238,7 @@ def test_rate_limit_paces_the_batch(newsletter_audience, smtp_sink):
 def test_status_command_lists_runs_and_mails(newsletter_audience, smtp_sink, capsys):
     import json
 
-    from segmail.cli import main
+    from segmail.cli.main import main
 
     smtp_sink.handler.refuse["bob@example.com"] = "550 5.1.1 No such user"
     run_id, _ = run_mailing(newsletter_audience, get_mailing("newsletter"))
@@ -251,7 +251,7 @@ def test_status_command_lists_runs_and_mails(newsletter_audience, smtp_sink, cap
 
 
 def test_shipped_mailings_validate(capsys):
-    from segmail.cli import main
+    from segmail.cli.main import main
 
     assert main(["mailings", "validate"]) == 0
     assert "ok: newsletter (de, en, fr)" in capsys.readouterr().out
@@ -260,7 +260,7 @@ def test_shipped_mailings_validate(capsys):
 def test_validate_reports_an_undefined_template_variable(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from segmail.cli import main
+    from segmail.cli.main import main
 
     include = tmp_path / "include"
     shutil.copytree(Path(__file__).resolve().parents[2] / "include", include)

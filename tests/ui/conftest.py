@@ -11,24 +11,24 @@ from pathlib import Path
 
 import httpx
 import pytest
-from segmail.smtpsink import SmtpSink, free_port
+from segmail.dev.smtpsink import SmtpSink, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def seed_demo_data(url: str, tmp: Path) -> dict:
     """Sample import, then a newsletter run with one permanent rejection; returns ids for the tests."""
-    from segmail import sending
-    from segmail.db import make_engine
-    from segmail.importer import import_file
-    from segmail.local import seed_sample_setup
-    from segmail.mailings import get_mailing
-    from segmail.migrate import upgrade
+    from segmail.dev.local import seed_sample_setup
+    from segmail.imports.pipeline import import_file
+    from segmail.mailings import send
+    from segmail.mailings.definition import get_mailing
+    from segmail.store.db import make_engine
+    from segmail.store.migrate import upgrade
 
     engine = make_engine(url)
     upgrade(engine)
     os.environ["SEGMAIL_DB_URL"] = url
-    from segmail.db import default_engine
+    from segmail.store.db import default_engine
 
     default_engine.cache_clear()
     try:
@@ -38,15 +38,15 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
         with SmtpSink() as sink:
             os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_uri
             sink.handler.refuse["lukas.gruber@example.at"] = "550 5.1.1 Mailbox does not exist"
-            run_id = sending.freeze_audience(mailing, dag_run_id="ui-test", engine=engine)
-            for batch in sending.plan_batches(run_id, batch_size=500, engine=engine):
-                sending.send_batch(
+            run_id = send.freeze_audience(mailing, dag_run_id="ui-test", engine=engine)
+            for batch in send.plan_batches(run_id, batch_size=500, engine=engine):
+                send.send_batch(
                     batch["batch_id"],
                     mailing=mailing,
                     engine=engine,
-                    transport=sending.SmtpHookTransport("smtp_default"),
+                    transport=send.SmtpHookTransport("smtp_default"),
                 )
-            sending.summarize_run(run_id, mailing=mailing, engine=engine)  # 1 of 20 failed: within 5 %
+            send.summarize_run(run_id, mailing=mailing, engine=engine)  # 1 of 20 failed: within 5 %
     finally:
         os.environ.pop("SEGMAIL_DB_URL", None)
         os.environ.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import codecs
 
 import pytest
-from segmail.csvfile import header_key, iter_chunks, map_header, open_layout
 from segmail.errors import FileRejected
+from segmail.imports.csvfile import header_key, iter_chunks, map_header, open_layout
 
 GERMAN = "Ländervorwahl;Vorname;Nachname;Handynummer;E-Mail;Kontonummer;Organisation;Externe ID;Segmente;Sprache;Verkäufer"
 ENGLISH = "Country Code,First Name,Last Name,Mobile Number,Email,Account Number,Organization,External ID,Segments,Language,Salesperson"

@@ -8,9 +8,9 @@ from email import message_from_bytes, policy
 import pytest
 from jinja2 import Template
 from segmail.errors import SegmailError
-from segmail.mailings import Mailing, load_mailing
-from segmail.message import MessageFactory, safe_address
-from segmail.render import CompiledVariant, html_to_text
+from segmail.mailings.definition import Mailing, load_mailing
+from segmail.mailings.mime import MessageFactory, safe_address
+from segmail.mailings.render import CompiledVariant, html_to_text
 
 
 def variant(**overrides) -> CompiledVariant:
@@ -106,7 +106,7 @@ def test_html_to_text_keeps_links_and_structure():
 
 def test_sandbox_blocks_unsafe_template_code(tmp_path):
     from jinja2.exceptions import SecurityError
-    from segmail.render import _environment
+    from segmail.mailings.render import _environment
 
     template = _environment(html=True).from_string("{{ contact.__class__.__mro__ }}")
     with pytest.raises(SecurityError):

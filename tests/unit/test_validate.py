@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from segmail.csvfile import RawChunk
-from segmail.language import normalize_language
-from segmail.reports import spreadsheet_safe
-from segmail.validate import (
+from segmail.imports.csvfile import RawChunk
+from segmail.imports.report import spreadsheet_safe
+from segmail.imports.rows import (
     _FAST_EMAIL,
     RECORD_FIELDS,
     check_email,
@@ -16,6 +15,7 @@ from segmail.validate import (
     split_segments,
     validate_chunk,
 )
+from segmail.language import normalize_language
 
 
 def chunk(**columns) -> RawChunk:

@@ -1,0 +1,296 @@
+"""The `segmail` console command. User mistakes end with a one-line `error: ...` and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def format_table(rows: list[dict], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines.append("  ".join("-" * widths[c] for c in columns))
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from segmail.store.migrate import current_revision, upgrade
+
+    upgrade()
+    print(f"segmail database at revision {current_revision()}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from segmail.imports.pipeline import import_file
+
+    result = import_file(Path(args.file), mode=args.mode, report_path=args.report)
+    if result.status != "succeeded":
+        print(f"error: {result.file_name} rejected: {result.error}", file=sys.stderr)
+        return 1
+    counts = {
+        k: getattr(result, k)
+        for k in ("rows", "created", "updated", "unchanged", "rejected", "duplicates", "warnings")
+    }
+    print(f"imported {result.file_name} ({result.mode}, import run {result.import_run_id})")
+    print("  ".join(f"{k}={v}" for k, v in counts.items()))
+    if result.report_path:
+        print(f"report: {result.report_path}")
+    return 0
+
+
+def cmd_salespeople(args: argparse.Namespace) -> int:
+    from segmail.contacts import salespeople
+
+    if args.action == "add":
+        person = salespeople.add_salesperson(code=args.code, name=args.name or args.code, email=args.email)
+        print(f"salesperson {person.code} saved")
+    else:
+        print(format_table(salespeople.list_salespeople(), ("code", "name", "email")))
+    return 0
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from segmail.contacts import segments
+
+    action = args.action
+    if action == "create":
+        segments.create_segment(name=args.name, salesperson=args.salesperson, description=args.description)
+        print(f"segment {args.name!r} created")
+    elif action == "rename":
+        segments.rename_segment(old=args.old, new=args.new)
+        print(f"segment {args.old!r} renamed to {args.new!r}")
+    elif action == "delete":
+        members = segments.delete_segment(name=args.name)
+        print(f"segment {args.name!r} deleted; removed from {members} contacts (contacts kept)")
+    elif action in ("assign", "unassign"):
+        keys = segments.read_keys(Path(args.file))
+        result = segments.assign_segment(name=args.name, keys=keys, remove=action == "unassign")
+        verb = "added to" if action == "assign" else "removed from"
+        print(f"{result.matched} contacts matched; {result.changed} {verb} {args.name!r}")
+        for key in result.not_found:
+            print(f"not found: {key}", file=sys.stderr)
+    else:
+        print(format_table(segments.list_segments(), ("name", "salesperson", "members", "description")))
+    return 0
+
+
+def cmd_contacts(args: argparse.Namespace) -> int:
+    from segmail.contacts import export, optouts
+
+    if args.action == "export":
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                count = export.export_contacts(out, fmt=args.format, segment=args.segment)
+            print(f"{count} contacts written to {args.output}", file=sys.stderr)
+        else:
+            export.export_contacts(sys.stdout, fmt=args.format, segment=args.segment)
+        return 0
+    opted_out = args.action == "opt-out"
+    count = optouts.set_opt_out(key=args.key, opted_out=opted_out, source=args.source)
+    print(f"{count} contact(s) {'opted out' if opted_out else 'opted in again'}")
+    return 0
+
+
+def cmd_imports(args: argparse.Namespace) -> int:
+    from segmail.store.read import recent_imports
+
+    rows = recent_imports(limit=args.limit)
+    if args.format == "json":
+        print(json.dumps(rows, default=str, indent=2))
+    else:
+        print(
+            format_table(
+                rows,
+                (
+                    "id",
+                    "file_name",
+                    "status",
+                    "rows",
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "rejected",
+                    "duplicates",
+                    "warnings",
+                    "finished_at",
+                ),
+            )
+        )
+    return 0
+
+
+def cmd_mailings(args: argparse.Namespace) -> int:
+    from segmail.mailings.definition import load_mailings
+
+    mailings, load_errors = load_mailings()
+    problems = list(load_errors.values())  # each names its file and field
+    if args.action == "list":
+        rows = [
+            {
+                "slug": m.slug,
+                "dag_id": m.dag_id,
+                "name": m.name,
+                "schedule": m.schedule or "manual",
+                "languages": ", ".join(m.variants),
+                "audience": "; ".join(m.audience.segments),
+            }
+            for m in mailings.values()
+        ]
+        print(format_table(rows, ("slug", "dag_id", "name", "schedule", "languages", "audience")))
+    else:
+        from segmail.mailings.check import validate_mailing
+
+        for mailing in mailings.values():
+            found = validate_mailing(mailing)
+            problems += found
+            if not found:
+                print(f"ok: {mailing.slug} ({', '.join(mailing.variants)})")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from segmail.store import read
+
+    if args.tests:
+        rows = read.test_mail_log(limit=args.limit)
+        columns = ("id", "mailing", "language", "recipient", "status", "subject", "sent_at")
+    elif args.run is not None:
+        rows = read.run_deliveries(args.run, failed_only=args.failed)
+        columns = ("id", "external_id", "email", "language", "status", "reason", "smtp_code", "smtp_response")
+    else:
+        rows = read.mailing_runs(mailing=args.mailing, limit=args.limit)
+        columns = (
+            "run",
+            "mailing",
+            "status",
+            "sent",
+            "failed",
+            "skipped",
+            "pending",
+            "languages",
+            "created_at",
+        )
+        for row in rows:
+            row["languages"] = " ".join(
+                f"{lang}:{counts.get('sent', 0)}/{sum(counts.values())}"
+                for lang, counts in row["by_language"].items()
+            )
+    if args.format == "json":
+        print(json.dumps(rows, default=str, indent=2))
+    else:
+        print(
+            format_table(
+                [{c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows], columns
+            )
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segmail", description="Scheduled segment mailings on Airflow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+
+    imp = sub.add_parser("import", help="import one contact CSV file")
+    imp.add_argument("file")
+    imp.add_argument(
+        "--mode",
+        choices=("merge", "replace"),
+        default="merge",
+        help="merge adds the listed segments; replace makes memberships exactly the listed set",
+    )
+    imp.add_argument("--report", help="write rejected rows and warnings to this CSV file")
+    imp.set_defaults(func=cmd_import)
+
+    imports = sub.add_parser("imports", help="recent import runs")
+    imports.add_argument("--limit", type=int, default=20)
+    imports.add_argument("--format", choices=("table", "json"), default="table")
+    imports.set_defaults(func=cmd_imports)
+
+    sp = sub.add_parser("salespeople", help="salespeople").add_subparsers(dest="action", required=True)
+    add = sp.add_parser("add", help="add or update a salesperson")
+    add.add_argument("code")
+    add.add_argument("--name")
+    add.add_argument("--email")
+    sp.add_parser("list")
+    for p in (add, sp.choices["list"]):
+        p.set_defaults(func=cmd_salespeople)
+
+    seg = sub.add_parser("segments", help="segments").add_subparsers(dest="action", required=True)
+    create = seg.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--salesperson")
+    create.add_argument("--description")
+    rename = seg.add_parser("rename")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    delete = seg.add_parser("delete", help="delete a segment; its contacts are kept")
+    delete.add_argument("name")
+    listing = seg.add_parser("list")
+    assign = seg.add_parser("assign", help="add contacts listed in a file (external IDs or e-mails)")
+    unassign = seg.add_parser("unassign", help="remove contacts listed in a file from the segment")
+    for p in (assign, unassign):
+        p.add_argument("name")
+        p.add_argument("--file", required=True)
+    for p in (create, rename, delete, listing, assign, unassign):
+        p.set_defaults(func=cmd_segments)
+
+    con = sub.add_parser("contacts", help="contacts").add_subparsers(dest="action", required=True)
+    export = con.add_parser("export")
+    export.add_argument("--segment")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--output", "-o")
+    export.set_defaults(func=cmd_contacts)
+    for name in ("opt-out", "opt-in"):
+        p = con.add_parser(name, help=f"{name} by external ID or e-mail")
+        p.add_argument("key")
+        p.add_argument("--source", default="cli")
+        p.set_defaults(func=cmd_contacts)
+    mail = sub.add_parser("mailings", help="mailing definitions").add_subparsers(dest="action", required=True)
+    mail.add_parser("list").set_defaults(func=cmd_mailings)
+    mail.add_parser(
+        "validate", help="render every variant with strict variables, check attachments"
+    ).set_defaults(func=cmd_mailings)
+
+    st = sub.add_parser("status", help="mailing runs and their mails")
+    st.add_argument("mailing", nargs="?")
+    st.add_argument("--run", type=int, help="list the mails of this run")
+    st.add_argument("--failed", action="store_true", help="with --run: only failed mails")
+    st.add_argument("--tests", action="store_true", help="the test mails sent")
+    st.add_argument("--limit", type=int, default=20)
+    st.add_argument("--format", choices=("table", "json"), default="table")
+    st.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from segmail.errors import SegmailError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SegmailError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a database that is not set up is the usual cause: say so
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        if isinstance(exc, OperationalError | ProgrammingError) and "segmail_" in str(exc):
+            print("error: the segmail database is not set up; run `segmail db upgrade`", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

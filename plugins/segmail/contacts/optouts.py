@@ -1,0 +1,42 @@
+"""E-mail opt-outs: recorded per contact with when and from which source; an import never clears one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select
+
+from segmail.errors import NotFound
+from segmail.store.db import session_scope
+from segmail.store.models import Contact
+
+
+def _find_contacts(session, key: str) -> list[Contact]:  # noqa: ANN001
+    key = key.strip()
+    if "@" in key:
+        return list(session.scalars(select(Contact).where(Contact.email_key == key.casefold())))
+    return list(session.scalars(select(Contact).where(Contact.external_id == key)))
+
+
+def set_opt_out(*, key: str, opted_out: bool, source: str = "cli", engine: Engine | None = None) -> int:
+    """Record (or lift) an e-mail opt-out for every contact with that external ID or address."""
+    with session_scope(engine) as session:
+        contacts = _find_contacts(session, key)
+        if not contacts:
+            raise NotFound(f"no contact with external ID or e-mail {key!r}")
+        now = datetime.now(UTC)
+        for contact in contacts:
+            if opted_out and not contact.email_opt_out:
+                contact.email_opt_out, contact.email_opt_out_at, contact.email_opt_out_source = (
+                    True,
+                    now,
+                    source,
+                )
+            elif not opted_out and contact.email_opt_out:
+                contact.email_opt_out, contact.email_opt_out_at, contact.email_opt_out_source = (
+                    False,
+                    None,
+                    None,
+                )
+            contact.updated_at = now
+        return len(contacts)

@@ -1,0 +1,181 @@
+"""Mailing definitions: one YAML file per mailing in include/mailings/, validated strictly.
+
+The file name is the mailing's slug (and its DAG is `mailing__<slug>`). Errors name the file and
+the field, so a typo is found at parse time and by `segmail mailings validate`, not mid-send.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from segmail.errors import NotFound, SegmailError
+from segmail.settings import include_dir
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_]{0,60}$")
+_HEADER_SAFE = re.compile(r"^[^\r\n]*$")
+
+
+class Variant(BaseModel):
+    """One language of a mailing: the "mail setup per language code" of the original product."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=500, pattern=_HEADER_SAFE.pattern)
+    body: str = Field(description="template path under include/templates/")
+    html: bool = True
+    from_: str | None = Field(default=None, alias="from", pattern=_HEADER_SAFE.pattern)
+    reply_to: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
+    text_body: str | None = Field(
+        default=None, description="optional plain-text template; else made from HTML"
+    )
+    attachments: list[str] = Field(default_factory=list, description="paths under include/")
+
+
+class Audience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segments: list[str] = Field(min_length=1, description="contacts in any of these segments")
+    exclude_segments: list[str] = Field(default_factory=list)
+
+
+class Mailing(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    slug: str = ""
+    name: str = Field(min_length=1)
+    description: str = ""
+    audience: Audience
+    schedule: str | None = Field(default=None, description="cron, `after_import`, or empty for manual only")
+    smtp_conn_id: str = "smtp_default"
+    from_: str = Field(alias="from", pattern=_HEADER_SAFE.pattern)
+    reply_to: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
+    default_language: str
+    batch_size: int = Field(default=500, ge=1, le=50_000)
+    rate_limit_per_second: float | None = Field(default=None, gt=0)
+    activity_log: bool = True
+    failure_threshold: float = Field(default=0.05, ge=0, le=1, description="failed share that fails the run")
+    salesperson: str | None = Field(default=None, description="code of the responsible salesperson")
+    list_unsubscribe: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
+    max_lateness_hours: float = Field(
+        default=6, gt=0, description="a scheduled run starting later is not sent"
+    )
+    variants: dict[str, Variant] = Field(min_length=1)
+
+    @field_validator("variants")
+    @classmethod
+    def _language_codes(cls, variants: dict[str, Variant]) -> dict[str, Variant]:
+        from segmail.language import normalize_language
+
+        out = {}
+        for code, variant in variants.items():
+            tag = normalize_language(code)
+            if tag is None:
+                raise ValueError(f"{code!r} is not a language code such as de, en or fr-CA")
+            out[tag] = variant
+        return out
+
+    @model_validator(mode="after")
+    def _default_language_has_a_variant(self) -> Mailing:
+        from segmail.language import normalize_language
+
+        self.default_language = normalize_language(self.default_language) or self.default_language
+        if self.default_language not in self.variants:
+            raise ValueError(
+                f"default_language {self.default_language!r} has no variant "
+                f"(variants: {', '.join(self.variants)})"
+            )
+        if self.schedule and self.schedule != "after_import":
+            from croniter import croniter
+
+            if not croniter.is_valid(self.schedule):
+                raise ValueError(f"schedule {self.schedule!r} is neither a cron expression nor after_import")
+        return self
+
+    def too_late(self, *, scheduled_for: datetime | None, now: datetime) -> str | None:
+        """Why a scheduled run should not send (None if it may): Airflow runs the latest missed
+        interval when a DAG is unpaused or the scheduler was down, and a newsletter weeks late is
+        worse than none."""
+        if scheduled_for is None:
+            return None
+        late = now - scheduled_for
+        if late > timedelta(hours=self.max_lateness_hours):
+            return (
+                f"scheduled for {scheduled_for:%Y-%m-%d %H:%M} UTC, starting {late} later (more than "
+                f"max_lateness_hours={self.max_lateness_hours:g}); not sent — trigger the DAG to send now"
+            )
+        return None
+
+    @property
+    def dag_id(self) -> str:
+        return f"mailing__{self.slug}"
+
+    def variant_for(self, language: str | None) -> str:
+        """Exact code (de-AT), then base language (de), then the mailing's default."""
+        if language:
+            by_key = {code.casefold(): code for code in self.variants}
+            exact = by_key.get(language.casefold())
+            if exact:
+                return exact
+            base = by_key.get(language.split("-")[0].casefold())
+            if base:
+                return base
+        return self.default_language
+
+
+def mailings_dir() -> Path:
+    return include_dir() / "mailings"
+
+
+def templates_dir() -> Path:
+    return include_dir() / "templates"
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "(file)"
+        problems.append(f"{field}: {error['msg']}")
+    return f"{path.name}: " + "; ".join(problems)
+
+
+def load_mailing(path: Path) -> Mailing:
+    import yaml
+
+    slug = path.stem
+    if not SLUG.match(slug):
+        raise SegmailError(f"{path.name}: file name must be a slug (lower-case letters, digits, _)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SegmailError(f"{path.name}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SegmailError(f"{path.name}: expected a mapping of fields")
+    try:
+        return Mailing.model_validate({**data, "slug": slug})
+    except ValidationError as exc:
+        raise SegmailError(_format_error(path, exc)) from None
+
+
+def load_mailings(folder: Path | None = None) -> tuple[dict[str, Mailing], dict[str, str]]:
+    """(mailings by slug, errors by file name): one broken file does not hide the others."""
+    folder = folder or mailings_dir()
+    mailings: dict[str, Mailing] = {}
+    errors: dict[str, str] = {}
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        try:
+            mailings[path.stem] = load_mailing(path)
+        except SegmailError as exc:
+            errors[path.name] = str(exc)
+    return mailings, errors
+
+
+def get_mailing(slug: str) -> Mailing:
+    for suffix in (".yaml", ".yml"):
+        path = mailings_dir() / f"{slug}{suffix}"
+        if path.is_file():
+            return load_mailing(path)
+    raise NotFound(f"no mailing {slug!r} in {mailings_dir()}")

@@ -1,0 +1,154 @@
+"""MIME messages without the per-message cost of email.message.EmailMessage (~1.8 ms each).
+
+A `MessageFactory` is built once per run and language: boundaries, the static headers and the
+base64 of every attachment are prepared then. Per message only the headers that vary and the
+two rendered bodies are encoded, with C-level base64. Contact data reaches headers only through
+`header_value` (CR/LF removed, RFC 2047 for non-ASCII) and `formataddr`, so it cannot inject headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+
+from segmail.mailings.render import Attachment, CompiledVariant
+
+CRLF = b"\r\n"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_ADDRESS = re.compile(r"^[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+\.[^\s@<>,;:\"()\[\]\\]+$")
+
+
+def header_value(value: str, *, name: str = "Subject") -> str:
+    """One header line's value: control characters (CR, LF, ...) become spaces, non-ASCII is RFC 2047."""
+    value = _CONTROL.sub(" ", value).strip()
+    if value.isascii() and len(value) < 900:
+        return value
+    return Header(value, "utf-8", header_name=name).encode()
+
+
+def safe_address(address: str | None) -> str | None:
+    """The address if it can go into an envelope and a header as is, else None."""
+    if not address or not _ADDRESS.match(address) or not address.isascii():
+        return None
+    return address
+
+
+def address_header(name: str, address: str) -> str:
+    return formataddr((_CONTROL.sub(" ", name).strip(), address), charset="utf-8")
+
+
+def address_field(value: str) -> str:
+    """'Name <addr>' from configuration as a header value: the name encoded, the address left readable."""
+    name, address = parseaddr(_CONTROL.sub(" ", value))
+    return address_header(name, address) if address else header_value(value)
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", CRLF)
+
+
+def _attachment_part(attachment: Attachment) -> bytes:
+    name = attachment.filename
+    if name.isascii() and '"' not in name:
+        disposition = f'attachment; filename="{name}"'
+    else:  # RFC 2231 for non-ASCII file names
+        from urllib.parse import quote
+
+        disposition = f"attachment; filename*=utf-8''{quote(name)}"
+    head = (
+        f"Content-Type: {attachment.content_type}\r\n"
+        f"Content-Transfer-Encoding: base64\r\n"
+        f"Content-Disposition: {disposition}\r\n\r\n"
+    )
+    return head.encode() + _b64(attachment.data)
+
+
+@dataclass
+class BuiltMessage:
+    message_id: str
+    data: bytes
+
+
+class MessageFactory:
+    def __init__(self, variant: CompiledVariant, *, domain: str, list_unsubscribe: str | None = None) -> None:
+        self.variant = variant
+        self.domain = domain
+        token = secrets.token_hex(8)
+        self.mixed = f"==segmail_mixed_{token}"
+        self.alternative = f"==segmail_alt_{token}"
+        static = [f"From: {address_field(variant.from_addr)}", "MIME-Version: 1.0"]
+        if variant.reply_to:
+            static.append(f"Reply-To: {address_field(variant.reply_to)}")
+        if list_unsubscribe:
+            static.append(f"List-Unsubscribe: {header_value(list_unsubscribe, name='List-Unsubscribe')}")
+            if "https://" in list_unsubscribe:
+                static.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+        self.static_headers = ("\r\n".join(static) + "\r\n").encode()
+        self.attachments = [_attachment_part(a) for a in variant.attachments]
+        self.envelope_from = parseaddr(variant.from_addr)[1]
+
+    def message_id(self, run_id: int, contact_id: int | str) -> str:
+        """Deterministic per (run, contact): a resent message carries the same Message-ID."""
+        return f"<segmail.{run_id}.{contact_id}@{self.domain}>"
+
+    def build(
+        self,
+        *,
+        to_name: str,
+        to_addr: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        message_id: str,
+        date: datetime,
+        extra_headers: dict[str, str] | None = None,
+    ) -> bytes:
+        headers = [
+            f"To: {address_header(to_name, to_addr)}",
+            f"Subject: {header_value(subject)}",
+            f"Date: {format_datetime(date)}",
+            f"Message-ID: {message_id}",
+        ]
+        for name, value in (extra_headers or {}).items():
+            headers.append(f"{name}: {header_value(value, name=name)}")
+        text_part = (
+            b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+            + _b64(text.encode("utf-8"))
+        )
+        if html is not None:
+            html_part = (
+                b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+                + _b64(html.encode("utf-8"))
+            )
+            alt = self.alternative.encode()
+            body = (
+                b"--" + alt + CRLF + text_part + b"--" + alt + CRLF + html_part + b"--" + alt + b"--" + CRLF
+            )
+            body_type = f'Content-Type: multipart/alternative; boundary="{self.alternative}"'.encode()
+        else:
+            body, body_type = None, None
+        if self.attachments:
+            mixed = self.mixed.encode()
+            first = (body_type + CRLF + CRLF + body) if body is not None else text_part
+            parts = [b"--" + mixed + CRLF + first]
+            parts += [b"--" + mixed + CRLF + part for part in self.attachments]
+            content = b"".join(parts) + b"--" + mixed + b"--" + CRLF
+            top = f'Content-Type: multipart/mixed; boundary="{self.mixed}"'.encode()
+            return (
+                ("\r\n".join(headers) + "\r\n").encode() + self.static_headers + top + CRLF + CRLF + content
+            )
+        if body is not None:
+            return (
+                ("\r\n".join(headers) + "\r\n").encode()
+                + self.static_headers
+                + body_type
+                + CRLF
+                + CRLF
+                + body
+            )
+        return ("\r\n".join(headers) + "\r\n").encode() + self.static_headers + text_part

@@ -1,0 +1,151 @@
+"""Test mails: one mail per language to the responsible salesperson, `[TEST]` in the subject.
+
+They go through the same rendering and MIME path as the real run but are logged in
+segmail_test_mails only: no delivery or activity row is ever written for a contact.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select, text
+
+from segmail.errors import NotFound, SegmailError
+from segmail.mailings.definition import Mailing
+from segmail.mailings.mime import MessageFactory, safe_address
+from segmail.mailings.render import SAMPLE_CONTACT, compile_variant, message_context
+from segmail.mailings.send import Transport, classify, sender_domain
+from segmail.store.db import default_engine, session_scope
+from segmail.store.models import Salesperson, Segment, SentTestMail
+
+
+def responsible_salesperson(mailing: Mailing, *, engine: Engine | None = None) -> dict:
+    """The mailing's salesperson code, else the one of its first audience segment; code -> address."""
+    with session_scope(engine) as session:
+        code = mailing.salesperson
+        segment_name = mailing.audience.segments[0]
+        if not code:
+            segment = session.scalar(select(Segment).where(Segment.name_key == segment_name.casefold()))
+            if segment is None:
+                raise NotFound(f"segment {segment_name!r} of mailing {mailing.slug} does not exist")
+            if segment.salesperson_id is None:
+                raise SegmailError(
+                    f"segment {segment_name!r} has no salesperson; assign one with "
+                    "`segmail segments create --salesperson` or the segments_admin DAG, "
+                    "or give a recipient"
+                )
+            person = session.get(Salesperson, segment.salesperson_id)
+        else:
+            person = session.scalar(select(Salesperson).where(Salesperson.code == code.upper()))
+            if person is None:
+                raise NotFound(f"salesperson {code!r} named by mailing {mailing.slug} does not exist")
+        if not person.email:
+            raise SegmailError(f"salesperson {person.code} ({person.name}) has no e-mail address")
+        return {"code": person.code, "name": person.name, "email": person.email}
+
+
+def _contact_for(key: str, engine: Engine) -> tuple[dict, str | None]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT c.first_name, c.last_name, c.email, c.organization, c.account_number, c.country_code,"
+                " c.external_id, c.language, c.mobile_e164 FROM segmail_contacts c"
+                " WHERE c.external_id = :k OR c.email_key = :lk ORDER BY c.id LIMIT 1"
+            ),
+            {"k": key, "lk": key.casefold()},
+        ).first()
+    if row is None:
+        raise NotFound(f"no contact with external ID or e-mail {key!r}")
+    contact = {k: (v or "") for k, v in row._asdict().items()}
+    contact["mobile"] = contact.pop("mobile_e164")
+    return contact, row.language
+
+
+def send_test_mails(
+    mailing: Mailing,
+    *,
+    transport: Transport,
+    language: str = "all",
+    contact_key: str | None = None,
+    recipient: str | None = None,
+    dag_run_id: str | None = None,
+    engine: Engine | None = None,
+) -> list[dict]:
+    engine = engine or default_engine()
+    salesperson = responsible_salesperson(mailing, engine=engine) if not recipient else None
+    to_addr = recipient or salesperson["email"]
+    if safe_address(to_addr) is None:
+        raise SegmailError(f"{to_addr!r} is not a usable e-mail address")
+    to_name = salesperson["name"] if salesperson else to_addr
+    contact, contact_language = (
+        _contact_for(contact_key, engine) if contact_key else (dict(SAMPLE_CONTACT), None)
+    )
+    if language == "all":
+        languages = list(mailing.variants)
+    else:
+        languages = [mailing.variant_for(language)]
+    sent = []
+    transport.open()
+    try:
+        for lang in languages:
+            variant = compile_variant(mailing, lang)
+            factory = MessageFactory(
+                variant, domain=sender_domain(variant.from_addr), list_unsubscribe=mailing.list_unsubscribe
+            )
+            subject, body_text, body_html = variant.render(
+                message_context(
+                    contact=contact,
+                    segment=mailing.audience.segments[0],
+                    salesperson=salesperson or {"code": "", "name": "", "email": to_addr},
+                    mailing=mailing,
+                )
+            )
+            subject = f"[TEST] {subject}"
+            now = datetime.now(UTC)
+            message_id = factory.message_id(0, f"test.{int(now.timestamp() * 1000)}.{lang}")
+            data = factory.build(
+                to_name=to_name,
+                to_addr=to_addr,
+                subject=subject,
+                text=body_text,
+                html=body_html,
+                message_id=message_id,
+                date=now,
+                extra_headers={"X-Segmail-Test": "yes"},
+            )
+            status, error = "sent", None
+            try:
+                transport.send(factory.envelope_from, to_addr, data)
+            except Exception as exc:
+                _, code, reply = classify(exc)
+                status, error = "failed", f"{code or ''} {reply}".strip()
+            with session_scope(engine) as session:
+                session.add(
+                    SentTestMail(
+                        mailing=mailing.slug,
+                        language=lang,
+                        recipient=to_addr,
+                        subject=subject,
+                        message_id=message_id,
+                        status=status,
+                        error=error,
+                        dag_run_id=dag_run_id,
+                        sent_at=now,
+                    )
+                )
+            sent.append(
+                {
+                    "language": lang,
+                    "recipient": to_addr,
+                    "subject": subject,
+                    "status": status,
+                    "error": error,
+                    "rendered_for": contact_language or "sample",
+                }
+            )
+    finally:
+        transport.close()
+    failures = [s for s in sent if s["status"] != "sent"]
+    if failures:
+        raise SegmailError(f"test mail(s) not accepted: {failures}")
+    return sent

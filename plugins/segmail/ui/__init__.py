@@ -1,1 +1,0 @@
-"""The "Segment mailings" pages, mounted in Airflow's api-server by plugins/segmail_ui.py."""

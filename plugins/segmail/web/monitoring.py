@@ -1,0 +1,157 @@
+"""FastAPI app for the monitoring pages. Every route depends on Airflow's `get_user`, so a request
+without a valid Airflow login (bearer token or the UI's `_token` cookie) gets 401/403."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from segmail.imports.report import spreadsheet_safe
+from segmail.web import queries
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+async def require_login(request: Request):  # noqa: ANN201 - an Airflow user
+    """Airflow's own check (as `get_user`): a bearer token, else the UI's `_token` cookie; 401/403 otherwise.
+
+    Imported at request time, so processes that merely load the plugin (workers, scheduler) do not
+    import the api-server's security stack."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return await resolve_user_from_token(authorization[7:].strip())
+    return await resolve_user_from_token(request.cookies.get(COOKIE_NAME_JWT_TOKEN))
+
+
+def _engine():  # noqa: ANN202
+    from segmail.store.db import default_engine
+
+    return default_engine()
+
+
+def _page(request: Request, template: str, **context) -> HTMLResponse:
+    base = request.scope.get("root_path", "").rstrip("/")
+    return HTMLResponse(TEMPLATES.get_template(template).render(base=base, **context))
+
+
+def _csv(rows, header: list[str], filename: str) -> StreamingResponse:  # noqa: ANN001
+    def generate():  # noqa: ANN202
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([spreadsheet_safe(row.get(h)) for h in header])
+            if buffer.tell() > 65536:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        generate(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="segmail", dependencies=[Depends(require_login)], docs_url=None, redoc_url=None)
+
+    @app.get("/", response_class=HTMLResponse)
+    def runs_page(request: Request, mailing: str | None = None) -> HTMLResponse:
+        from segmail.store.read import mailing_runs
+
+        runs = mailing_runs(mailing=mailing or None, limit=30, engine=_engine())
+        peak = max([r["sent"] + r["failed"] + r["skipped"] for r in runs] + [1])
+        return _page(request, "runs.html", runs=runs, peak=peak, mailing=mailing or "")
+
+    @app.get("/api/runs")
+    def runs_data(mailing: str | None = None, limit: int = Query(30, le=500)) -> list[dict]:
+        from segmail.store.read import mailing_runs
+
+        return json.loads(
+            json.dumps(mailing_runs(mailing=mailing, limit=limit, engine=_engine()), default=str)
+        )
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    def run_page(request: Request, run_id: int, status: str = "", q: str = "", page: int = Query(1, ge=1)):
+        from segmail.mailings.send import run_totals
+
+        rows, total = queries.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
+        pages = max(1, -(-total // queries.PAGE_SIZE))
+        return _page(
+            request,
+            "run.html",
+            run_id=run_id,
+            rows=rows,
+            total=total,
+            page=page,
+            pages=pages,
+            status=status,
+            q=q,
+            statuses=queries.STATUSES,
+            totals=run_totals(run_id, engine=_engine()),
+        )
+
+    @app.get("/api/runs/{run_id}/mails")
+    def run_mails_data(run_id: int, status: str = "", q: str = "", page: int = Query(1, ge=1)) -> dict:
+        rows, total = queries.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
+        return {"total": total, "page": page, "mails": json.loads(json.dumps(rows, default=str))}
+
+    @app.get("/runs/{run_id}/mails.csv")
+    def run_mails_csv(run_id: int, status: str = "", q: str = "") -> StreamingResponse:
+        header = [
+            "id",
+            "external_id",
+            "first_name",
+            "last_name",
+            "email",
+            "language",
+            "status",
+            "reason",
+            "smtp_code",
+            "smtp_response",
+            "message_id",
+            "sent_at",
+        ]
+        rows = queries.iter_run_mails(_engine(), run_id, status=status or None, search=q or None)
+        return _csv(rows, header, f"mailing-run-{run_id}.csv")
+
+    @app.get("/contacts", response_class=HTMLResponse)
+    def contacts_page(request: Request, q: str = "") -> HTMLResponse:
+        found = queries.find_contacts(_engine(), q) if q else []
+        return _page(request, "contacts.html", q=q, found=found)
+
+    @app.get("/contacts/{contact_id}", response_class=HTMLResponse)
+    def contact_page(request: Request, contact_id: int) -> HTMLResponse:
+        detail = queries.contact_detail(_engine(), contact_id)
+        if detail is None:
+            raise HTTPException(404, f"no contact {contact_id}")
+        return _page(request, "contact.html", **detail)
+
+    @app.get("/imports", response_class=HTMLResponse)
+    def imports_page(request: Request) -> HTMLResponse:
+        from segmail.store.read import recent_imports
+
+        return _page(request, "imports.html", imports=recent_imports(limit=50, engine=_engine()))
+
+    @app.get("/imports/{import_run_id}/issues.csv")
+    def import_issues_csv(import_run_id: int) -> StreamingResponse:
+        from segmail.imports.report import REPORT_HEADER, iter_issues
+
+        rows = (dict(zip(REPORT_HEADER, r, strict=True)) for r in iter_issues(_engine(), import_run_id))
+        return _csv(rows, list(REPORT_HEADER), f"import-{import_run_id}-issues.csv")
+
+    return app
