@@ -117,8 +117,9 @@ def _send_one_batch(batch_id: int) -> dict:
 
 def run_segmail(n: int, concurrency: int) -> tuple[float, dict]:
     from segmail.mailings.definition import get_mailing
-    from segmail.mailings.send import freeze_audience, plan_batches, run_totals
+    from segmail.mailings.send import freeze_audience, plan_batches
     from segmail.store.db import make_engine
+    from segmail.store.read import run_totals
 
     engine = make_engine()
     mailing = get_mailing("bench")

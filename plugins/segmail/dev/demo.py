@@ -36,9 +36,8 @@ def run_dag(dag_id: str, conf: dict):  # noqa: ANN201 - a DagRun
 
 def print_import_report(import_run_ids: list[int]) -> None:
     from segmail.cli.main import format_table
-    from segmail.imports.report import iter_issues
     from segmail.store.db import default_engine
-    from segmail.store.read import recent_imports
+    from segmail.store.read import iter_issues, recent_imports
 
     runs = [r for r in recent_imports(limit=20) if r["id"] in import_run_ids]
     print(
@@ -75,8 +74,7 @@ def print_import_report(import_run_ids: list[int]) -> None:
 
 def print_mailing_status(run_id: int) -> None:
     from segmail.cli.main import format_table
-    from segmail.mailings.send import run_totals
-    from segmail.store.read import run_deliveries
+    from segmail.store.read import run_deliveries, run_totals
 
     run = run_totals(run_id)
     rows = [

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+
+from segmail.store.read import iter_issues
 
 REPORT_HEADER = ("Row", "Column", "Value", "Severity", "Reason")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -30,17 +32,6 @@ def unescape_cells(column):  # noqa: ANN001, ANN201 - a pandas Series of str
     column = column.copy()
     column[escaped] = column[escaped].str.replace(_ESCAPED, "", regex=True)
     return column
-
-
-def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = None):
-    query = (
-        "SELECT line_no, column_name, value, severity, reason FROM segmail_import_issues"
-        " WHERE import_run_id = :run"
-        + (" AND severity = :severity" if severity else "")
-        + " ORDER BY line_no, id"
-    )
-    with engine.connect() as conn:
-        yield from conn.execute(text(query), {"run": import_run_id, "severity": severity})
 
 
 def write_issue_report(engine: Engine, import_run_id: int, path: Path) -> Path:

@@ -27,6 +27,7 @@ from segmail.mailings.definition import Mailing
 from segmail.mailings.mime import MessageFactory, safe_address
 from segmail.mailings.render import CompiledVariant, compile_variant, message_context
 from segmail.store.db import bulk_insert, default_engine
+from segmail.store.read import run_totals
 
 log = logging.getLogger(__name__)
 MAX_BATCHES = 1000  # stays under Airflow's [core] max_map_length of 1024
@@ -579,34 +580,6 @@ def send_batch(
 
 
 # ---------------------------------------------------------------- summary
-
-
-def runs_totals(run_ids: list[int], *, engine: Engine | None = None) -> dict[int, dict]:
-    """Counts per status and per language for several runs, in one query."""
-    engine = engine or default_engine()
-    totals: dict[int, dict] = {
-        run_id: {"sent": 0, "failed": 0, "skipped": 0, "pending": 0, "by_language": {}} for run_id in run_ids
-    }
-    if not run_ids:
-        return totals
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT mailing_run_id, language, status, COUNT(*) FROM segmail_deliveries"
-                " WHERE mailing_run_id IN :runs GROUP BY mailing_run_id, language, status"
-                " ORDER BY mailing_run_id, language, status"
-            ).bindparams(*_expanding("runs")),
-            {"runs": list(run_ids)},
-        ).all()
-    for run_id, language, status, count in rows:
-        run = totals[run_id]
-        run[status] = run.get(status, 0) + count
-        run["by_language"].setdefault(language, {})[status] = count
-    return totals
-
-
-def run_totals(run_id: int, *, engine: Engine | None = None) -> dict:
-    return runs_totals([run_id], engine=engine)[run_id]
 
 
 def summarize_run(run_id: int, *, mailing: Mailing, engine: Engine | None = None) -> dict:

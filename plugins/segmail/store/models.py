@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -23,6 +24,44 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class DeliveryStatus(StrEnum):
+    """One mail of a run. Only `pending` rows are ever sent; every other status is final."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class RunStatus(StrEnum):
+    """A mailing run: `frozen` once its audience is fixed, `sending` once batches are planned."""
+
+    FROZEN = "frozen"
+    SENDING = "sending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ImportStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class IssueSeverity(StrEnum):
+    ERROR = "error"
+    DUPLICATE = "duplicate"
+    WARNING = "warning"
+
+
+class TestMailStatus(StrEnum):
+    __test__ = False  # not a pytest class
+
+    SENT = "sent"
+    FAILED = "failed"
 
 
 class Base(DeclarativeBase):

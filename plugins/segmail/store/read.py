@@ -1,11 +1,14 @@
-"""Read-side queries for the CLI, the DAG summaries and (later) the monitoring pages."""
+"""Every read query of segmail in one place: the CLI, the DAG summaries, the monitoring pages and
+the demo read through here. Pages are paged and filtered in SQL, never a full table in memory."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+import json
 
-from segmail.store.db import session_scope
-from segmail.store.models import ImportRun
+from sqlalchemy import Engine, bindparam, select, text
+
+from segmail.store.db import default_engine, session_scope
+from segmail.store.models import DeliveryStatus, ImportRun, ImportStatus, SentTestMail
 
 IMPORT_COUNTS = ("rows", "created", "updated", "unchanged", "rejected", "duplicates", "warnings")
 
@@ -38,7 +41,7 @@ def finished_import(*, file_name: str, sha256: str, engine: Engine | None = None
             .where(
                 ImportRun.file_name == file_name,
                 ImportRun.file_sha256 == sha256,
-                ImportRun.status == "succeeded",
+                ImportRun.status == ImportStatus.SUCCEEDED,
             )
             .order_by(ImportRun.id.desc())
             .limit(1)
@@ -47,13 +50,6 @@ def finished_import(*, file_name: str, sha256: str, engine: Engine | None = None
 
 def mailing_runs(*, mailing: str | None = None, limit: int = 20, engine: Engine | None = None) -> list[dict]:
     """Latest runs with their counts per status (live while a run is sending)."""
-    import json
-
-    from sqlalchemy import text
-
-    from segmail.mailings.send import runs_totals
-    from segmail.store.db import default_engine
-
     engine = engine or default_engine()
     with engine.connect() as conn:
         rows = conn.execute(
@@ -90,10 +86,6 @@ def mailing_runs(*, mailing: str | None = None, limit: int = 20, engine: Engine 
 
 
 def run_deliveries(run_id: int, *, failed_only: bool = False, engine: Engine | None = None) -> list[dict]:
-    from sqlalchemy import text
-
-    from segmail.store.db import default_engine
-
     engine = engine or default_engine()
     with engine.connect() as conn:
         rows = conn.execute(
@@ -110,8 +102,6 @@ def run_deliveries(run_id: int, *, failed_only: bool = False, engine: Engine | N
 
 
 def test_mail_log(*, limit: int = 20, engine: Engine | None = None) -> list[dict]:
-    from segmail.store.models import SentTestMail
-
     with session_scope(engine) as session:
         return [
             {
@@ -126,3 +116,148 @@ def test_mail_log(*, limit: int = 20, engine: Engine | None = None) -> list[dict
             }
             for t in session.scalars(select(SentTestMail).order_by(SentTestMail.id.desc()).limit(limit))
         ]
+
+
+def runs_totals(run_ids: list[int], *, engine: Engine | None = None) -> dict[int, dict]:
+    """Counts per status and per language for several runs, in one query."""
+    engine = engine or default_engine()
+    totals: dict[int, dict] = {
+        run_id: {"sent": 0, "failed": 0, "skipped": 0, "pending": 0, "by_language": {}} for run_id in run_ids
+    }
+    if not run_ids:
+        return totals
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT mailing_run_id, language, status, COUNT(*) FROM segmail_deliveries"
+                " WHERE mailing_run_id IN :runs GROUP BY mailing_run_id, language, status"
+                " ORDER BY mailing_run_id, language, status"
+            ).bindparams(bindparam("runs", expanding=True)),
+            {"runs": list(run_ids)},
+        ).all()
+    for run_id, language, status, count in rows:
+        run = totals[run_id]
+        run[status] = run.get(status, 0) + count
+        run["by_language"].setdefault(language, {})[status] = count
+    return totals
+
+
+def run_totals(run_id: int, *, engine: Engine | None = None) -> dict:
+    return runs_totals([run_id], engine=engine)[run_id]
+
+
+def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = None):
+    query = (
+        "SELECT line_no, column_name, value, severity, reason FROM segmail_import_issues"
+        " WHERE import_run_id = :run"
+        + (" AND severity = :severity" if severity else "")
+        + " ORDER BY line_no, id"
+    )
+    with engine.connect() as conn:
+        yield from conn.execute(text(query), {"run": import_run_id, "severity": severity})
+
+
+# ---------------------------------------------------------------- monitoring pages
+
+PAGE_SIZE = 50
+STATUSES = tuple(DeliveryStatus)
+
+
+def run_page(
+    engine: Engine,
+    run_id: int,
+    *,
+    status: str | None,
+    search: str | None,
+    page: int,
+    page_size: int = PAGE_SIZE,
+) -> tuple[list[dict], int]:
+    where = ["d.mailing_run_id = :r"]
+    params: dict = {"r": run_id}
+    if status in STATUSES:
+        where.append("d.status = :status")
+        params["status"] = status
+    if search:
+        where.append(
+            "(LOWER(d.email) LIKE :q OR LOWER(c.external_id) LIKE :q OR LOWER(d.reason) LIKE :q"
+            " OR LOWER(c.last_name) LIKE :q)"
+        )
+        params["q"] = f"%{search.lower()}%"
+    sql_where = " AND ".join(where)
+    base = f"FROM segmail_deliveries d LEFT JOIN segmail_contacts c ON c.id = d.contact_id WHERE {sql_where}"
+    with engine.connect() as conn:
+        total = conn.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one()
+        rows = conn.execute(
+            text(
+                f"SELECT d.id, d.contact_id, c.external_id, c.first_name, c.last_name, d.email, d.language, d.status,"
+                f" d.reason, d.smtp_code, d.smtp_response, d.message_id, d.sent_at {base} ORDER BY d.id"
+                f" LIMIT :limit OFFSET :offset"
+            ),
+            {**params, "limit": page_size, "offset": max(page - 1, 0) * page_size},
+        ).all()
+    return [dict(r._mapping) for r in rows], total
+
+
+def iter_run_mails(engine: Engine, run_id: int, *, status: str | None, search: str | None):
+    page = 1
+    while True:
+        rows, _ = run_page(engine, run_id, status=status, search=search, page=page, page_size=5000)
+        yield from rows
+        if len(rows) < 5000:
+            return
+        page += 1
+
+
+def contact_detail(engine: Engine, contact_id: int) -> dict | None:
+    with engine.connect() as conn:
+        contact = conn.execute(
+            text("SELECT * FROM segmail_contacts WHERE id = :c"), {"c": contact_id}
+        ).first()
+        if contact is None:
+            return None
+        segments = (
+            conn.execute(
+                text(
+                    "SELECT g.name FROM segmail_memberships m JOIN segmail_segments g ON g.id = m.segment_id"
+                    " WHERE m.contact_id = :c ORDER BY g.name_key"
+                ),
+                {"c": contact_id},
+            )
+            .scalars()
+            .all()
+        )
+        activity = conn.execute(
+            text(
+                "SELECT occurred_at, mailing, mailing_run_id, subject, language, salesperson_code, message_id"
+                " FROM segmail_activity_log WHERE contact_id = :c ORDER BY occurred_at DESC LIMIT 200"
+            ),
+            {"c": contact_id},
+        ).all()
+    return {
+        "contact": dict(contact._mapping),
+        "segments": segments,
+        "activity": [dict(a._mapping) for a in activity],
+    }
+
+
+def find_contacts(engine: Engine, search: str, *, limit: int = 50) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, external_id, first_name, last_name, email, language FROM segmail_contacts"
+                " WHERE LOWER(email) LIKE :q OR LOWER(external_id) LIKE :q OR LOWER(last_name) LIKE :q"
+                " ORDER BY id LIMIT :n"
+            ),
+            {"q": f"%{search.lower()}%", "n": limit},
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def mailing_run_id(*, mailing: str, dag_run_id: str, engine: Engine | None = None) -> int | None:
+    """The segmail run behind one Airflow DAG run of a mailing, if it froze an audience."""
+    engine = engine or default_engine()
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d"),
+            {"m": mailing, "d": dag_run_id},
+        ).scalar()

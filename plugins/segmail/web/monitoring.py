@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from segmail.imports.report import spreadsheet_safe
-from segmail.web import queries
+from segmail.store import read
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
@@ -87,10 +87,8 @@ def create_app() -> FastAPI:
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: int, status: str = "", q: str = "", page: int = Query(1, ge=1)):
-        from segmail.mailings.send import run_totals
-
-        rows, total = queries.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
-        pages = max(1, -(-total // queries.PAGE_SIZE))
+        rows, total = read.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
+        pages = max(1, -(-total // read.PAGE_SIZE))
         return _page(
             request,
             "run.html",
@@ -101,13 +99,13 @@ def create_app() -> FastAPI:
             pages=pages,
             status=status,
             q=q,
-            statuses=queries.STATUSES,
-            totals=run_totals(run_id, engine=_engine()),
+            statuses=read.STATUSES,
+            totals=read.run_totals(run_id, engine=_engine()),
         )
 
     @app.get("/api/runs/{run_id}/mails")
     def run_mails_data(run_id: int, status: str = "", q: str = "", page: int = Query(1, ge=1)) -> dict:
-        rows, total = queries.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
+        rows, total = read.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
         return {"total": total, "page": page, "mails": json.loads(json.dumps(rows, default=str))}
 
     @app.get("/runs/{run_id}/mails.csv")
@@ -126,17 +124,17 @@ def create_app() -> FastAPI:
             "message_id",
             "sent_at",
         ]
-        rows = queries.iter_run_mails(_engine(), run_id, status=status or None, search=q or None)
+        rows = read.iter_run_mails(_engine(), run_id, status=status or None, search=q or None)
         return _csv(rows, header, f"mailing-run-{run_id}.csv")
 
     @app.get("/contacts", response_class=HTMLResponse)
     def contacts_page(request: Request, q: str = "") -> HTMLResponse:
-        found = queries.find_contacts(_engine(), q) if q else []
+        found = read.find_contacts(_engine(), q) if q else []
         return _page(request, "contacts.html", q=q, found=found)
 
     @app.get("/contacts/{contact_id}", response_class=HTMLResponse)
     def contact_page(request: Request, contact_id: int) -> HTMLResponse:
-        detail = queries.contact_detail(_engine(), contact_id)
+        detail = read.contact_detail(_engine(), contact_id)
         if detail is None:
             raise HTTPException(404, f"no contact {contact_id}")
         return _page(request, "contact.html", **detail)
@@ -149,9 +147,9 @@ def create_app() -> FastAPI:
 
     @app.get("/imports/{import_run_id}/issues.csv")
     def import_issues_csv(import_run_id: int) -> StreamingResponse:
-        from segmail.imports.report import REPORT_HEADER, iter_issues
+        from segmail.imports.report import REPORT_HEADER
 
-        rows = (dict(zip(REPORT_HEADER, r, strict=True)) for r in iter_issues(_engine(), import_run_id))
+        rows = (dict(zip(REPORT_HEADER, r, strict=True)) for r in read.iter_issues(_engine(), import_run_id))
         return _csv(rows, list(REPORT_HEADER), f"import-{import_run_id}-issues.csv")
 
     return app
