@@ -7,9 +7,10 @@ from email import message_from_bytes, policy
 
 import pytest
 from jinja2 import Template
+from segmail.addresses import safe_address
 from segmail.errors import SegmailError
 from segmail.mailings.definition import Mailing, load_mailing
-from segmail.mailings.mime import MessageFactory, safe_address
+from segmail.mailings.mime import MessageFactory
 from segmail.mailings.render import CompiledVariant, html_to_text
 
 

@@ -6,7 +6,6 @@ import re
 
 import pytest
 from segmail.imports.csvfile import RawChunk
-from segmail.imports.report import spreadsheet_safe
 from segmail.imports.rows import (
     _FAST_EMAIL,
     RECORD_FIELDS,
@@ -16,6 +15,7 @@ from segmail.imports.rows import (
     validate_chunk,
 )
 from segmail.language import normalize_language
+from segmail.spreadsheet import spreadsheet_safe
 
 
 def chunk(**columns) -> RawChunk:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from segmail.errors import SegmailError
 from segmail.imports.csvfile import DISPLAY_NAMES
-from segmail.imports.report import spreadsheet_safe
+from segmail.spreadsheet import spreadsheet_safe
 from segmail.store.db import default_engine, session_scope
 
 EXPORT_FIELDS = (

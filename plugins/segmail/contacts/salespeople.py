@@ -18,7 +18,7 @@ def _now() -> datetime:
 
 def add_salesperson(*, code: str, name: str, email: str | None, engine: Engine | None = None) -> Salesperson:
     """Add or update a salesperson (codes are upper-case, as in the ERP)."""
-    from segmail.imports.rows import check_email
+    from segmail.addresses import check_email
 
     code = code.strip().upper()
     if not code:

@@ -13,9 +13,10 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from segmail.addresses import _FAST_EMAIL, _special_use_tlds, check_email, check_mobile, iso_countries
 from segmail.imports.csvfile import DISPLAY_NAMES, RawChunk
-from segmail.imports.report import unescape_cells
 from segmail.language import normalize_language
+from segmail.spreadsheet import unescape_cells
 
 # Column order of the staging table (see importer.STAGE_COLUMNS).
 RECORD_FIELDS = (
@@ -47,28 +48,7 @@ SEGMENT_SEPARATOR = ";"
 TRUE_WORDS = frozenset({"1", "y", "yes", "true", "x", "ja", "j", "wahr", "opt out", "opted out", "opt-out"})
 FALSE_WORDS = frozenset({"", "0", "n", "no", "false", "nein", "falsch"})
 
-# Addresses this pattern accepts are accepted by email-validator too (plain ASCII dot-atoms with a
-# letter TLD); everything else is handed to email-validator for the exact verdict and its reason.
-_FAST_EMAIL = (
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
 _DIAL_CODE = re.compile(r"^(?:\+|00)?\s*\d")
-
-
-@cache
-def iso_countries() -> frozenset[str]:
-    """ISO 3166-1 alpha-2 codes: phonenumbers' regions plus the few territories without phones."""
-    import phonenumbers
-
-    return frozenset(phonenumbers.SUPPORTED_REGIONS) | {"AQ", "BV", "GS", "HM", "PN", "TF", "UM"}
-
-
-@cache
-def _special_use_tlds() -> frozenset[str]:
-    import email_validator
-
-    return frozenset(email_validator.SPECIAL_USE_DOMAIN_NAMES)
 
 
 @dataclass(frozen=True)
@@ -92,30 +72,6 @@ class ValidatedChunk:
 def _cached_language(value: str) -> str | None:
     """Few distinct values per file: normalise each once."""
     return normalize_language(value) if value else ""
-
-
-def check_email(value: str) -> tuple[str | None, str | None]:
-    """(normalised address, None) or (None, reason)."""
-    from email_validator import EmailNotValidError, validate_email
-
-    try:
-        result = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        return None, str(exc)
-    return result.normalized, None
-
-
-def check_mobile(value: str, country: str) -> tuple[str | None, str | None]:
-    """(E.164 number, None) or (None, reason), reading national numbers in the row's country."""
-    import phonenumbers
-
-    try:
-        number = phonenumbers.parse(value, country)
-    except phonenumbers.NumberParseException as exc:
-        return None, f"not a phone number ({exc._msg})"
-    if not phonenumbers.is_valid_number(number):
-        return None, f"not a valid phone number for country {country}"
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
 def split_segments(cell: str) -> list[str]:

@@ -20,7 +20,6 @@ from segmail.mailings.render import Attachment, CompiledVariant
 
 CRLF = b"\r\n"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_ADDRESS = re.compile(r"^[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+\.[^\s@<>,;:\"()\[\]\\]+$")
 
 
 def header_value(value: str, *, name: str = "Subject") -> str:
@@ -29,13 +28,6 @@ def header_value(value: str, *, name: str = "Subject") -> str:
     if value.isascii() and len(value) < 900:
         return value
     return Header(value, "utf-8", header_name=name).encode()
-
-
-def safe_address(address: str | None) -> str | None:
-    """The address if it can go into an envelope and a header as is, else None."""
-    if not address or not _ADDRESS.match(address) or not address.isascii():
-        return None
-    return address
 
 
 def address_header(name: str, address: str) -> str:

@@ -22,9 +22,10 @@ from typing import Protocol
 
 from sqlalchemy import Connection, Engine, text
 
+from segmail.addresses import safe_address
 from segmail.errors import NotFound, SegmailError
 from segmail.mailings.definition import Mailing
-from segmail.mailings.mime import MessageFactory, safe_address
+from segmail.mailings.mime import MessageFactory
 from segmail.mailings.render import CompiledVariant, compile_variant, message_context
 from segmail.store.db import bulk_insert, default_engine
 from segmail.store.read import run_totals

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, text
 
+from segmail.addresses import safe_address
 from segmail.errors import NotFound, SegmailError
 from segmail.mailings.definition import Mailing
-from segmail.mailings.mime import MessageFactory, safe_address
+from segmail.mailings.mime import MessageFactory
 from segmail.mailings.render import SAMPLE_CONTACT, compile_variant, message_context
 from segmail.mailings.send import Transport, classify, sender_domain
 from segmail.store.db import default_engine, session_scope

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from segmail.imports.report import spreadsheet_safe
+from segmail.spreadsheet import spreadsheet_safe
 from segmail.store import read
 
 TEMPLATES = Environment(
