@@ -6,11 +6,14 @@ variable sees the change; nothing else in segmail reads SEGMAIL_* variables.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 DB_CONN_ID = "segmail_db"
+SIGNING_CONN_ID = "segmail_signing"  # password: the signing key; extra {"previous_keys": [...]}
 DEFAULT_DB_FILE = "segmail.db"
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,16 +82,87 @@ def sqlalchemy_url_from_uri(uri: str) -> str:
     return uri
 
 
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """The parts of an Airflow connection segmail reads; `uri` is set when it was given as a URI."""
+
+    conn_id: str
+    host: str = ""
+    port: int | None = None
+    login: str = ""
+    password: str = ""
+    schema: str = ""
+    extra: dict = field(default_factory=dict)
+    uri: str = ""
+
+
+def _from_env_value(conn_id: str, value: str) -> ConnectionInfo:
+    """`AIRFLOW_CONN_<ID>` in either of Airflow's forms (JSON or URI), parsed without importing Airflow."""
+    if value.lstrip().startswith("{"):
+        data = json.loads(value)
+        extra = data.get("extra") or {}
+        return ConnectionInfo(
+            conn_id,
+            host=data.get("host") or "",
+            port=data.get("port"),
+            login=data.get("login") or "",
+            password=data.get("password") or "",
+            schema=data.get("schema") or "",
+            extra=json.loads(extra) if isinstance(extra, str) else extra,
+        )
+    parts = urlsplit(value)
+    return ConnectionInfo(
+        conn_id,
+        host=unquote(parts.hostname or ""),
+        port=parts.port,
+        login=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        schema=unquote(parts.path.lstrip("/")),
+        extra=dict(parse_qsl(parts.query)),
+        uri=value,
+    )
+
+
+def connection(conn_id: str) -> ConnectionInfo | None:
+    """An Airflow connection: from `AIRFLOW_CONN_<ID>` without importing Airflow (fast, and all the
+    public app may use), else through Airflow's secrets backends; None when nobody knows it."""
+    if value := os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
+        return _from_env_value(conn_id, value)
+    try:
+        from airflow.sdk import Connection
+
+        found = Connection.get(conn_id)
+    except Exception:  # no Airflow context, or no such connection
+        return None
+    return ConnectionInfo(
+        conn_id,
+        host=found.host or "",
+        port=found.port,
+        login=found.login or "",
+        password=found.password or "",
+        schema=found.schema or "",
+        extra=found.extra_dejson,
+        uri=found.get_uri(),
+    )
+
+
+def signing_keys() -> tuple[bytes, ...]:
+    """The signing key first, then previous keys that still verify (key rotation)."""
+    info = connection(SIGNING_CONN_ID)
+    if info is None or not info.password:
+        return ()
+    previous = info.extra.get("previous_keys") or []
+    if isinstance(previous, str):
+        previous = json.loads(previous) if previous.startswith("[") else [previous]
+    return tuple(key.encode() for key in [info.password, *previous] if key)
+
+
 def _airflow_connection_uri() -> str | None:
     """The `segmail_db` Airflow connection's URI, if Airflow knows one; None otherwise."""
     if env_uri := os.environ.get("AIRFLOW_CONN_SEGMAIL_DB"):
         return env_uri
-    try:
-        from airflow.sdk import Connection
-
-        return Connection.get(DB_CONN_ID).get_uri()
-    except Exception:  # no Airflow context, or no such connection: fall back to SQLite
-        return None
+    info = connection(DB_CONN_ID)
+    return info.uri if info else None
 
 
 def database_url() -> str:
