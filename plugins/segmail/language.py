@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 
@@ -22,3 +23,16 @@ def normalize_language(value: str) -> str | None:
         else:
             out.append(part.lower())
     return "-".join(out)
+
+
+def choose_language(language: str | None, available: Iterable[str], default: str) -> str:
+    """Exact code (de-AT), then base language (de), then the default: how mails and pages pick theirs."""
+    if language:
+        by_key = {code.casefold(): code for code in available}
+        exact = by_key.get(language.casefold())
+        if exact:
+            return exact
+        base = by_key.get(language.split("-")[0].casefold())
+        if base:
+            return base
+    return default

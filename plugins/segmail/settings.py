@@ -123,11 +123,13 @@ def _from_env_value(conn_id: str, value: str) -> ConnectionInfo:
     )
 
 
-def connection(conn_id: str) -> ConnectionInfo | None:
+def connection(conn_id: str, *, use_airflow: bool = True) -> ConnectionInfo | None:
     """An Airflow connection: from `AIRFLOW_CONN_<ID>` without importing Airflow (fast, and all the
     public app may use), else through Airflow's secrets backends; None when nobody knows it."""
     if value := os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
         return _from_env_value(conn_id, value)
+    if not use_airflow:
+        return None
     try:
         from airflow.sdk import Connection
 
@@ -146,9 +148,9 @@ def connection(conn_id: str) -> ConnectionInfo | None:
     )
 
 
-def signing_keys() -> tuple[bytes, ...]:
+def signing_keys(*, use_airflow: bool = True) -> tuple[bytes, ...]:
     """The signing key first, then previous keys that still verify (key rotation)."""
-    info = connection(SIGNING_CONN_ID)
+    info = connection(SIGNING_CONN_ID, use_airflow=use_airflow)
     if info is None or not info.password:
         return ()
     previous = info.extra.get("previous_keys") or []
@@ -157,20 +159,20 @@ def signing_keys() -> tuple[bytes, ...]:
     return tuple(key.encode() for key in [info.password, *previous] if key)
 
 
-def _airflow_connection_uri() -> str | None:
+def _airflow_connection_uri(*, use_airflow: bool) -> str | None:
     """The `segmail_db` Airflow connection's URI, if Airflow knows one; None otherwise."""
     if env_uri := os.environ.get("AIRFLOW_CONN_SEGMAIL_DB"):
         return env_uri
-    info = connection(DB_CONN_ID)
+    info = connection(DB_CONN_ID, use_airflow=use_airflow)
     return info.uri if info else None
 
 
-def database_url() -> str:
+def database_url(*, use_airflow: bool = True) -> str:
     """SEGMAIL_DB_URL, else the Airflow connection `segmail_db`, else SQLite in AIRFLOW_HOME."""
     settings = current()
     if settings.db_url:
         return sqlalchemy_url_from_uri(settings.db_url)
-    if uri := _airflow_connection_uri():
+    if uri := _airflow_connection_uri(use_airflow=use_airflow):
         return sqlalchemy_url_from_uri(uri)
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{settings.airflow_home / DEFAULT_DB_FILE}"

@@ -103,5 +103,5 @@ def test_connections_from_the_environment_are_read_without_airflow(clean_env, mo
 
 def test_no_signing_connection_means_no_keys(clean_env, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_SEGMAIL_SIGNING", raising=False)
-    monkeypatch.setattr(settings, "connection", lambda conn_id: None)
+    monkeypatch.setattr(settings, "connection", lambda conn_id, use_airflow=True: None)
     assert settings.signing_keys() == ()

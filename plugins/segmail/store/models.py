@@ -64,6 +64,28 @@ class TestMailStatus(StrEnum):
     FAILED = "failed"
 
 
+class OptOutSource(StrEnum):
+    """Where an opt-out or a suppression came from (GUIDE §2: kept with when and which run)."""
+
+    IMPORT = "import"
+    CLI = "cli"
+    ONE_CLICK = "one-click"
+    UNSUBSCRIBE_PAGE = "unsubscribe page"
+    MAILTO = "mailto"
+    COMPLAINT = "complaint"
+    HARD_BOUNCE = "hard bounce"
+    SOFT_BOUNCES = "soft bounces"
+    SMTP_REJECTION = "smtp rejection"
+    MANUAL = "manual"
+
+
+class ActivityKind(StrEnum):
+    MAILING = "mailing"
+    UNSUBSCRIBE = "unsubscribe"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

@@ -1,0 +1,88 @@
+"""The suppression list: addresses segmail never mails again (opted out, hard-bounced, complained).
+
+It is kept per address, lower-cased, so it holds for every contact sharing the address, including
+contacts imported later. Recording is idempotent: the first reason stays, a repeat changes nothing.
+Imports never remove a suppression; only `segmail suppressions remove` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, text
+
+from segmail.addresses import check_email
+from segmail.errors import NotFound, SegmailError
+from segmail.store.db import default_engine
+from segmail.store.models import OptOutSource
+
+
+@dataclass(frozen=True)
+class SuppressionRecord:
+    address: str
+    reason: str
+    source: OptOutSource
+    mailing_run_id: int | None
+    at: datetime
+
+
+def suppress(conn: Connection, record: SuppressionRecord) -> bool:
+    """Add the address unless it is already suppressed; True when this call added it."""
+    inserted = conn.execute(
+        text(
+            "INSERT INTO segmail_suppressions (address_key, reason, source, mailing_run_id, created_at)"
+            " VALUES (:key, :reason, :source, :run, :at) ON CONFLICT (address_key) DO NOTHING"
+        ),
+        {
+            "key": record.address.strip().casefold(),
+            "reason": record.reason[:2000],
+            "source": record.source.value,
+            "run": record.mailing_run_id,
+            "at": record.at,
+        },
+    )
+    return inserted.rowcount == 1
+
+
+def suppressed_reason(conn: Connection, address: str) -> str | None:
+    return conn.execute(
+        text("SELECT reason FROM segmail_suppressions WHERE address_key = :key"),
+        {"key": address.strip().casefold()},
+    ).scalar()
+
+
+def list_suppressions(*, limit: int = 1000, engine: Engine | None = None) -> list[dict]:
+    engine = engine or default_engine()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT address_key AS address, reason, source, mailing_run_id, created_at"
+                " FROM segmail_suppressions ORDER BY created_at DESC, id DESC LIMIT :n"
+            ),
+            {"n": max(0, limit)},
+        ).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def add_suppression(*, address: str, reason: str, engine: Engine | None = None) -> bool:
+    """`segmail suppressions add`: a manual entry (e.g. an address a customer asked to drop by phone)."""
+    normalized, problem = check_email(address.strip())
+    if problem:
+        raise SegmailError(f"{address!r} is not an e-mail address: {problem}")
+    record = SuppressionRecord(
+        normalized, reason or "added by hand", OptOutSource.MANUAL, None, datetime.now(UTC)
+    )
+    with (engine or default_engine()).begin() as conn:
+        return suppress(conn, record)
+
+
+def remove_suppression(*, address: str, engine: Engine | None = None) -> None:
+    """Lift a suppression; the contacts' own opt-out (if any) stays until `contacts opt-in`."""
+    with (engine or default_engine()).begin() as conn:
+        deleted = conn.execute(
+            text("DELETE FROM segmail_suppressions WHERE address_key = :key"),
+            {"key": address.strip().casefold()},
+        ).rowcount
+    if not deleted:
+        raise NotFound(f"{address!r} is not on the suppression list")
