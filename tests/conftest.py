@@ -39,6 +39,7 @@ PG_CANDIDATES = (
 )
 SEGMAIL_TABLES = (
     "segmail_activity_log",
+    "segmail_suppressions",
     "segmail_deliveries",
     "segmail_delivery_batches",
     "segmail_mailing_runs",

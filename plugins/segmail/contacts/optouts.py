@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, text
 
 from segmail.errors import NotFound
 from segmail.store.db import session_scope
-from segmail.store.models import Contact
+from segmail.store.models import Contact, OptOutSource
 
 
 def _find_contacts(session, key: str) -> list[Contact]:  # noqa: ANN001
@@ -40,3 +40,25 @@ def set_opt_out(*, key: str, opted_out: bool, source: str = "cli", engine: Engin
                 )
             contact.updated_at = now
         return len(contacts)
+
+
+def opt_out_address(
+    conn: Connection, *, address: str, source: OptOutSource, mailing_run_id: int | None, at: datetime
+) -> int:
+    """Opt out every contact with this address (an opt-out belongs to the address); returns how many
+    changed. Contacts already opted out keep their first time and source."""
+    return conn.execute(
+        text(
+            "UPDATE segmail_contacts SET email_opt_out = :yes, email_opt_out_at = :at,"
+            " email_opt_out_source = :source, email_opt_out_run_id = :run, updated_at = :at"
+            " WHERE email_key = :key AND email_opt_out = :no"
+        ),
+        {
+            "yes": True,
+            "no": False,
+            "at": at,
+            "source": source.value,
+            "run": mailing_run_id,
+            "key": address.casefold(),
+        },
+    ).rowcount

@@ -137,6 +137,7 @@ class Contact(Base):
     email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     email_opt_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     email_opt_out_source: Mapped[str | None] = mapped_column(String(200))
+    email_opt_out_run_id: Mapped[int | None] = mapped_column(Integer)  # the mailing run that caused it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_import_id: Mapped[int | None] = mapped_column(Integer)
@@ -247,21 +248,27 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ActivityLog(Base):
-    """What colleagues see on a contact: who got which mail, when, from whom."""
+    """What colleagues see on a contact: who got which mail, when, from whom, and what came back.
+
+    One row per (run, contact, kind): a mail, then at most one unsubscribe, bounce or complaint."""
 
     __tablename__ = "segmail_activity_log"
-    __table_args__ = (UniqueConstraint("mailing_run_id", "contact_id"),)
+    __table_args__ = (UniqueConstraint("mailing_run_id", "contact_id", "kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(Integer, index=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    kind: Mapped[str] = mapped_column(String(20))  # mailing
-    mailing: Mapped[str] = mapped_column(String(100))
-    mailing_run_id: Mapped[int] = mapped_column(ForeignKey("segmail_mailing_runs.id", ondelete="CASCADE"))
-    subject: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))  # ActivityKind
+    mailing: Mapped[str | None] = mapped_column(String(100))
+    mailing_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segmail_mailing_runs.id", ondelete="CASCADE")
+    )
+    subject: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)  # e.g. the source of an opt-out, a bounce's reason
     language: Mapped[str | None] = mapped_column(String(35))
     salesperson_code: Mapped[str | None] = mapped_column(String(50))
     message_id: Mapped[str | None] = mapped_column(String(250))
@@ -282,3 +289,17 @@ class SentTestMail(Base):
     error: Mapped[str | None] = mapped_column(Text)
     dag_run_id: Mapped[str | None] = mapped_column(String(250))
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Suppression(Base):
+    """An address segmail never mails again: opted out, hard-bounced or complained. Per address
+    (lower-cased), so it holds for every contact sharing it; imports never remove one."""
+
+    __tablename__ = "segmail_suppressions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address_key: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(30))  # OptOutSource
+    mailing_run_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
