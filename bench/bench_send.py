@@ -109,15 +109,17 @@ def seed_contacts(engine, n: int) -> None:  # noqa: ANN001
 
 def _send_one_batch(batch_id: int) -> dict:
     from segmail.mailings.definition import get_mailing
-    from segmail.mailings.send import SmtpHookTransport, send_batch
+    from segmail.mailings.send import send_batch
+    from segmail.mailings.transport import SmtpHookTransport
 
     mailing = get_mailing("bench")
     return send_batch(batch_id, mailing=mailing, transport=SmtpHookTransport("smtp_default")).as_dict()
 
 
 def run_segmail(n: int, concurrency: int) -> tuple[float, dict]:
+    from segmail.mailings.audience import freeze_audience
     from segmail.mailings.definition import get_mailing
-    from segmail.mailings.send import freeze_audience, plan_batches
+    from segmail.mailings.deliveries import plan_batches
     from segmail.store.db import make_engine
     from segmail.store.read import run_totals
 

@@ -20,8 +20,9 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
     """Sample import, then a newsletter run with one permanent rejection; returns ids for the tests."""
     from segmail.dev.local import seed_sample_setup
     from segmail.imports.pipeline import import_file
-    from segmail.mailings import send
+    from segmail.mailings import audience, deliveries, send, summary
     from segmail.mailings.definition import get_mailing
+    from segmail.mailings.transport import SmtpHookTransport
     from segmail.store.db import make_engine
     from segmail.store.migrate import upgrade
 
@@ -38,15 +39,15 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
         with SmtpSink() as sink:
             os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_uri
             sink.handler.refuse["lukas.gruber@example.at"] = "550 5.1.1 Mailbox does not exist"
-            run_id = send.freeze_audience(mailing, dag_run_id="ui-test", engine=engine)
-            for batch in send.plan_batches(run_id, batch_size=500, engine=engine):
+            run_id = audience.freeze_audience(mailing, dag_run_id="ui-test", engine=engine)
+            for batch in deliveries.plan_batches(run_id, batch_size=500, engine=engine):
                 send.send_batch(
                     batch["batch_id"],
                     mailing=mailing,
                     engine=engine,
-                    transport=send.SmtpHookTransport("smtp_default"),
+                    transport=SmtpHookTransport("smtp_default"),
                 )
-            send.summarize_run(run_id, mailing=mailing, engine=engine)  # 1 of 20 failed: within 5 %
+            summary.summarize_run(run_id, mailing=mailing, engine=engine)  # 1 of 20 failed: within 5 %
     finally:
         os.environ.pop("SEGMAIL_DB_URL", None)
         os.environ.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segmail.errors import NotFound, SegmailError
+from segmail.language import choose_language
 from segmail.settings import include_dir
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_]{0,60}$")
@@ -115,15 +116,7 @@ class Mailing(BaseModel):
 
     def variant_for(self, language: str | None) -> str:
         """Exact code (de-AT), then base language (de), then the mailing's default."""
-        if language:
-            by_key = {code.casefold(): code for code in self.variants}
-            exact = by_key.get(language.casefold())
-            if exact:
-                return exact
-            base = by_key.get(language.split("-")[0].casefold())
-            if base:
-                return base
-        return self.default_language
+        return choose_language(language, self.variants, self.default_language)
 
 
 def mailings_dir() -> Path:

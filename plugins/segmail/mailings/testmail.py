@@ -1,7 +1,7 @@
 """Test mails: one mail per language to the responsible salesperson, `[TEST]` in the subject.
 
-They go through the same rendering and MIME path as the real run but are logged in
-segmail_test_mails only: no delivery or activity row is ever written for a contact.
+They go through the same composer (rendering and MIME) and transport as the real run but are
+logged in segmail_test_mails only: no delivery or activity row is ever written for a contact.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from sqlalchemy import Engine, select, text
 
 from segmail.addresses import safe_address
 from segmail.errors import NotFound, SegmailError
+from segmail.mailings.compose import Composer, Recipient, RenderFailed
 from segmail.mailings.definition import Mailing
-from segmail.mailings.mime import MessageFactory
-from segmail.mailings.render import SAMPLE_CONTACT, compile_variant, message_context
-from segmail.mailings.send import Transport, classify, sender_domain
+from segmail.mailings.render import SAMPLE_CONTACT, compile_variant
+from segmail.mailings.transport import Transport, classify
 from segmail.store.db import default_engine, session_scope
-from segmail.store.models import Salesperson, Segment, SentTestMail
+from segmail.store.models import Salesperson, Segment, SentTestMail, TestMailStatus
+
+TEST_HEADERS = {"X-Segmail-Test": "yes"}
 
 
 def responsible_salesperson(mailing: Mailing, *, engine: Engine | None = None) -> dict:
@@ -72,81 +74,78 @@ def send_test_mails(
     dag_run_id: str | None = None,
     engine: Engine | None = None,
 ) -> list[dict]:
+    """One test mail per language (or the one given); raises SegmailError if any was not accepted."""
     engine = engine or default_engine()
     salesperson = responsible_salesperson(mailing, engine=engine) if not recipient else None
     to_addr = recipient or salesperson["email"]
     if safe_address(to_addr) is None:
         raise SegmailError(f"{to_addr!r} is not a usable e-mail address")
-    to_name = salesperson["name"] if salesperson else to_addr
     contact, contact_language = (
         _contact_for(contact_key, engine) if contact_key else (dict(SAMPLE_CONTACT), None)
     )
-    if language == "all":
-        languages = list(mailing.variants)
-    else:
-        languages = [mailing.variant_for(language)]
-    sent = []
-    transport.open()
-    try:
-        for lang in languages:
-            variant = compile_variant(mailing, lang)
-            factory = MessageFactory(
-                variant, domain=sender_domain(variant.from_addr), list_unsubscribe=mailing.list_unsubscribe
-            )
-            subject, body_text, body_html = variant.render(
-                message_context(
-                    contact=contact,
-                    segment=mailing.audience.segments[0],
-                    salesperson=salesperson or {"code": "", "name": "", "email": to_addr},
-                    mailing=mailing,
-                )
-            )
-            subject = f"[TEST] {subject}"
-            now = datetime.now(UTC)
-            message_id = factory.message_id(0, f"test.{int(now.timestamp() * 1000)}.{lang}")
-            data = factory.build(
-                to_name=to_name,
-                to_addr=to_addr,
-                subject=subject,
-                text=body_text,
-                html=body_html,
-                message_id=message_id,
-                date=now,
-                extra_headers={"X-Segmail-Test": "yes"},
-            )
-            status, error = "sent", None
-            try:
-                transport.send(factory.envelope_from, to_addr, data)
-            except Exception as exc:
-                _, code, reply = classify(exc)
-                status, error = "failed", f"{code or ''} {reply}".strip()
-            with session_scope(engine) as session:
-                session.add(
-                    SentTestMail(
-                        mailing=mailing.slug,
-                        language=lang,
-                        recipient=to_addr,
-                        subject=subject,
-                        message_id=message_id,
-                        status=status,
-                        error=error,
-                        dag_run_id=dag_run_id,
-                        sent_at=now,
-                    )
-                )
-            sent.append(
-                {
-                    "language": lang,
-                    "recipient": to_addr,
-                    "subject": subject,
-                    "status": status,
-                    "error": error,
-                    "rendered_for": contact_language or "sample",
-                }
-            )
-    finally:
-        transport.close()
-    failures = [s for s in sent if s["status"] != "sent"]
+    to = Recipient(
+        name=salesperson["name"] if salesperson else to_addr,
+        address=to_addr,
+        contact=contact,
+        segment=mailing.audience.segments[0],
+        salesperson=salesperson or {"code": "", "name": "", "email": to_addr},
+    )
+    languages = list(mailing.variants) if language == "all" else [mailing.variant_for(language)]
+    with transport:
+        sent = [
+            {
+                **_send_one(mailing, lang, to, transport=transport, dag_run_id=dag_run_id, engine=engine),
+                "rendered_for": contact_language or "sample",
+            }
+            for lang in languages
+        ]
+    failures = [s for s in sent if s["status"] != TestMailStatus.SENT]
     if failures:
         raise SegmailError(f"test mail(s) not accepted: {failures}")
     return sent
+
+
+def _send_one(
+    mailing: Mailing,
+    lang: str,
+    to: Recipient,
+    *,
+    transport: Transport,
+    dag_run_id: str | None,
+    engine: Engine,
+) -> dict:
+    """Compose and send one language's test mail and log it in segmail_test_mails."""
+    composer = Composer(
+        mailing, compile_variant(mailing, lang), subject_prefix="[TEST] ", extra_headers=TEST_HEADERS
+    )
+    now = datetime.now(UTC)
+    message_id = composer.message_id(0, f"test.{int(now.timestamp() * 1000)}.{lang}")
+    composed = composer.compose(to, message_id=message_id, date=now)
+    if isinstance(composed, RenderFailed):
+        raise composed.error
+    status, error = TestMailStatus.SENT, None
+    try:
+        transport.send(composer.envelope_from, to.address, composed.data)
+    except Exception as exc:
+        status, error = TestMailStatus.FAILED, classify(exc).summary.strip()
+    with session_scope(engine) as session:
+        session.add(
+            SentTestMail(
+                mailing=mailing.slug,
+                language=lang,
+                recipient=to.address,
+                subject=composed.subject,
+                message_id=message_id,
+                status=status,
+                error=error,
+                dag_run_id=dag_run_id,
+                sent_at=now,
+            )
+        )
+    return {
+        "language": lang,
+        "recipient": to.address,
+        "subject": composed.subject,
+        "status": status,
+        "error": error,
+    }

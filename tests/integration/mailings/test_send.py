@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 from segmail.mailings import send
+from segmail.mailings.audience import freeze_audience
 from segmail.mailings.definition import get_mailing
-from segmail.mailings.send import SmtpHookTransport, TransientSendError
+from segmail.mailings.deliveries import plan_batches
+from segmail.mailings.summary import FailureThresholdExceeded, summarize_run
+from segmail.mailings.transport import SmtpHookTransport, TransientSendError
 from sqlalchemy import text
 
-ATTACHMENT = Path(__file__).resolve().parents[2] / "include" / "attachments" / "preisliste-fruehjahr.pdf"
+ATTACHMENT = Path(__file__).resolve().parents[3] / "include" / "attachments" / "preisliste-fruehjahr.pdf"
 
 
 def deliveries(engine, run_id: int) -> dict[str, dict]:
@@ -29,9 +32,9 @@ def deliveries(engine, run_id: int) -> dict[str, dict]:
 
 
 def run_mailing(engine, mailing, *, dag_run_id="run-1", final_try=False, **freeze):
-    run_id = send.freeze_audience(mailing, dag_run_id=dag_run_id, engine=engine, **freeze)
+    run_id = freeze_audience(mailing, dag_run_id=dag_run_id, engine=engine, **freeze)
     results = []
-    for batch in send.plan_batches(run_id, batch_size=mailing.batch_size, engine=engine):
+    for batch in plan_batches(run_id, batch_size=mailing.batch_size, engine=engine):
         results.append(
             send.send_batch(
                 batch["batch_id"],
@@ -118,7 +121,7 @@ def test_newsletter_languages_headers_parts_attachments_and_skips(newsletter_aud
         ("E4", "en"),
     ]
     assert activity[0].salesperson_code == "MB" and activity[0].message_id == rows["E1"]["message_id"]
-    totals = send.summarize_run(run_id, mailing=mailing, engine=engine)
+    totals = summarize_run(run_id, mailing=mailing, engine=engine)
     assert (totals["sent"], totals["skipped"], totals["failed"]) == (4, 3, 0)
     assert totals["by_language"]["de"] == {"sent": 1, "skipped": 3}
 
@@ -130,8 +133,8 @@ def test_a_permanent_rejection_fails_that_mail_with_the_servers_reply(newsletter
     assert (rows["E2"]["status"], rows["E2"]["smtp_code"]) == ("failed", 550)
     assert "Recipient address rejected" in rows["E2"]["smtp_response"]
     assert sorted(r for r, row in rows.items() if row["status"] == "sent") == ["E1", "E3", "E4"]
-    with pytest.raises(send.FailureThresholdExceeded, match="1 of 4 mails failed"):
-        send.summarize_run(run_id, mailing=get_mailing("newsletter"), engine=newsletter_audience)
+    with pytest.raises(FailureThresholdExceeded, match="1 of 4 mails failed"):
+        summarize_run(run_id, mailing=get_mailing("newsletter"), engine=newsletter_audience)
 
 
 def test_a_dropped_connection_mid_batch_then_a_retry_delivers_each_mail_exactly_once(
@@ -139,8 +142,8 @@ def test_a_dropped_connection_mid_batch_then_a_retry_delivers_each_mail_exactly_
 ):
     engine = newsletter_audience
     mailing = get_mailing("newsletter").model_copy(update={"batch_size": 10})
-    run_id = send.freeze_audience(mailing, dag_run_id="drop", engine=engine)
-    batches = send.plan_batches(run_id, batch_size=10, engine=engine)
+    run_id = freeze_audience(mailing, dag_run_id="drop", engine=engine)
+    batches = plan_batches(run_id, batch_size=10, engine=engine)
     assert [b["label"] for b in batches] == ["de #1", "en #2", "fr #3"]
     en = next(b for b in batches if b["label"].startswith("en"))  # Giulia and Bob
     smtp_sink.handler.drop_at_data = 2  # the second mail of the batch meets a dropped connection
@@ -167,10 +170,8 @@ def test_transient_refusals_stay_pending_and_fail_when_retries_are_exhausted(new
     smtp_sink.handler.refuse["giulia@example.it"] = "451 4.7.1 Greylisted, try again later"
     smtp_sink.handler.refuse_times["giulia@example.it"] = 1
     smtp_sink.handler.refuse["bob@example.com"] = "452 4.2.2 Mailbox full"
-    run_id = send.freeze_audience(mailing, dag_run_id="transient", engine=engine)
-    (en,) = [
-        b for b in send.plan_batches(run_id, batch_size=500, engine=engine) if b["label"].startswith("en")
-    ]
+    run_id = freeze_audience(mailing, dag_run_id="transient", engine=engine)
+    (en,) = [b for b in plan_batches(run_id, batch_size=500, engine=engine) if b["label"].startswith("en")]
     send_once = lambda final: send.send_batch(  # noqa: E731
         en["batch_id"],
         mailing=mailing,
@@ -248,25 +249,3 @@ def test_status_command_lists_runs_and_mails(newsletter_audience, smtp_sink, cap
     assert main(["status", "--run", str(run_id), "--failed"]) == 0
     out = capsys.readouterr().out
     assert "bob@example.com" in out and "550" in out and "anna@example.com" not in out
-
-
-def test_shipped_mailings_validate(capsys):
-    from segmail.cli.main import main
-
-    assert main(["mailings", "validate"]) == 0
-    assert "ok: newsletter (de, en, fr)" in capsys.readouterr().out
-
-
-def test_validate_reports_an_undefined_template_variable(tmp_path, monkeypatch, capsys):
-    import shutil
-
-    from segmail.cli.main import main
-
-    include = tmp_path / "include"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "include", include)
-    template = include / "templates" / "newsletter" / "fr.html"
-    template.write_text(template.read_text().replace("{{ contact.first_name }}", "{{ contact.firstname }}"))
-    monkeypatch.setenv("SEGMAIL_INCLUDE_DIR", str(include))
-    assert main(["mailings", "validate"]) == 1
-    err = capsys.readouterr().err
-    assert "newsletter.yaml variant fr: UndefinedError" in err and "firstname" in err

@@ -1,0 +1,218 @@
+"""Freezing a run's audience: one delivery row per contact, created once when the run starts.
+
+The rows are the run's memory of whom it mails: a retried or cleared task finds the run of its
+DAG run and returns it unchanged, and contacts imported later do not join it. A contact that is
+not mailed gets a `skipped` row with the reason (opted out, no or unusable address, an address
+already mailed in this run); contacts left out by the language filter or the recipient cap get
+no row and are counted in the run's options.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, Row, bindparam, text
+
+from segmail.addresses import safe_address
+from segmail.errors import NotFound
+from segmail.mailings.definition import Mailing
+from segmail.store.db import bulk_insert, default_engine
+from segmail.store.models import DeliveryStatus, RunStatus
+
+log = logging.getLogger(__name__)
+
+DELIVERY_COLUMNS = (
+    "mailing_run_id",
+    "contact_id",
+    "segment_id",
+    "email",
+    "language",
+    "status",
+    "reason",
+    "attempts",
+    "updated_at",
+)
+_CANDIDATES = (
+    "SELECT c.id, c.email, c.email_key, c.email_opt_out, c.language, m.segment_id"
+    " FROM segmail_contacts c"
+    " JOIN (SELECT contact_id, MIN(segment_id) AS segment_id FROM segmail_memberships"
+    "       WHERE segment_id IN :include GROUP BY contact_id) m ON m.contact_id = c.id"
+)
+_NOT_EXCLUDED = (
+    " WHERE NOT EXISTS (SELECT 1 FROM segmail_memberships x WHERE x.contact_id = c.id"
+    "  AND x.segment_id IN :exclude)"
+)
+
+
+def skip_reason(
+    *,
+    email: str | None,
+    email_key: str | None,
+    opted_out: bool,
+    opted_out_addresses: set[str],
+    addressed: set[str],
+) -> str | None:
+    """Why a contact of the audience is not mailed, or None if it is."""
+    if opted_out:
+        return "opted out"
+    if email_key in opted_out_addresses:  # an opt-out belongs to the address, not only the contact
+        return "opted out: another contact with this address opted out"
+    if not email:
+        return "no e-mail address"
+    if safe_address(email) is None:
+        if email.isascii():
+            return f"invalid e-mail address {email!r}"
+        return f"internationalized address {email!r} needs SMTPUTF8, which segmail does not send"
+    if email_key in addressed:
+        return "duplicate address: another contact of this run gets the mail at this address"
+    return None
+
+
+@dataclass
+class _Selection:
+    """The delivery rows of the run being frozen, and the counts of contacts left without one."""
+
+    mailing: Mailing
+    wanted: set[str] | None
+    max_recipients: int | None
+    opted_out_addresses: set[str]
+    deliveries: list[tuple] = field(default_factory=list)
+    addressed: set[str] = field(default_factory=set)
+    sendable: int = 0
+    excluded_by_language: int = 0
+    over_max_recipients: int = 0
+
+    def add(self, contact: Row) -> None:
+        contact_id, email, email_key, opted_out, language, segment_id = contact
+        variant = self.mailing.variant_for(language)
+        if self.wanted is not None and variant.casefold() not in self.wanted:
+            self.excluded_by_language += 1
+            return
+        reason = skip_reason(
+            email=email,
+            email_key=email_key,
+            opted_out=opted_out,
+            opted_out_addresses=self.opted_out_addresses,
+            addressed=self.addressed,
+        )
+        if reason is None and self.max_recipients and self.sendable >= self.max_recipients:
+            self.over_max_recipients += 1
+            return
+        if reason is None:
+            self.sendable += 1
+            self.addressed.add(email_key)
+        status = DeliveryStatus.SKIPPED if reason else DeliveryStatus.PENDING
+        self.deliveries.append((contact_id, segment_id, email, variant, status, reason))
+
+
+def select_deliveries(
+    contacts: Sequence[Row],
+    mailing: Mailing,
+    *,
+    languages: list[str] | None,
+    max_recipients: int | None,
+) -> tuple[list[tuple], dict]:
+    """(contact_id, segment_id, email, language, status, reason) per contact, and the run's options."""
+    selection = _Selection(
+        mailing=mailing,
+        wanted={lang.casefold() for lang in languages} if languages else None,
+        max_recipients=max_recipients,
+        opted_out_addresses={c.email_key for c in contacts if c.email_opt_out and c.email_key},
+    )
+    for contact in contacts:
+        selection.add(contact)
+    options = {
+        "languages": languages or "all",
+        "max_recipients": max_recipients or None,
+        "excluded_by_language": selection.excluded_by_language,
+        "over_max_recipients": selection.over_max_recipients,
+    }
+    return selection.deliveries, options
+
+
+def _segment_ids(conn: Connection, names: list[str]) -> list[int]:
+    keys = [n.casefold() for n in names]
+    found = dict(conn.execute(text("SELECT name_key, id FROM segmail_segments")).all())
+    missing = [n for n, k in zip(names, keys, strict=True) if k not in found]
+    if missing:
+        raise NotFound(f"audience segment(s) not found: {', '.join(missing)}")
+    return [found[k] for k in keys]
+
+
+def load_candidates(conn: Connection, mailing: Mailing) -> list[Row]:
+    """Contacts in any audience segment and in no excluded one, by id, with the segment they came by."""
+    include = _segment_ids(conn, mailing.audience.segments)
+    exclude = (
+        _segment_ids(conn, mailing.audience.exclude_segments) if mailing.audience.exclude_segments else []
+    )
+    query = text(_CANDIDATES + (_NOT_EXCLUDED if exclude else "") + " ORDER BY c.id")
+    params = [bindparam("include", expanding=True)]
+    if exclude:
+        params.append(bindparam("exclude", expanding=True))
+    return conn.execute(query.bindparams(*params), {"include": include, "exclude": exclude}).all()
+
+
+def _existing_run(conn: Connection, slug: str, dag_run_id: str) -> int | None:
+    return conn.execute(
+        text("SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d"),
+        {"m": slug, "d": dag_run_id},
+    ).scalar()
+
+
+def _insert_run(
+    conn: Connection, slug: str, *, dag_run_id: str, dry_run: bool, options: dict, now: datetime
+) -> int:
+    return conn.execute(
+        text(
+            "INSERT INTO segmail_mailing_runs (mailing, dag_run_id, status, dry_run, options, created_at)"
+            " VALUES (:m, :d, :frozen, :dry, :o, :now) RETURNING id"
+        ),
+        {
+            "m": slug,
+            "d": dag_run_id,
+            "frozen": RunStatus.FROZEN,
+            "dry": dry_run,
+            "o": json.dumps(options),
+            "now": now,
+        },
+    ).scalar_one()
+
+
+def freeze_audience(
+    mailing: Mailing,
+    *,
+    dag_run_id: str,
+    dry_run: bool = False,
+    languages: list[str] | None = None,
+    max_recipients: int | None = None,
+    engine: Engine | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Create the run's delivery rows once; a retried or cleared task returns the same run unchanged."""
+    engine = engine or default_engine()
+    now = now or datetime.now(UTC)
+    with engine.begin() as conn:
+        existing = _existing_run(conn, mailing.slug, dag_run_id)
+        if existing is not None:
+            return existing
+        deliveries, options = select_deliveries(
+            load_candidates(conn, mailing), mailing, languages=languages, max_recipients=max_recipients
+        )
+        run_id = _insert_run(
+            conn, mailing.slug, dag_run_id=dag_run_id, dry_run=dry_run, options=options, now=now
+        )
+        bulk_insert(conn, "segmail_deliveries", DELIVERY_COLUMNS, [(run_id, *d, 0, now) for d in deliveries])
+    sendable = sum(d[4] == DeliveryStatus.PENDING for d in deliveries)
+    log.info(
+        "mailing %s run %s: %d deliveries frozen (%d to send), options %s",
+        mailing.slug,
+        run_id,
+        len(deliveries),
+        sendable,
+        options,
+    )
+    return run_id

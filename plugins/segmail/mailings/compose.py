@@ -1,0 +1,122 @@
+"""Composing: a recipient and a compiled variant become a Message-ID and the bytes of one mail.
+
+Shared by a run's sending and by test mails, so a test mail is built exactly like the real one.
+A template that fails for one recipient is a `RenderFailed` for that mail, not an exception that
+stops the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parseaddr
+
+from segmail.mailings.definition import Mailing
+from segmail.mailings.deliveries import PendingMail
+from segmail.mailings.mime import MessageFactory
+from segmail.mailings.render import CompiledVariant, message_context
+
+
+def sender_domain(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2] or "segmail.local"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str
+    address: str
+    contact: dict
+    segment: str | None
+    salesperson: dict | None
+
+
+@dataclass(frozen=True)
+class Composed:
+    message_id: str
+    subject: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RenderFailed:
+    error: Exception
+
+    @property
+    def reason(self) -> str:
+        return f"rendering failed: {self.error}"
+
+
+def delivery_recipient(mail: PendingMail) -> Recipient:
+    """The recipient of a delivery, with the contact and salesperson fields templates may use."""
+    contact = {
+        "first_name": mail.first_name,
+        "last_name": mail.last_name,
+        "email": mail.email,
+        "organization": mail.organization or "",
+        "account_number": mail.account_number or "",
+        "country_code": mail.country_code,
+        "external_id": mail.external_id or "",
+        "language": mail.language or "",
+        "mobile": mail.mobile_e164 or "",
+    }
+    salesperson = {"code": mail.sp_code or "", "name": mail.sp_name or "", "email": mail.sp_email or ""}
+    return Recipient(
+        name=f"{mail.first_name} {mail.last_name}",
+        address=mail.email,
+        contact=contact,
+        segment=mail.segment,
+        salesperson=salesperson,
+    )
+
+
+class Composer:
+    """One per run (or test send) and language: the MIME factory is prepared once."""
+
+    def __init__(
+        self,
+        mailing: Mailing,
+        variant: CompiledVariant,
+        *,
+        subject_prefix: str = "",
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.mailing = mailing
+        self.variant = variant
+        self.subject_prefix = subject_prefix
+        self.extra_headers = extra_headers
+        self.factory = MessageFactory(
+            variant, domain=sender_domain(variant.from_addr), list_unsubscribe=mailing.list_unsubscribe
+        )
+        self.envelope_from = self.factory.envelope_from
+
+    def message_id(self, run_id: int, key: int | str) -> str:
+        return self.factory.message_id(run_id, key)
+
+    def compose(self, recipient: Recipient, *, message_id: str, date: datetime) -> Composed | RenderFailed:
+        context = message_context(
+            contact=recipient.contact,
+            segment=recipient.segment,
+            salesperson=recipient.salesperson,
+            mailing=self.mailing,
+        )
+        try:
+            subject, body_text, body_html = self.variant.render(context)
+        except Exception as exc:  # a template that fails for one contact fails that mail, not the run
+            return RenderFailed(exc)
+        subject = self.subject_prefix + subject
+        data = self.factory.build(
+            to_name=recipient.name,
+            to_addr=recipient.address,
+            subject=subject,
+            text=body_text,
+            html=body_html,
+            message_id=message_id,
+            date=date,
+            extra_headers=self.extra_headers,
+        )
+        return Composed(message_id, subject, data)
+
+    def compose_delivery(self, run_id: int, mail: PendingMail, *, date: datetime) -> Composed | RenderFailed:
+        """A run's mail: its Message-ID is fixed per (run, contact), so a resend carries the same."""
+        message_id = self.message_id(run_id, mail.contact_id)
+        return self.compose(delivery_recipient(mail), message_id=message_id, date=date)

@@ -1,0 +1,296 @@
+"""Where sending meets the database: batch planning and every SQL statement of sending a batch.
+
+A batch holds pending deliveries of one language; planning is done once per run (a second call
+returns the same batches). `DeliveryStore` loads a batch's `pending` rows, buffers outcomes and
+writes them in small groups and always before the batch ends, and only ever moves a row away from
+`pending`, so an outcome written twice (a retried flush) changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypedDict
+
+from sqlalchemy import Connection, Engine, bindparam, text
+
+from segmail.mailings.transport import SendError
+from segmail.store.db import default_engine
+from segmail.store.models import ActivityKind, DeliveryStatus, RunStatus
+
+MAX_BATCHES = 1000  # stays under Airflow's [core] max_map_length of 1024
+FLUSH_EVERY = 50
+FLUSH_SECONDS = 1.0
+
+# ---------------------------------------------------------------- types
+
+
+class BatchRef(TypedDict):
+    """A planned batch as it crosses XCom to the mapped send tasks."""
+
+    batch_id: int
+    label: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    language: str
+    delivery_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    run_id: int
+    mailing: str
+    language: str
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class PendingMail:
+    """A delivery still to send, with what its template may show of the contact."""
+
+    id: int
+    contact_id: int
+    email: str
+    first_name: str
+    last_name: str
+    organization: str | None = None
+    account_number: str | None = None
+    country_code: str = ""
+    external_id: str | None = None
+    language: str | None = None
+    mobile_e164: str | None = None
+    segment: str | None = None
+    sp_code: str | None = None
+    sp_name: str | None = None
+    sp_email: str | None = None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """The line a sent mail leaves in the contact's activity log."""
+
+    contact_id: int
+    at: datetime
+    mailing: str
+    run: int
+    subject: str
+    language: str
+    salesperson: str | None
+    message_id: str
+    kind: ActivityKind = ActivityKind.MAILING
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one mail. `PENDING` means nothing is written: the mail waits for the retry."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    at: datetime
+    reason: str | None = None
+    code: int | None = None
+    response: str | None = None
+    message_id: str | None = None
+    sent_at: datetime | None = None
+    activity: Activity | None = None
+    error: SendError | None = None  # why sending failed, when it did
+
+    def as_params(self) -> dict:
+        return {
+            "id": self.delivery_id,
+            "status": self.status,
+            "reason": self.reason,
+            "code": self.code,
+            "response": self.response[:2000] if self.response is not None else None,
+            "message_id": self.message_id,
+            "sent_at": self.sent_at,
+            "now": self.at,
+            "pending": DeliveryStatus.PENDING,
+        }
+
+
+# ---------------------------------------------------------------- planning
+
+
+def split_batches(
+    pending: Iterable[tuple[str, int]], *, batch_size: int, max_batches: int = MAX_BATCHES
+) -> list[PlannedBatch]:
+    """(language, delivery id) pairs as batches: languages in sorted order, ids ascending, and the
+    size doubled as often as needed so a run never maps more than `max_batches` tasks."""
+    by_language: dict[str, list[int]] = defaultdict(list)
+    for language, delivery_id in pending:
+        by_language[language].append(delivery_id)
+    size = batch_size
+    while sum(-(-len(ids) // size) for ids in by_language.values()) > max_batches:
+        size *= 2
+    batches = []
+    for language in sorted(by_language):
+        ids = sorted(by_language[language])
+        batches += [PlannedBatch(language, tuple(ids[i : i + size])) for i in range(0, len(ids), size)]
+    return batches
+
+
+def plan_batches(run_id: int, *, batch_size: int, engine: Engine | None = None) -> list[BatchRef]:
+    """Split pending deliveries into batches per language; the same answer on every call."""
+    engine = engine or default_engine()
+    with engine.begin() as conn:
+        batches = _batches(conn, run_id)
+        if batches:
+            return batches
+        pending = conn.execute(
+            text(
+                "SELECT language, id FROM segmail_deliveries WHERE mailing_run_id = :r AND status = :pending"
+                " ORDER BY language, id"
+            ),
+            {"r": run_id, "pending": DeliveryStatus.PENDING},
+        ).all()
+        for batch_no, planned in enumerate(split_batches(pending, batch_size=batch_size), start=1):
+            _insert_batch(conn, run_id, batch_no, planned)
+        conn.execute(
+            text("UPDATE segmail_mailing_runs SET status = :sending WHERE id = :r"),
+            {"r": run_id, "sending": RunStatus.SENDING},
+        )
+        return _batches(conn, run_id)
+
+
+def _insert_batch(conn: Connection, run_id: int, batch_no: int, planned: PlannedBatch) -> None:
+    ids = planned.delivery_ids
+    batch_id = conn.execute(
+        text(
+            "INSERT INTO segmail_delivery_batches (mailing_run_id, batch_no, language, size)"
+            " VALUES (:r, :n, :l, :s) RETURNING id"
+        ),
+        {"r": run_id, "n": batch_no, "l": planned.language, "s": len(ids)},
+    ).scalar_one()
+    conn.execute(
+        text(
+            "UPDATE segmail_deliveries SET batch_id = :b WHERE mailing_run_id = :r AND language = :l"
+            " AND status = :pending AND id BETWEEN :lo AND :hi"
+        ),
+        {
+            "b": batch_id,
+            "r": run_id,
+            "l": planned.language,
+            "lo": ids[0],
+            "hi": ids[-1],
+            "pending": DeliveryStatus.PENDING,
+        },
+    )
+
+
+def _batches(conn: Connection, run_id: int) -> list[BatchRef]:
+    return [
+        {"batch_id": bid, "label": f"{language} #{no}", "size": size}
+        for bid, no, language, size in conn.execute(
+            text(
+                "SELECT id, batch_no, language, size FROM segmail_delivery_batches WHERE mailing_run_id = :r"
+                " ORDER BY batch_no"
+            ),
+            {"r": run_id},
+        )
+    ]
+
+
+# ---------------------------------------------------------------- sending
+
+_BATCH = text(
+    "SELECT b.id, b.language, b.mailing_run_id, r.mailing, r.dry_run FROM segmail_delivery_batches b"
+    " JOIN segmail_mailing_runs r ON r.id = b.mailing_run_id WHERE b.id = :b"
+)
+_PENDING_MAILS = text(
+    "SELECT d.id, d.contact_id, d.email, c.first_name, c.last_name, c.organization, c.account_number,"
+    " c.country_code, c.external_id, c.language, c.mobile_e164, g.name AS segment,"
+    " COALESCE(sp.code, gsp.code) AS sp_code, COALESCE(sp.name, gsp.name) AS sp_name,"
+    " COALESCE(sp.email, gsp.email) AS sp_email"
+    " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
+    " LEFT JOIN segmail_segments g ON g.id = d.segment_id"
+    " LEFT JOIN segmail_salespeople sp ON sp.code = c.salesperson_code"
+    " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
+    " WHERE d.batch_id = :b AND d.status = :pending ORDER BY d.id"
+)
+_WRITE_OUTCOME = text(
+    "UPDATE segmail_deliveries SET status = :status, reason = :reason, smtp_code = :code,"
+    " smtp_response = :response, message_id = :message_id, sent_at = :sent_at,"
+    " attempts = attempts + 1, updated_at = :now WHERE id = :id AND status = :pending"
+)
+_WRITE_ACTIVITY = text(
+    "INSERT INTO segmail_activity_log (contact_id, occurred_at, kind, mailing, mailing_run_id,"
+    " subject, language, salesperson_code, message_id)"
+    " VALUES (:contact_id, :at, :kind, :mailing, :run, :subject, :language, :salesperson,"
+    " :message_id) ON CONFLICT (mailing_run_id, contact_id, kind) DO NOTHING"
+)
+_FAIL_PENDING = text(
+    "UPDATE segmail_deliveries SET status = :failed, reason = :reason, updated_at = :now"
+    " WHERE id IN :ids AND status = :pending"
+).bindparams(bindparam("ids", expanding=True))
+
+
+class DeliveryStore:
+    """The deliveries of one batch: its pending rows in, its outcomes out.
+
+    Outcomes are buffered and written every `flush_every` mails or `flush_seconds`, and by
+    `flush()`, which the sender calls in `finally`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        flush_every: int = FLUSH_EVERY,
+        flush_seconds: float = FLUSH_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine or default_engine()
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self._monotonic = monotonic
+        self._outcomes: list[dict] = []
+        self._activity: list[dict] = []
+        self._last_flush = monotonic()
+
+    def load_batch(self, batch_id: int) -> tuple[Batch, list[PendingMail]]:
+        with self.engine.connect() as conn:
+            b = conn.execute(_BATCH, {"b": batch_id}).one()
+            rows = conn.execute(_PENDING_MAILS, {"b": batch_id, "pending": DeliveryStatus.PENDING}).all()
+        batch = Batch(b.id, b.mailing_run_id, b.mailing, b.language, bool(b.dry_run))
+        return batch, [PendingMail(**row._mapping) for row in rows]
+
+    def record(self, outcome: Outcome) -> None:
+        """Buffer a final outcome (and its activity line); write the buffer when it is due."""
+        self._outcomes.append(outcome.as_params())
+        if outcome.activity is not None:
+            self._activity.append(dict(vars(outcome.activity)))
+        due = self._monotonic() - self._last_flush > self.flush_seconds
+        if len(self._outcomes) >= self.flush_every or due:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._outcomes:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(_WRITE_OUTCOME, self._outcomes)
+            if self._activity:
+                conn.execute(_WRITE_ACTIVITY, self._activity)
+        self._outcomes, self._activity = [], []
+        self._last_flush = self._monotonic()
+
+    def fail_pending(self, delivery_ids: list[int], *, reason: str) -> None:
+        """Mark mails that are still pending failed (retries exhausted)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                _FAIL_PENDING,
+                {
+                    "reason": reason,
+                    "now": datetime.now(UTC),
+                    "ids": delivery_ids,
+                    "failed": DeliveryStatus.FAILED,
+                    "pending": DeliveryStatus.PENDING,
+                },
+            )
