@@ -7,6 +7,7 @@ skipping the PostgreSQL variants.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TEST_SIGNING_KEY = b"segmail-test-signing-key-0123456789"
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="segmail-airflow-"))
 os.environ.update(
     {
@@ -26,6 +28,12 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "SEGMAIL_INCLUDE_DIR": str(ROOT / "include"),
+        # Unsubscribe links: a public URL, a mailto address and a signing key, as `make demo` sets up.
+        "SEGMAIL_PUBLIC_URL": "https://unsubscribe.autohaus-demo.example",
+        "SEGMAIL_UNSUBSCRIBE_MAILTO": "unsubscribe@autohaus-demo.example",
+        "AIRFLOW_CONN_SEGMAIL_SIGNING": json.dumps(
+            {"conn_type": "generic", "password": TEST_SIGNING_KEY.decode()}
+        ),
     }
 )
 os.environ.pop("SEGMAIL_DB_URL", None)

@@ -31,6 +31,11 @@ class Settings:
     notify_from: str
     ui_port: int
     smtp_port: int  # 0: any free port (the local SMTP sink of `make airflow`)
+    public_url: str | None  # where recipients reach `segmail serve-public`, e.g. https://mail.example.com
+    unsubscribe_mailto: str | None  # e.g. unsubscribe@example.com; mails carry unsubscribe+TOKEN@...
+    public_host: str
+    public_port: int
+    token_max_age_days: int
 
 
 def _int(name: str, default: int) -> int:
@@ -62,6 +67,11 @@ def current() -> Settings:
         notify_from=env("SEGMAIL_NOTIFY_FROM") or "segmail@localhost",
         ui_port=_int("SEGMAIL_UI_PORT", 8080),
         smtp_port=_int("SEGMAIL_SMTP_PORT", 0),
+        public_url=(env("SEGMAIL_PUBLIC_URL") or "").rstrip("/") or None,
+        unsubscribe_mailto=env("SEGMAIL_UNSUBSCRIBE_MAILTO") or None,
+        public_host=env("SEGMAIL_PUBLIC_HOST") or "127.0.0.1",
+        public_port=_int("SEGMAIL_PUBLIC_PORT", 8090),
+        token_max_age_days=_int("SEGMAIL_TOKEN_MAX_AGE_DAYS", 730),
     )
 
 

@@ -2,8 +2,8 @@
 
 The rows are the run's memory of whom it mails: a retried or cleared task finds the run of its
 DAG run and returns it unchanged, and contacts imported later do not join it. A contact that is
-not mailed gets a `skipped` row with the reason (opted out, no or unusable address, an address
-already mailed in this run); contacts left out by the language filter or the recipient cap get
+not mailed gets a `skipped` row with the reason (opted out, suppressed, no or unusable address, an
+address already mailed in this run); contacts left out by the language filter or the recipient cap get
 no row and are counted in the run's options.
 """
 
@@ -37,10 +37,11 @@ DELIVERY_COLUMNS = (
     "updated_at",
 )
 _CANDIDATES = (
-    "SELECT c.id, c.email, c.email_key, c.email_opt_out, c.language, m.segment_id"
+    "SELECT c.id, c.email, c.email_key, c.email_opt_out, c.language, m.segment_id, s.reason AS suppressed"
     " FROM segmail_contacts c"
     " JOIN (SELECT contact_id, MIN(segment_id) AS segment_id FROM segmail_memberships"
     "       WHERE segment_id IN :include GROUP BY contact_id) m ON m.contact_id = c.id"
+    " LEFT JOIN segmail_suppressions s ON s.address_key = c.email_key"
 )
 _NOT_EXCLUDED = (
     " WHERE NOT EXISTS (SELECT 1 FROM segmail_memberships x WHERE x.contact_id = c.id"
@@ -55,12 +56,15 @@ def skip_reason(
     opted_out: bool,
     opted_out_addresses: set[str],
     addressed: set[str],
+    suppressed: str | None = None,
 ) -> str | None:
     """Why a contact of the audience is not mailed, or None if it is."""
     if opted_out:
         return "opted out"
     if email_key in opted_out_addresses:  # an opt-out belongs to the address, not only the contact
         return "opted out: another contact with this address opted out"
+    if suppressed:
+        return f"suppressed: {suppressed}"
     if not email:
         return "no e-mail address"
     if safe_address(email) is None:
@@ -87,7 +91,7 @@ class _Selection:
     over_max_recipients: int = 0
 
     def add(self, contact: Row) -> None:
-        contact_id, email, email_key, opted_out, language, segment_id = contact
+        contact_id, email, email_key, opted_out, language, segment_id, suppressed = contact
         variant = self.mailing.variant_for(language)
         if self.wanted is not None and variant.casefold() not in self.wanted:
             self.excluded_by_language += 1
@@ -98,6 +102,7 @@ class _Selection:
             opted_out=opted_out,
             opted_out_addresses=self.opted_out_addresses,
             addressed=self.addressed,
+            suppressed=suppressed,
         )
         if reason is None and self.max_recipients and self.sendable >= self.max_recipients:
             self.over_max_recipients += 1

@@ -11,7 +11,7 @@ SAMPLE_SALESPERSON = {"code": "SAMPLE", "name": "Sam Sales", "email": "sam.sales
 
 
 def validate_mailing(mailing: Mailing) -> list[str]:
-    problems = []
+    problems = _sending_setup_problems(mailing)
     for language in mailing.variants:
         try:
             variant = compile_variant(mailing, language)
@@ -27,4 +27,26 @@ def validate_mailing(mailing: Mailing) -> list[str]:
             problems.append(f"{mailing.slug}.yaml variant {language}: {exc}")
         except Exception as exc:  # e.g. jinja2.UndefinedError: name the variant and the cause
             problems.append(f"{mailing.slug}.yaml variant {language}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _sending_setup_problems(mailing: Mailing) -> list[str]:
+    """What every mail of this mailing needs besides its templates: unsubscribe links, the DKIM key."""
+    from segmail.feedback.links import unsubscribe_links
+    from segmail.mailings.dkim import dkim_key_from_connection
+
+    problems = []
+    try:
+        unsubscribe_links()
+    except SegmailError as exc:
+        problems.append(f"{mailing.slug}.yaml: {exc}")
+    if mailing.dkim is not None:
+        try:
+            dkim_key_from_connection(
+                domain=mailing.dkim.domain,
+                selector=mailing.dkim.selector,
+                key_conn_id=mailing.dkim.key_conn_id,
+            )
+        except SegmailError as exc:
+            problems.append(f"{mailing.slug}.yaml dkim: {exc}")
     return problems

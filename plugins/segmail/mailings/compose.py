@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
 
+from segmail.feedback.links import MailLinks, UnsubscribeLinks, unsubscribe_links
 from segmail.mailings.definition import Mailing
 from segmail.mailings.deliveries import PendingMail
+from segmail.mailings.dkim import DkimKey, dkim_key_from_connection
+from segmail.mailings.dkim import sign as dkim_sign
 from segmail.mailings.mime import MessageFactory
 from segmail.mailings.render import CompiledVariant, message_context
 
@@ -70,34 +73,45 @@ def delivery_recipient(mail: PendingMail) -> Recipient:
 
 
 class Composer:
-    """One per run (or test send) and language: the MIME factory is prepared once."""
+    """One per run (or test send) and language: the MIME factory is prepared once.
+
+    Every mail gets its own signed unsubscribe links (List-Unsubscribe, and `unsubscribe_url` in the
+    body); with a `dkim:` block the finished bytes are signed last, over the final headers.
+    """
 
     def __init__(
         self,
         mailing: Mailing,
         variant: CompiledVariant,
         *,
+        links: UnsubscribeLinks,
+        dkim_key: DkimKey | None = None,
         subject_prefix: str = "",
         extra_headers: dict[str, str] | None = None,
     ) -> None:
         self.mailing = mailing
         self.variant = variant
+        self.links = links
+        self.dkim_key = dkim_key
         self.subject_prefix = subject_prefix
         self.extra_headers = extra_headers
         self.factory = MessageFactory(
-            variant, domain=sender_domain(variant.from_addr), list_unsubscribe=mailing.list_unsubscribe
+            variant, domain=sender_domain(variant.from_addr), list_id=mailing.list_id_value
         )
         self.envelope_from = self.factory.envelope_from
 
     def message_id(self, run_id: int, key: int | str) -> str:
         return self.factory.message_id(run_id, key)
 
-    def compose(self, recipient: Recipient, *, message_id: str, date: datetime) -> Composed | RenderFailed:
+    def compose(
+        self, recipient: Recipient, *, message_id: str, date: datetime, links: MailLinks
+    ) -> Composed | RenderFailed:
         context = message_context(
             contact=recipient.contact,
             segment=recipient.segment,
             salesperson=recipient.salesperson,
             mailing=self.mailing,
+            unsubscribe_url=links.for_templates,
         )
         try:
             subject, body_text, body_html = self.variant.render(context)
@@ -112,11 +126,26 @@ class Composer:
             html=body_html,
             message_id=message_id,
             date=date,
+            list_unsubscribe=links.list_unsubscribe,
+            one_click=links.one_click,
             extra_headers=self.extra_headers,
         )
+        if self.dkim_key is not None:
+            data = dkim_sign(data, self.dkim_key)
         return Composed(message_id, subject, data)
 
     def compose_delivery(self, run_id: int, mail: PendingMail, *, date: datetime) -> Composed | RenderFailed:
         """A run's mail: its Message-ID is fixed per (run, contact), so a resend carries the same."""
         message_id = self.message_id(run_id, mail.contact_id)
-        return self.compose(delivery_recipient(mail), message_id=message_id, date=date)
+        links = self.links.for_delivery(mail.id)
+        return self.compose(delivery_recipient(mail), message_id=message_id, date=date, links=links)
+
+
+def composer_for(mailing: Mailing, variant: CompiledVariant, **options) -> Composer:
+    """A composer with the configured unsubscribe links and the mailing's DKIM key (if any)."""
+    dkim_key = None
+    if mailing.dkim is not None:
+        dkim_key = dkim_key_from_connection(
+            domain=mailing.dkim.domain, selector=mailing.dkim.selector, key_conn_id=mailing.dkim.key_conn_id
+        )
+    return Composer(mailing, variant, links=unsubscribe_links(), dkim_key=dkim_key, **options)

@@ -43,6 +43,22 @@ class Audience(BaseModel):
     exclude_segments: list[str] = Field(default_factory=list)
 
 
+class Dkim(BaseModel):
+    """DKIM signing in segmail: the key is the password of an Airflow connection, never in the file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str = Field(pattern=r"^[A-Za-z0-9.-]+$", description="d=, normally the From domain")
+    selector: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="s=, the DNS key is at <s>._domainkey.<d>")
+    key_conn_id: str = Field(min_length=1, description="connection whose password is the private key")
+
+
+LIST_UNSUBSCRIBE_REPLACED = (
+    "list_unsubscribe is no longer supported: segmail now builds a signed per-recipient List-Unsubscribe "
+    "from the settings SEGMAIL_PUBLIC_URL (one-click) and SEGMAIL_UNSUBSCRIBE_MAILTO; remove the field"
+)
+
+
 class Mailing(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -60,11 +76,23 @@ class Mailing(BaseModel):
     activity_log: bool = True
     failure_threshold: float = Field(default=0.05, ge=0, le=1, description="failed share that fails the run")
     salesperson: str | None = Field(default=None, description="code of the responsible salesperson")
-    list_unsubscribe: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
+    list_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$",
+        description="List-Id (RFC 2919); default <slug>.<From domain>",
+    )
+    dkim: Dkim | None = None
     max_lateness_hours: float = Field(
         default=6, gt=0, description="a scheduled run starting later is not sent"
     )
     variants: dict[str, Variant] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_static_list_unsubscribe(cls, data: object) -> object:
+        if isinstance(data, dict) and "list_unsubscribe" in data:
+            raise ValueError(LIST_UNSUBSCRIBE_REPLACED)
+        return data
 
     @field_validator("variants")
     @classmethod
@@ -109,6 +137,15 @@ class Mailing(BaseModel):
                 f"max_lateness_hours={self.max_lateness_hours:g}); not sent — trigger the DAG to send now"
             )
         return None
+
+    @property
+    def list_id_value(self) -> str:
+        """`Name <id>`: the mailing's List-Id header (RFC 2919), stable across runs."""
+        from email.utils import parseaddr
+
+        domain = parseaddr(self.from_)[1].rpartition("@")[2] or "segmail.local"
+        list_id = self.list_id or f"{self.slug.replace('_', '-')}.{domain}"
+        return f"{self.name} <{list_id}>"
 
     @property
     def dag_id(self) -> str:

@@ -19,8 +19,9 @@ from sqlalchemy import Connection, Engine, bindparam, text
 
 from segmail.mailings.transport import SendError
 from segmail.store.db import default_engine
-from segmail.store.models import ActivityKind, DeliveryStatus, RunStatus
+from segmail.store.models import ActivityKind, DeliveryStatus, OptOutSource, RunStatus
 
+OPTED_OUT_DURING_RUN = "opted out during the run"
 MAX_BATCHES = 1000  # stays under Airflow's [core] max_map_length of 1024
 FLUSH_EVERY = 50
 FLUSH_SECONDS = 1.0
@@ -85,6 +86,7 @@ class Activity:
     salesperson: str | None
     message_id: str
     kind: ActivityKind = ActivityKind.MAILING
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Outcome:
     sent_at: datetime | None = None
     activity: Activity | None = None
     error: SendError | None = None  # why sending failed, when it did
+    suppress_address: str | None = None  # a synchronous hard bounce: never mail this address again
 
     def as_params(self) -> dict:
         return {
@@ -222,9 +225,21 @@ _WRITE_OUTCOME = text(
 )
 _WRITE_ACTIVITY = text(
     "INSERT INTO segmail_activity_log (contact_id, occurred_at, kind, mailing, mailing_run_id,"
-    " subject, language, salesperson_code, message_id)"
+    " subject, language, salesperson_code, message_id, detail)"
     " VALUES (:contact_id, :at, :kind, :mailing, :run, :subject, :language, :salesperson,"
-    " :message_id) ON CONFLICT (mailing_run_id, contact_id, kind) DO NOTHING"
+    " :message_id, :detail) ON CONFLICT (mailing_run_id, contact_id, kind) DO NOTHING"
+)
+_BLOCKED = text(
+    "SELECT d.id, s.reason, MAX(CASE WHEN c.email_opt_out THEN 1 ELSE 0 END) AS opted_out"
+    " FROM segmail_deliveries d"
+    " LEFT JOIN segmail_suppressions s ON s.address_key = LOWER(d.email)"
+    " LEFT JOIN segmail_contacts c ON c.email_key = LOWER(d.email) AND c.email_opt_out = :yes"
+    " WHERE d.batch_id = :b AND d.status = :pending AND (s.id IS NOT NULL OR c.id IS NOT NULL)"
+    " GROUP BY d.id, s.reason"
+)
+_SUPPRESS = text(
+    "INSERT INTO segmail_suppressions (address_key, reason, source, mailing_run_id, created_at)"
+    " VALUES (:key, :reason, :source, :run, :at) ON CONFLICT (address_key) DO NOTHING"
 )
 _FAIL_PENDING = text(
     "UPDATE segmail_deliveries SET status = :failed, reason = :reason, updated_at = :now"
@@ -253,6 +268,8 @@ class DeliveryStore:
         self._monotonic = monotonic
         self._outcomes: list[dict] = []
         self._activity: list[dict] = []
+        self._suppressions: list[dict] = []
+        self._run_id: int | None = None
         self._last_flush = monotonic()
 
     def load_batch(self, batch_id: int) -> tuple[Batch, list[PendingMail]]:
@@ -260,13 +277,33 @@ class DeliveryStore:
             b = conn.execute(_BATCH, {"b": batch_id}).one()
             rows = conn.execute(_PENDING_MAILS, {"b": batch_id, "pending": DeliveryStatus.PENDING}).all()
         batch = Batch(b.id, b.mailing_run_id, b.mailing, b.language, bool(b.dry_run))
+        self._run_id = batch.run_id
         return batch, [PendingMail(**row._mapping) for row in rows]
+
+    def blocked(self, batch_id: int) -> dict[int, str]:
+        """Pending mails of the batch whose address opted out or was suppressed after the freeze."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_BLOCKED, {"b": batch_id, "pending": DeliveryStatus.PENDING, "yes": True}).all()
+        return {
+            row.id: OPTED_OUT_DURING_RUN if row.opted_out else f"suppressed during the run: {row.reason}"
+            for row in rows
+        }
 
     def record(self, outcome: Outcome) -> None:
         """Buffer a final outcome (and its activity line); write the buffer when it is due."""
         self._outcomes.append(outcome.as_params())
         if outcome.activity is not None:
             self._activity.append(dict(vars(outcome.activity)))
+        if outcome.suppress_address is not None:
+            self._suppressions.append(
+                {
+                    "key": outcome.suppress_address.casefold(),
+                    "reason": f"hard bounce: {outcome.error.summary if outcome.error else outcome.reason}"[:2000],
+                    "source": OptOutSource.SMTP_REJECTION,
+                    "run": self._run_id,
+                    "at": outcome.at,
+                }
+            )
         due = self._monotonic() - self._last_flush > self.flush_seconds
         if len(self._outcomes) >= self.flush_every or due:
             self.flush()
@@ -278,7 +315,9 @@ class DeliveryStore:
             conn.execute(_WRITE_OUTCOME, self._outcomes)
             if self._activity:
                 conn.execute(_WRITE_ACTIVITY, self._activity)
-        self._outcomes, self._activity = [], []
+            if self._suppressions:
+                conn.execute(_SUPPRESS, self._suppressions)
+        self._outcomes, self._activity, self._suppressions = [], [], []
         self._last_flush = self._monotonic()
 
     def fail_pending(self, delivery_ids: list[int], *, reason: str) -> None:

@@ -67,7 +67,7 @@ class BuiltMessage:
 
 
 class MessageFactory:
-    def __init__(self, variant: CompiledVariant, *, domain: str, list_unsubscribe: str | None = None) -> None:
+    def __init__(self, variant: CompiledVariant, *, domain: str, list_id: str | None = None) -> None:
         self.variant = variant
         self.domain = domain
         token = secrets.token_hex(8)
@@ -76,10 +76,8 @@ class MessageFactory:
         static = [f"From: {address_field(variant.from_addr)}", "MIME-Version: 1.0"]
         if variant.reply_to:
             static.append(f"Reply-To: {address_field(variant.reply_to)}")
-        if list_unsubscribe:
-            static.append(f"List-Unsubscribe: {header_value(list_unsubscribe, name='List-Unsubscribe')}")
-            if "https://" in list_unsubscribe:
-                static.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+        if list_id:
+            static.append(f"List-Id: {header_value(list_id, name='List-Id')}")
         self.static_headers = ("\r\n".join(static) + "\r\n").encode()
         self.attachments = [_attachment_part(a) for a in variant.attachments]
         self.envelope_from = parseaddr(variant.from_addr)[1]
@@ -98,6 +96,8 @@ class MessageFactory:
         html: str | None,
         message_id: str,
         date: datetime,
+        list_unsubscribe: str | None = None,
+        one_click: bool = False,
         extra_headers: dict[str, str] | None = None,
     ) -> bytes:
         headers = [
@@ -106,6 +106,10 @@ class MessageFactory:
             f"Date: {format_datetime(date)}",
             f"Message-ID: {message_id}",
         ]
+        if list_unsubscribe:  # our own signed links: only letters, digits, . + @ : / < > , and spaces
+            headers.append(f"List-Unsubscribe: {header_value(list_unsubscribe, name='List-Unsubscribe')}")
+            if one_click:
+                headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         for name, value in (extra_headers or {}).items():
             headers.append(f"{name}: {header_value(value, name=name)}")
         text_part = (

@@ -166,8 +166,16 @@ def compile_variant(mailing: Mailing, language: str) -> CompiledVariant:
     )
 
 
+SAMPLE_UNSUBSCRIBE_URL = "https://unsubscribe.example/u/sample"
+
+
 def message_context(
-    *, contact: dict, segment: str | None, salesperson: dict | None, mailing: Mailing
+    *,
+    contact: dict,
+    segment: str | None,
+    salesperson: dict | None,
+    mailing: Mailing,
+    unsubscribe_url: str = SAMPLE_UNSUBSCRIBE_URL,
 ) -> dict:
     """The variables a template sees. Plain dicts: the sandbox exposes no methods of our objects."""
     return {
@@ -175,6 +183,7 @@ def message_context(
         "segment": {"name": segment or ""},
         "salesperson": salesperson or {"code": "", "name": "", "email": ""},
         "mailing": {"name": mailing.name, "slug": mailing.slug, "description": mailing.description},
+        "unsubscribe_url": unsubscribe_url,
     }
 
 

@@ -19,14 +19,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from segmail.mailings.compose import Composed, Composer, RenderFailed
+from segmail.mailings.compose import Composed, Composer, RenderFailed, composer_for
 from segmail.mailings.definition import Mailing
 from segmail.mailings.deliveries import Activity, Batch, DeliveryStore, Outcome, PendingMail
 from segmail.mailings.render import CompiledVariant, compile_variant
-from segmail.mailings.transport import SendErrorKind, TransientSendError, Transport, classify
-from segmail.store.models import DeliveryStatus
+from segmail.mailings.transport import SendError, SendErrorKind, TransientSendError, Transport, classify
+from segmail.store.models import ActivityKind, DeliveryStatus
 
 DRY_RUN_REASON = "dry run: rendered, not sent"
+RECHECK_SECONDS = 0.2
 REJECTED_REASON = "rejected by the server"
 
 
@@ -86,6 +87,27 @@ class BatchResult:
         }
 
 
+class Recheck:
+    """Opt-outs and suppressions that arrive while a batch is sending are honoured for the mails
+    not yet sent: the batch's blocked addresses are re-read before a mail whenever the last look
+    is older than RECHECK_SECONDS (one indexed query, not one per mail)."""
+
+    def __init__(self, store: DeliveryStore, batch_id: int, clock: Clock) -> None:
+        self.store, self.batch_id, self.clock = store, batch_id, clock
+        self.blocked: dict[int, str] = {}
+        self.checked_at: float | None = None
+
+    def skip(self, mail: PendingMail) -> Outcome | None:
+        now = self.clock.monotonic()
+        if self.checked_at is None or now - self.checked_at >= RECHECK_SECONDS:
+            self.blocked = self.store.blocked(self.batch_id)
+            self.checked_at = now
+        reason = self.blocked.get(mail.id)
+        if reason is None:
+            return None
+        return Outcome(mail.id, DeliveryStatus.SKIPPED, self.clock.now(), reason=reason)
+
+
 class _BatchSender:
     """Turns one pending mail into its `Outcome`: compose, pace, send, classify."""
 
@@ -112,19 +134,7 @@ class _BatchSender:
         try:
             code, reply = self.transport.send(self.composer.envelope_from, mail.email, composed.data)
         except Exception as exc:
-            error = classify(exc)
-            if error.kind != SendErrorKind.FAILED:
-                return Outcome(mail.id, DeliveryStatus.PENDING, now, error=error)
-            return Outcome(
-                mail.id,
-                DeliveryStatus.FAILED,
-                now,
-                reason=REJECTED_REASON,
-                code=error.code,
-                response=error.text,
-                message_id=composed.message_id,
-                error=error,
-            )
+            return self._rejected(mail, composed, classify(exc), now)
         return Outcome(
             mail.id,
             DeliveryStatus.SENT,
@@ -136,7 +146,37 @@ class _BatchSender:
             activity=self._activity(mail, composed, now),
         )
 
-    def _activity(self, mail: PendingMail, composed: Composed, now: datetime) -> Activity | None:
+    def _rejected(self, mail: PendingMail, composed: Composed, error: SendError, now: datetime) -> Outcome:
+        """A 4xx or a drop leaves the mail pending; a 5xx fails it, and "no such mailbox" also
+        suppresses the address (a hard bounce said at once)."""
+        if error.kind != SendErrorKind.FAILED:
+            return Outcome(mail.id, DeliveryStatus.PENDING, now, error=error)
+        bounced = error.mailbox_unknown
+        detail = f"hard bounce at send time: {error.summary}"
+        return Outcome(
+            mail.id,
+            DeliveryStatus.FAILED,
+            now,
+            reason=REJECTED_REASON,
+            code=error.code,
+            response=error.text,
+            message_id=composed.message_id,
+            error=error,
+            suppress_address=mail.email if bounced else None,
+            activity=self._activity(mail, composed, now, kind=ActivityKind.BOUNCE, detail=detail)
+            if bounced
+            else None,
+        )
+
+    def _activity(
+        self,
+        mail: PendingMail,
+        composed: Composed,
+        now: datetime,
+        *,
+        kind: ActivityKind = ActivityKind.MAILING,
+        detail: str | None = None,
+    ) -> Activity | None:
         if not self.mailing.activity_log:
             return None
         return Activity(
@@ -148,6 +188,8 @@ class _BatchSender:
             language=self.batch.language,
             salesperson=mail.sp_code,
             message_id=composed.message_id,
+            kind=kind,
+            detail=detail,
         )
 
 
@@ -161,6 +203,7 @@ def send_batch(
     compiled: CompiledVariant | None = None,
     store: DeliveryStore | None = None,
     clock: Clock | None = None,
+    composer: Composer | None = None,
 ) -> BatchResult:
     """Send the pending mails of one batch over one connection.
 
@@ -176,15 +219,16 @@ def send_batch(
     sender = _BatchSender(
         batch,
         mailing=mailing,
-        composer=Composer(mailing, variant),
+        composer=composer or composer_for(mailing, variant),
         transport=transport,
         clock=clock or Clock(),
     )
     left_pending: list[int] = []
+    recheck = Recheck(store, batch_id, sender.clock)
     with nullcontext() if batch.dry_run else transport:
         try:
             for index, mail in enumerate(mails):
-                outcome = sender.deliver(mail)
+                outcome = recheck.skip(mail) or sender.deliver(mail)
                 result.count(outcome)
                 if outcome.status != DeliveryStatus.PENDING:
                     store.record(outcome)

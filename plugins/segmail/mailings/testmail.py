@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select, text
 
 from segmail.addresses import safe_address
 from segmail.errors import NotFound, SegmailError
-from segmail.mailings.compose import Composer, Recipient, RenderFailed
+from segmail.mailings.compose import Recipient, RenderFailed, composer_for
 from segmail.mailings.definition import Mailing
 from segmail.mailings.render import SAMPLE_CONTACT, compile_variant
 from segmail.mailings.transport import Transport, classify
@@ -115,12 +115,13 @@ def _send_one(
     engine: Engine,
 ) -> dict:
     """Compose and send one language's test mail and log it in segmail_test_mails."""
-    composer = Composer(
+    composer = composer_for(
         mailing, compile_variant(mailing, lang), subject_prefix="[TEST] ", extra_headers=TEST_HEADERS
     )
     now = datetime.now(UTC)
     message_id = composer.message_id(0, f"test.{int(now.timestamp() * 1000)}.{lang}")
-    composed = composer.compose(to, message_id=message_id, date=now)
+    # Test links open the unsubscribe page but change nothing (a TEST-purpose token).
+    composed = composer.compose(to, message_id=message_id, date=now, links=composer.links.for_test_mail())
     if isinstance(composed, RenderFailed):
         raise composed.error
     status, error = TestMailStatus.SENT, None

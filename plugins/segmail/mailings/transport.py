@@ -8,6 +8,7 @@ mail is final), a 4xx or an unknown error `TRANSIENT` (retry later), a lost conn
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 from dataclasses import dataclass
@@ -85,11 +86,23 @@ class SendErrorKind(StrEnum):
     DISCONNECTED = "disconnected"  # the connection is gone: the rest of the batch waits too
 
 
+_MAILBOX_UNKNOWN = re.compile(
+    r"\b5\.1\.(?:1|10)\b|user unknown|unknown user|no such (?:user|mailbox|recipient)"
+    r"|mailbox (?:does not|doesn't) exist|recipient address rejected: user",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class SendError:
     kind: SendErrorKind
     code: int | None
     text: str
+
+    @property
+    def mailbox_unknown(self) -> bool:
+        """A permanent "no such mailbox" (5.1.1, 5.1.10, 550 user unknown): a hard bounce, said at once."""
+        return self.kind == SendErrorKind.FAILED and bool(_MAILBOX_UNKNOWN.search(self.text))
 
     @property
     def summary(self) -> str:

@@ -74,7 +74,11 @@ def test_newsletter_languages_headers_parts_attachments_and_skips(newsletter_aud
     assert received["chloe@example.ca"][0]["Subject"].startswith("Chloé, votre lettre")  # fr-CA -> fr
     assert "your newsletter" in received["giulia@example.it"][0]["Subject"]  # it -> default en
     assert anna["Reply-To"] == "service@autohaus-demo.example"
-    assert anna["List-Unsubscribe"].startswith("<mailto:unsubscribe@")
+    assert anna["List-Unsubscribe"].startswith("<https://unsubscribe.autohaus-demo.example/u/u.")
+    assert "<mailto:unsubscribe+u." in anna["List-Unsubscribe"]
+    assert anna["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert anna["List-Id"] == "Monthly newsletter <newsletter.autohaus-demo.example>"
+    assert received["chloe@example.ca"][0]["List-Unsubscribe"] != anna["List-Unsubscribe"]
     assert anna["Date"] is not None
     html = anna.get_body(("html",)).get_content()
     plain = anna.get_body(("plain",)).get_content()

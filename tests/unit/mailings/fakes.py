@@ -66,6 +66,8 @@ class FakeStore:
     buffer: list[Outcome] = field(default_factory=list)
     failed_reasons: dict[int, str] = field(default_factory=dict)
     flushes: int = 0
+    blocked_now: dict[int, str] = field(default_factory=dict)  # what `blocked` answers at this moment
+    blocked_calls: int = 0
 
     def __post_init__(self) -> None:
         self.status = self.status or {m.id: DeliveryStatus.PENDING for m in self.mails}
@@ -73,6 +75,10 @@ class FakeStore:
     def load_batch(self, batch_id: int) -> tuple[Batch, list[PendingMail]]:
         batch = Batch(batch_id, self.run_id, "spring", "en", self.dry_run)
         return batch, [m for m in self.mails if self.status[m.id] == DeliveryStatus.PENDING]
+
+    def blocked(self, batch_id: int) -> dict[int, str]:
+        self.blocked_calls += 1
+        return dict(self.blocked_now)
 
     def record(self, outcome: Outcome) -> None:
         self.buffer.append(outcome)
@@ -100,6 +106,7 @@ class FakeTransport:
 
     replies: dict[str, object] = field(default_factory=dict)
     sent: list[tuple[str, str, bytes]] = field(default_factory=list)
+    after_send: object = None  # called with the recipient after each accepted mail
     opened: int = 0
     closed: int = 0
     connected: bool = False
@@ -119,6 +126,8 @@ class FakeTransport:
         if isinstance(reply, BaseException):
             raise reply
         self.sent.append((envelope_from, recipient, data))
+        if self.after_send is not None:
+            self.after_send(recipient)
         return reply
 
     def refuse(self, recipient: str, code: int, text: str) -> None:

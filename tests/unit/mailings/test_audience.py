@@ -9,12 +9,15 @@ from segmail.mailings.audience import select_deliveries, skip_reason
 from segmail.store.models import DeliveryStatus
 from unit.mailings.fakes import mailing
 
-Contact = namedtuple("Contact", "id email email_key email_opt_out language segment_id")
+Contact = namedtuple("Contact", "id email email_key email_opt_out language segment_id suppressed")
 
 
-def contact(contact_id: int, email: str | None = None, *, opted_out=False, language="en") -> Contact:
+def contact(
+    contact_id: int, email: str | None = None, *, opted_out=False, language="en", suppressed=None
+) -> Contact:
     email = email if email is not None else f"c{contact_id}@example.com"
-    return Contact(contact_id, email or None, (email or "").casefold() or None, opted_out, language, 1)
+    key = (email or "").casefold() or None
+    return Contact(contact_id, email or None, key, opted_out, language, 1, suppressed)
 
 
 def multilingual():
@@ -86,6 +89,15 @@ def test_an_opt_out_covers_every_contact_sharing_the_address():
     assert [d[5] for d in deliveries] == [
         "opted out: another contact with this address opted out",
         "opted out",
+    ]
+
+
+def test_a_suppressed_address_is_skipped_with_the_suppressions_reason():
+    contacts = [contact(1, suppressed="hard bounce: 550 5.1.1 no such user"), contact(2)]
+    deliveries, _ = select_deliveries(contacts, mailing(), languages=None, max_recipients=None)
+    assert [(d[4], d[5]) for d in deliveries] == [
+        (DeliveryStatus.SKIPPED, "suppressed: hard bounce: 550 5.1.1 no such user"),
+        (DeliveryStatus.PENDING, None),
     ]
 
 

@@ -182,3 +182,39 @@ def test_an_empty_batch_opens_no_connection():
         "last_error": None,
     }
     assert transport.opened == 0
+
+
+def test_an_opt_out_that_arrives_while_sending_is_honoured_for_the_mails_not_yet_sent():
+    store = FakeStore([pending_mail(i) for i in range(1, 5)])
+    clock = FakeClock()
+    transport = FakeTransport()
+
+    def opt_out_after_the_first(recipient: str) -> None:
+        store.blocked_now = {3: "opted out during the run"}
+        clock.t += 1.0  # time passes: the next mail looks again
+
+    transport.after_send = opt_out_after_the_first
+    result = send(store, transport, clock=clock)
+    assert transport.recipients == ["c1@example.com", "c2@example.com", "c4@example.com"]
+    assert store.status[3] == SKIPPED and store.written[3].reason == "opted out during the run"
+    assert (result.sent, result.skipped) == (3, 1)
+
+
+def test_blocked_addresses_are_not_reread_for_every_mail():
+    store = FakeStore([pending_mail(i) for i in range(1, 51)])
+    send(store, FakeTransport(), clock=FakeClock())  # the fake clock stands still
+    assert store.blocked_calls == 1
+
+
+def test_mailbox_unknown_suppresses_the_address_and_logs_a_bounce():
+    store = FakeStore([pending_mail(1), pending_mail(2)])
+    transport = FakeTransport()
+    transport.refuse(
+        "c1@example.com", 550, "5.1.1 <c1@example.com>: Recipient address rejected: User unknown"
+    )
+    transport.refuse("c2@example.com", 554, "5.7.1 Message rejected as spam")
+    send(store, transport)
+    bounced, spam = store.written[1], store.written[2]
+    assert bounced.status == FAILED and bounced.suppress_address == "c1@example.com"
+    assert bounced.activity.kind == "bounce" and "550 5.1.1" in bounced.activity.detail
+    assert spam.status == FAILED and spam.suppress_address is None and spam.activity is None
