@@ -13,8 +13,10 @@ messages of the same size over raw smtplib connections with the same concurrency
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
+import secrets
 import shutil
 import smtplib
 import subprocess
@@ -39,12 +41,29 @@ def make_include(folder: Path) -> None:
         f"    attachments: [attachments/preisliste-fruehjahr.pdf]"
         for lang in LANGUAGES
     )
-    (folder / "mailings" / "bench.yaml").write_text(
-        'name: Bench\naudience: {segments: [Newsletter]}\nfrom: "Bench <bench@bench.example>"\n'
-        'default_language: en\nbatch_size: 1000\nactivity_log: true\nlist_unsubscribe: "<mailto:u@bench.example>"\n'
-        f"variants:\n{variants}\n",
+    common = (
+        'audience: {segments: [Newsletter]}\nfrom: "Bench <bench@bench.example>"\n'
+        f"default_language: en\nbatch_size: 1000\nactivity_log: true\nvariants:\n{variants}\n"
+    )
+    (folder / "mailings" / "bench.yaml").write_text("name: Bench\n" + common, encoding="utf-8")
+    (folder / "mailings" / "bench_signed.yaml").write_text(
+        "name: Bench signed\ndkim: {domain: bench.example, selector: bench, key_conn_id: bench_dkim}\n"
+        + common,
         encoding="utf-8",
     )
+
+
+def dkim_private_key() -> str:
+    """A fresh RSA-2048 key in PEM, as a `dkim.key_conn_id` connection's password holds it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 def seed_contacts(engine, n: int) -> None:  # noqa: ANN001
@@ -107,16 +126,17 @@ def seed_contacts(engine, n: int) -> None:  # noqa: ANN001
         )
 
 
-def _send_one_batch(batch_id: int) -> dict:
+def _send_one_batch(args: tuple[str, int]) -> dict:
     from segmail.mailings.definition import get_mailing
     from segmail.mailings.send import send_batch
     from segmail.mailings.transport import SmtpHookTransport
 
-    mailing = get_mailing("bench")
+    slug, batch_id = args
+    mailing = get_mailing(slug)
     return send_batch(batch_id, mailing=mailing, transport=SmtpHookTransport("smtp_default")).as_dict()
 
 
-def run_segmail(n: int, concurrency: int) -> tuple[float, dict]:
+def run_segmail(n: int, concurrency: int, slug: str = "bench") -> tuple[float, dict]:
     from segmail.mailings.audience import freeze_audience
     from segmail.mailings.definition import get_mailing
     from segmail.mailings.deliveries import plan_batches
@@ -124,12 +144,12 @@ def run_segmail(n: int, concurrency: int) -> tuple[float, dict]:
     from segmail.store.read import run_totals
 
     engine = make_engine()
-    mailing = get_mailing("bench")
+    mailing = get_mailing(slug)
     start = time.perf_counter()
-    run_id = freeze_audience(mailing, dag_run_id="bench", engine=engine)
+    run_id = freeze_audience(mailing, dag_run_id=slug, engine=engine)
     batches = plan_batches(run_id, batch_size=mailing.batch_size, engine=engine)
     with multiprocessing.get_context("spawn").Pool(concurrency) as pool:
-        results = pool.map(_send_one_batch, [b["batch_id"] for b in batches], chunksize=1)
+        results = pool.map(_send_one_batch, [(slug, b["batch_id"]) for b in batches], chunksize=1)
     seconds = time.perf_counter() - start
     totals = run_totals(run_id, engine=engine)
     assert totals["sent"] == n, totals
@@ -174,6 +194,12 @@ def main() -> None:
             "SEGMAIL_INCLUDE_DIR": str(include),
             "SEGMAIL_DB_URL": f"sqlite:///{work / 'bench.db'}",
             "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true&timeout=30",
+            "SEGMAIL_PUBLIC_URL": "https://unsubscribe.bench.example",
+            "SEGMAIL_UNSUBSCRIBE_MAILTO": "unsubscribe@bench.example",
+            "AIRFLOW_CONN_SEGMAIL_SIGNING": json.dumps(
+                {"conn_type": "generic", "password": secrets.token_hex(32)}
+            ),
+            "AIRFLOW_CONN_BENCH_DKIM": json.dumps({"conn_type": "generic", "password": dkim_private_key()}),
         }
     )
     sink = subprocess.Popen(
@@ -194,11 +220,14 @@ def main() -> None:
         )
 
         seconds, totals = run_segmail(args.contacts, args.concurrency)
+        signed_seconds, _ = run_segmail(args.contacts, args.concurrency, slug="bench_signed")
         # A representative pre-built message of the same shape for the baseline.
         from sqlalchemy import text
 
         with engine.connect() as conn:
-            size = conn.execute(text("SELECT COUNT(*) FROM segmail_activity_log")).scalar_one()
+            size = conn.execute(
+                text("SELECT COUNT(*) FROM segmail_activity_log WHERE mailing = 'bench'")
+            ).scalar_one()
         from segmail.mailings.definition import get_mailing
         from segmail.mailings.mime import MessageFactory
         from segmail.mailings.render import SAMPLE_CONTACT, compile_variant, message_context
@@ -224,8 +253,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     rate, base_rate = args.contacts / seconds, args.contacts / base
+    signed_rate = args.contacts / signed_seconds
     print(f"\n{'':<44} {'seconds':>8} {'messages/s':>11}")
     print(f"{'segmail (freeze, plan, render, MIME, send, status)':<44} {seconds:>8.1f} {rate:>11,.0f}")
+    print(f"{'segmail, DKIM-signed (RSA-2048)':<44} {signed_seconds:>8.1f} {signed_rate:>11,.0f}")
     print(f"{'baseline: raw smtplib, pre-built messages':<44} {base:>8.1f} {base_rate:>11,.0f}")
     print(
         f"\nsegmail / baseline: {rate / base_rate:.0%}; message size {len(message):,} bytes; "

@@ -43,47 +43,33 @@ from segmail.orchestration.assets import CONTACTS_ASSET
 def contacts_import():
     @task
     def find_files(params: dict) -> list[str]:
-        """Bring the schema up to date, then list the inbox (paths only: XCom carries references)."""
-        from segmail.imports import inbox
-        from segmail.store import migrate
+        """Check the schema, then list the inbox (paths only: XCom carries references)."""
+        from segmail.orchestration import tasks
 
-        migrate.upgrade()
-        return inbox.list_inbox(params["inbox"] or None)
+        return tasks.find_inbox_files(params["inbox"])
 
     @task(map_index_template="{{ file_name }}", max_active_tis_per_dag=1)
     def import_file(path: str, params: dict, run_id: str) -> dict:
-        from airflow.sdk import get_current_context
-        from segmail.imports import inbox
+        from segmail.orchestration import tasks
 
-        get_current_context()["file_name"] = path.rsplit("/", 1)[-1]
-        return inbox.import_inbox_file(path, mode=params["mode"], source=f"dag:{run_id}")
+        return tasks.import_inbox_file(path, mode=params["mode"], run_id=run_id)
 
     @task(outlets=[CONTACTS_ASSET], trigger_rule="none_failed")
     def summarize(results: list[dict], params: dict, outlet_events=None) -> dict:
         """Emit the Asset event with the totals; skip (no event) when no file was imported."""
-        from airflow.sdk.exceptions import AirflowSkipException
-        from segmail.imports import inbox
+        from segmail.orchestration import tasks
 
-        # Index by length: iterating a lazy XCom sequence probes one past the end and logs an error.
-        totals = inbox.summarize([results[i] for i in range(len(results))] if results else [])
-        if not totals["imported_files"]:
-            raise AirflowSkipException(f"no file imported: {totals}")
+        totals = tasks.import_totals(results)
         outlet_events[CONTACTS_ASSET].extra = totals
-        if params["notify_to"]:
-            from segmail.orchestration.notify import send_import_notice
-
-            send_import_notice(to=params["notify_to"], totals=totals)
+        tasks.notify_import(to=params["notify_to"], totals=totals)
         return totals
 
     @task(trigger_rule="none_failed")
     def check_rejected_files(results: list[dict]) -> None:
         """Turn the run red when a whole file was rejected, after the good files have landed."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from segmail.orchestration import tasks
 
-        results = [results[i] for i in range(len(results))] if results else []
-        rejected = [f"{r['file_name']}: {r['error']}" for r in results if r.get("status") == "rejected"]
-        if rejected:
-            raise AirflowFailException("rejected files (moved to rejected/):\n" + "\n".join(rejected))
+        tasks.fail_on_rejected_files(results)
 
     results = import_file.expand(path=find_files())
     summarize(results)

@@ -40,24 +40,9 @@ _LANGUAGES = sorted({code for m in _MAILINGS.values() for code in m.variants})
 def mailing_test_mail():
     @task(retries=0)
     def send_test_mail(params: dict, run_id: str) -> list[dict]:
-        from airflow.sdk.exceptions import AirflowFailException
-        from segmail.errors import SegmailError
-        from segmail.mailings import definition, send, testmail
-        from segmail.store import migrate
+        from segmail.orchestration import tasks
 
-        migrate.upgrade()
-        try:
-            mailing = definition.get_mailing(params["mailing"])
-            return testmail.send_test_mails(
-                mailing,
-                transport=send.SmtpHookTransport(mailing.smtp_conn_id),
-                language=params["language"],
-                contact_key=params["contact"] or None,
-                recipient=params["recipient"] or None,
-                dag_run_id=run_id,
-            )
-        except SegmailError as exc:
-            raise AirflowFailException(str(exc)) from None
+        return tasks.send_test_mail(params, run_id)
 
     send_test_mail()
 

@@ -1,12 +1,9 @@
-"""One `mailing__<slug>` DAG per file in include/mailings/ (built by segmail.orchestration.mailing_dag)."""
+"""One Airflow DAG `mailing__<slug>` per valid file in include/mailings/ (built by
+segmail.orchestration.mailing_dag). A broken file hides no other mailing: it is reported as the import
+error of dags/mailing_definition_errors.py, naming the file and the field."""
 
 from __future__ import annotations
 
-from segmail.mailings.definition import load_mailings
-from segmail.orchestration.mailing_dag import build_mailing_dag
+from segmail.orchestration.mailing_dag import build_mailing_dags
 
-_mailings, _errors = load_mailings()
-for _slug, _mailing in _mailings.items():
-    globals()[_mailing.dag_id] = build_mailing_dag(_mailing)
-if _errors:  # shown as an import error in the Airflow UI, naming the file and the field
-    raise ValueError("invalid mailing definition(s): " + " | ".join(_errors.values()))
+globals().update(build_mailing_dags())

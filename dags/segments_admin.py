@@ -10,18 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import Param, dag, task
-
-ACTIONS = [
-    "list_segments",
-    "create_segment",
-    "rename_segment",
-    "delete_segment",
-    "assign",
-    "unassign",
-    "set_segment_salesperson",
-    "add_salesperson",
-    "list_salespeople",
-]
+from segmail.orchestration.admin_actions import ADMIN_ACTIONS
 
 
 @dag(
@@ -31,7 +20,7 @@ ACTIONS = [
     doc_md=__doc__,
     tags=["segmail", "admin"],
     params={
-        "action": Param("list_segments", enum=ACTIONS, description="What to do."),
+        "action": Param("list_segments", enum=list(ADMIN_ACTIONS), description="What to do."),
         "segment": Param("", type="string", description="Segment name."),
         "new_name": Param("", type="string", description="New name (rename_segment)."),
         "salesperson": Param("", type="string", description="Salesperson code."),
@@ -53,16 +42,9 @@ def segments_admin():
     @task(retries=0)
     def run_action(params: dict) -> dict:
         """One transaction per action; a mistake fails the task with the reason, nothing half-done."""
-        from airflow.sdk.exceptions import AirflowFailException
-        from segmail.errors import SegmailError
-        from segmail.orchestration import admin_actions
-        from segmail.store import migrate
+        from segmail.orchestration import tasks
 
-        migrate.upgrade()
-        try:
-            return admin_actions.run_action(**dict(params))
-        except SegmailError as exc:
-            raise AirflowFailException(str(exc)) from None
+        return tasks.run_admin_action(params)
 
     run_action()
 

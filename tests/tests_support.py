@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def get_dag(dag_id: str):  # noqa: ANN201
+if TYPE_CHECKING:
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk import DAG
+
+
+def get_dag(dag_id: str) -> DAG:
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag().get_dag(dag_id)
@@ -11,7 +17,7 @@ def get_dag(dag_id: str):  # noqa: ANN201
     return dag
 
 
-def states(dag_run) -> dict[str, str]:  # noqa: ANN001
+def states(dag_run: DagRun) -> dict[str, str]:
     return {
         (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index}]"): ti.state
         for ti in dag_run.get_task_instances()

@@ -1,4 +1,4 @@
-"""The import DAGs run end to end with dag.test(), with segmail's data on SQLite and on PostgreSQL."""
+"""The contacts_import DAG runs end to end with dag.test(), with segmail's data on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -76,26 +76,6 @@ def test_contacts_import_dag_imports_archives_rejects_and_never_imports_twice(en
             conn.execute(text("SELECT COUNT(*) FROM segmail_import_runs WHERE status = 'succeeded'")).scalar()
             == 1
         )
-
-
-@pytest.mark.airflow
-def test_segments_admin_dag_runs_form_actions(engine, airflow_home):
-    dag = get_dag("segments_admin")
-    run = dag.test(
-        run_conf={
-            "action": "add_salesperson",
-            "salesperson": "jd",
-            "salesperson_name": "Jane",
-            "salesperson_email": "jane@example.com",
-        }
-    )
-    assert run.state == "success"
-    run = dag.test(run_conf={"action": "create_segment", "segment": "Region North", "salesperson": "JD"})
-    assert run.state == "success"
-    assert segments.list_segments(engine=engine)[0]["salesperson"] == "JD"
-    bad = dag.test(run_conf={"action": "create_segment", "segment": "Region North"})
-    assert bad.state == "failed"
-    assert len(segments.list_segments(engine=engine)) == 1
 
 
 @pytest.mark.airflow

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 DAGS = sorted((Path(__file__).resolve().parents[2] / "dags").glob("*.py"))
+# Files whose only job is to report problems as import errors; with valid definitions they define nothing.
+REPORTERS = {"mailing_definition_errors.py"}
 
 
 @pytest.mark.parametrize("dag_file", DAGS, ids=lambda p: p.name)
@@ -17,6 +19,9 @@ def test_dag_file_imports_without_errors(dag_file, airflow_home):
 
     bag = DagBag(dag_folder=str(dag_file))
     assert bag.import_errors == {}
+    if dag_file.name in REPORTERS:
+        assert not bag.dags, f"{dag_file.name} only reports errors; it defines no DAG"
+        return
     assert bag.dags, f"{dag_file.name} defines no DAG"
     for dag in bag.dags.values():
         assert dag.doc_md, f"{dag.dag_id} has no doc_md"

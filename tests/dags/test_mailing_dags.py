@@ -44,25 +44,12 @@ def test_newsletter_dag_sends_in_mapped_batches_and_summarizes(newsletter_audien
     with engine.connect() as conn:
         status, totals = conn.execute(text("SELECT status, totals FROM segmail_mailing_runs")).one()
     assert status == "succeeded" and '"sent": 4' in totals
-    # The send task links to its run's page (operator extra link, pushed when the task ran).
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
+    # The DAG run resolves to its mailing run: what the plugin's "Mailing run" tab of the run opens.
+    from segmail.store.read import mailing_run_id
 
-    with create_session() as session:
-        links = (
-            session.query(XComModel.value)
-            .filter(
-                XComModel.dag_id == "mailing__newsletter",
-                XComModel.run_id == run.run_id,
-                XComModel.task_id == "send_batch",
-                XComModel.key == "_link_MailingRunLink",
-            )
-            .all()
-        )
     with engine.connect() as conn:
-        mailing_run_id = conn.execute(text("SELECT id FROM segmail_mailing_runs")).scalar_one()
-    assert len(links) == 3
-    assert {str(v[0]).strip('"') for v in links} == {f"/segmail/runs/{mailing_run_id}"}
+        run_id = conn.execute(text("SELECT id FROM segmail_mailing_runs")).scalar_one()
+    assert mailing_run_id(mailing="newsletter", dag_run_id=run.run_id, engine=engine) == run_id
 
 
 @pytest.mark.airflow
@@ -139,3 +126,13 @@ def test_mailing_schedules_map_to_airflow_schedules(schedule, expected):
         ["de", "en", "fr"],
         0,
     )
+
+
+def test_send_tasks_use_the_smtp_pool_configured_when_the_dag_is_built(monkeypatch):
+    from segmail.mailings.definition import get_mailing
+    from segmail.orchestration.mailing_dag import build_mailing_dag
+
+    monkeypatch.setenv("SEGMAIL_SMTP_POOL", "bulk_smtp")
+    assert build_mailing_dag(get_mailing("newsletter")).get_task("send_batch").pool == "bulk_smtp"
+    monkeypatch.delenv("SEGMAIL_SMTP_POOL")
+    assert build_mailing_dag(get_mailing("newsletter")).get_task("send_batch").pool == "smtp"

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+SEGMENT_COLUMNS = ("name", "salesperson", "members", "description")
+
 
 def format_table(rows: list[dict], columns: Sequence[str]) -> str:
     if not rows:
@@ -29,15 +31,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from segmail.imports.pipeline import import_file
+    from segmail.store.read import IMPORT_COUNTS
 
     result = import_file(Path(args.file), mode=args.mode, report_path=args.report)
     if result.status != "succeeded":
         print(f"error: {result.file_name} rejected: {result.error}", file=sys.stderr)
         return 1
-    counts = {
-        k: getattr(result, k)
-        for k in ("rows", "created", "updated", "unchanged", "rejected", "duplicates", "warnings")
-    }
+    counts = {k: getattr(result, k) for k in IMPORT_COUNTS}
     print(f"imported {result.file_name} ({result.mode}, import run {result.import_run_id})")
     print("  ".join(f"{k}={v}" for k, v in counts.items()))
     if result.report_path:
@@ -77,7 +77,7 @@ def cmd_segments(args: argparse.Namespace) -> int:
         for key in result.not_found:
             print(f"not found: {key}", file=sys.stderr)
     else:
-        print(format_table(segments.list_segments(), ("name", "salesperson", "members", "description")))
+        print(format_table(segments.list_segments(), SEGMENT_COLUMNS))
     return 0
 
 
@@ -99,30 +99,13 @@ def cmd_contacts(args: argparse.Namespace) -> int:
 
 
 def cmd_imports(args: argparse.Namespace) -> int:
-    from segmail.store.read import recent_imports
+    from segmail.store.read import IMPORT_COUNTS, recent_imports
 
     rows = recent_imports(limit=args.limit)
     if args.format == "json":
         print(json.dumps(rows, default=str, indent=2))
     else:
-        print(
-            format_table(
-                rows,
-                (
-                    "id",
-                    "file_name",
-                    "status",
-                    "rows",
-                    "created",
-                    "updated",
-                    "unchanged",
-                    "rejected",
-                    "duplicates",
-                    "warnings",
-                    "finished_at",
-                ),
-            )
-        )
+        print(format_table(rows, ("id", "file_name", "status", *IMPORT_COUNTS, "finished_at")))
     return 0
 
 
@@ -195,13 +178,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segmail", description="Scheduled segment mailings on Airflow.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_db(sub: argparse._SubParsersAction) -> None:
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
 
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
     imp = sub.add_parser("import", help="import one contact CSV file")
     imp.add_argument("file")
     imp.add_argument(
@@ -218,15 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--format", choices=("table", "json"), default="table")
     imports.set_defaults(func=cmd_imports)
 
+
+def _add_salespeople(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("salespeople", help="salespeople").add_subparsers(dest="action", required=True)
     add = sp.add_parser("add", help="add or update a salesperson")
     add.add_argument("code")
     add.add_argument("--name")
     add.add_argument("--email")
-    sp.add_parser("list")
-    for p in (add, sp.choices["list"]):
+    listing = sp.add_parser("list")
+    for p in (add, listing):
         p.set_defaults(func=cmd_salespeople)
 
+
+def _add_segments(sub: argparse._SubParsersAction) -> None:
     seg = sub.add_parser("segments", help="segments").add_subparsers(dest="action", required=True)
     create = seg.add_parser("create")
     create.add_argument("name")
@@ -246,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (create, rename, delete, listing, assign, unassign):
         p.set_defaults(func=cmd_segments)
 
+
+def _add_contacts(sub: argparse._SubParsersAction) -> None:
     con = sub.add_parser("contacts", help="contacts").add_subparsers(dest="action", required=True)
     export = con.add_parser("export")
     export.add_argument("--segment")
@@ -257,12 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("key")
         p.add_argument("--source", default="cli")
         p.set_defaults(func=cmd_contacts)
+
+
+def _add_mailings(sub: argparse._SubParsersAction) -> None:
     mail = sub.add_parser("mailings", help="mailing definitions").add_subparsers(dest="action", required=True)
     mail.add_parser("list").set_defaults(func=cmd_mailings)
     mail.add_parser(
         "validate", help="render every variant with strict variables, check attachments"
     ).set_defaults(func=cmd_mailings)
 
+
+def _add_status(sub: argparse._SubParsersAction) -> None:
     st = sub.add_parser("status", help="mailing runs and their mails")
     st.add_argument("mailing", nargs="?")
     st.add_argument("--run", type=int, help="list the mails of this run")
@@ -271,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--limit", type=int, default=20)
     st.add_argument("--format", choices=("table", "json"), default="table")
     st.set_defaults(func=cmd_status)
+
+
+COMMANDS = (_add_db, _add_import, _add_salespeople, _add_segments, _add_contacts, _add_mailings, _add_status)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segmail", description="Scheduled segment mailings on Airflow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_command in COMMANDS:
+        add_command(sub)
     return parser
 
 

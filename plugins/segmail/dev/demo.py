@@ -11,6 +11,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segmail.dev.local import (
     configure_environment,
@@ -20,12 +21,17 @@ from segmail.dev.local import (
     seed_sample_setup,
 )
 
+if TYPE_CHECKING:
+    from airflow.models.dagrun import DagRun
+
+    from segmail.dev.smtpsink import SmtpSink
+
 
 def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def run_dag(dag_id: str, conf: dict):  # noqa: ANN201 - a DagRun
+def run_dag(dag_id: str, conf: dict) -> DagRun:
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag().get_dag(dag_id)
@@ -37,26 +43,10 @@ def run_dag(dag_id: str, conf: dict):  # noqa: ANN201 - a DagRun
 def print_import_report(import_run_ids: list[int]) -> None:
     from segmail.cli.main import format_table
     from segmail.store.db import default_engine
-    from segmail.store.read import iter_issues, recent_imports
+    from segmail.store.read import IMPORT_COUNTS, iter_issues, recent_imports
 
     runs = [r for r in recent_imports(limit=20) if r["id"] in import_run_ids]
-    print(
-        format_table(
-            runs,
-            (
-                "id",
-                "file_name",
-                "status",
-                "rows",
-                "created",
-                "updated",
-                "unchanged",
-                "rejected",
-                "duplicates",
-                "warnings",
-            ),
-        )
-    )
+    print(format_table(runs, ("id", "file_name", "status", *IMPORT_COUNTS)))
     for run_id in import_run_ids:
         rows = [
             {
@@ -93,17 +83,18 @@ def print_mailing_status(run_id: int) -> None:
         )
 
 
-def main() -> int:
+def prepare() -> None:
     configure_environment()
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-    from segmail.cli.main import format_table
-    from segmail.contacts import segments
-    from segmail.settings import database_url
+    from segmail.settings import airflow_home, database_url
 
-    step(f"Airflow home {os.environ['AIRFLOW_HOME']}; segmail database {database_url()}")
+    step(f"Airflow home {airflow_home()}; segmail database {database_url()}")
     migrate_databases()
     seed_sample_setup()
 
+
+def import_sample() -> dict | None:
+    """The sample file through contacts_import; the run's totals, or None when it did not complete."""
     step("Dropping the sample contact file into the inbox")
     # A new name each time, so a second demo shows a re-import that changes nothing.
     target = drop_sample_into_inbox()
@@ -112,43 +103,69 @@ def main() -> int:
 
     step("Running the contacts_import DAG (dag.test)")
     run = run_dag("contacts_import", {"inbox": str(inbox_dir), "mode": "merge"})
-    tis = {ti.task_id: ti for ti in run.get_task_instances() if ti.task_id == "summarize"}
+    summary = next((ti for ti in run.get_task_instances() if ti.task_id == "summarize"), None)
     print(f"contacts_import run {run.run_id}: {run.state}")
-    if "summarize" not in tis or tis["summarize"].state != "success":
+    if summary is None or summary.state != "success":
         print("the import did not complete; see the task logs above", file=sys.stderr)
-        return 1
-    totals = tis["summarize"].xcom_pull(task_ids="summarize")
+        return None
+    totals = summary.xcom_pull(task_ids="summarize")
 
     step("Import report")
     print_import_report(totals["import_run_ids"])
     print(f"\nArchived file and its report CSV: {inbox_dir / 'archive'}")
+    return totals
+
+
+def print_segments() -> None:
+    from segmail.cli.main import SEGMENT_COLUMNS, format_table
+    from segmail.contacts import segments
 
     step("Segments")
-    print(format_table(segments.list_segments(), ("name", "salesperson", "members", "description")))
+    print(format_table(segments.list_segments(), SEGMENT_COLUMNS))
 
+
+def send_newsletter(sink: SmtpSink, outbox: Path) -> tuple[DagRun, int]:
+    step(f"Sending the newsletter (mailing__newsletter) to a local SMTP server on port {sink.port}")
+    run = run_dag("mailing__newsletter", {})
+    print(f"mailing__newsletter run {run.run_id}: {run.state}")
+    freeze = next(ti for ti in run.get_task_instances() if ti.task_id == "freeze_audience")
+    mailing_run_id = freeze.xcom_pull(task_ids="freeze_audience")
+    print_mailing_status(mailing_run_id)
+    print(f"\n{len(sink.messages)} mails received, stored as .eml files in {outbox}")
+    return run, mailing_run_id
+
+
+def send_test_mail(sink: SmtpSink) -> DagRun:
+    step("Test mail to the salesperson of the newsletter's segment (mailing_test_mail)")
+    before = len(sink.messages)
+    run = run_dag("mailing_test_mail", {"mailing": "newsletter", "language": "all"})
+    for received in sink.messages[before:]:
+        message = received.parsed()
+        print(f"  to {received.recipients[0]}: {message['Subject']}")
+    print(f"mailing_test_mail run {run.run_id}: {run.state}")
+    return run
+
+
+def send_mailings() -> tuple[DagRun, DagRun, int]:
+    """The newsletter and its test mail, into a local SMTP server that keeps every mail as .eml."""
     from segmail.dev.smtpsink import SmtpSink
+    from segmail.settings import airflow_home
 
-    outbox = (
-        Path(os.environ["AIRFLOW_HOME"]) / "segmail" / "outbox" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    )
+    outbox = airflow_home() / "segmail" / "outbox" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     with SmtpSink(store_dir=outbox) as sink:
         os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_uri
         ensure_smtp_pool()
-        step(f"Sending the newsletter (mailing__newsletter) to a local SMTP server on port {sink.port}")
-        run = run_dag("mailing__newsletter", {})
-        print(f"mailing__newsletter run {run.run_id}: {run.state}")
-        summary = next(ti for ti in run.get_task_instances() if ti.task_id == "freeze_audience")
-        mailing_run_id = summary.xcom_pull(task_ids="freeze_audience")
-        print_mailing_status(mailing_run_id)
-        print(f"\n{len(sink.messages)} mails received, stored as .eml files in {outbox}")
+        run, mailing_run_id = send_newsletter(sink, outbox)
+        test_run = send_test_mail(sink)
+    return run, test_run, mailing_run_id
 
-        step("Test mail to the salesperson of the newsletter's segment (mailing_test_mail)")
-        before = len(sink.messages)
-        test_run = run_dag("mailing_test_mail", {"mailing": "newsletter", "language": "all"})
-        for received in sink.messages[before:]:
-            message = received.parsed()
-            print(f"  to {received.recipients[0]}: {message['Subject']}")
-        print(f"mailing_test_mail run {test_run.run_id}: {test_run.state}")
+
+def main() -> int:
+    prepare()
+    if import_sample() is None:
+        return 1
+    print_segments()
+    run, test_run, mailing_run_id = send_mailings()
     print(
         "\nMore: .venv/bin/segmail status newsletter | .venv/bin/segmail status --run "
         f"{mailing_run_id} | .venv/bin/segmail status --tests"

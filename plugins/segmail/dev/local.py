@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the checkout: plugins/segmail/dev/local.py
 SMTP_POOL_SLOTS = 4
 
 
@@ -26,17 +26,19 @@ def configure_environment() -> None:
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    os.environ.setdefault("SEGMAIL_INCLUDE_DIR", str(ROOT / "include"))
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
 def home() -> Path:
-    return Path(os.environ["AIRFLOW_HOME"])
+    from segmail.settings import airflow_home
+
+    return airflow_home()
 
 
 def migrate_databases() -> None:
+    """Deploy-time migrations of both databases (tasks only check that segmail's is at head)."""
     from segmail.store import migrate
 
     result = subprocess.run(["airflow", "db", "migrate"], capture_output=True, text=True)
@@ -64,10 +66,16 @@ def seed_sample_setup() -> None:
 
 
 def ensure_smtp_pool() -> None:
+    """The pool the mailing DAGs' send tasks run in (SEGMAIL_SMTP_POOL, default `smtp`)."""
     from airflow.models.pool import Pool
 
+    from segmail import settings
+
     Pool.create_or_update_pool(
-        "smtp", slots=SMTP_POOL_SLOTS, description="segmail: concurrent SMTP batches", include_deferred=False
+        settings.current().smtp_pool,
+        slots=SMTP_POOL_SLOTS,
+        description="segmail: concurrent SMTP batches",
+        include_deferred=False,
     )
 
 
@@ -109,9 +117,11 @@ def start_smtp_sink(port: int) -> subprocess.Popen:
 def run_airflow() -> int:
     """`make airflow`: prepare everything, then `airflow standalone` until Ctrl-C."""
     configure_environment()
+    from segmail import settings
     from segmail.dev.smtpsink import free_port
 
-    port = int(os.environ.get("SEGMAIL_UI_PORT", "8080"))
+    config = settings.current()
+    port = config.ui_port
     os.environ["AIRFLOW__API__PORT"] = str(port)
     # Task processes report to the api-server's execution API: same port as the UI.
     os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
@@ -121,7 +131,7 @@ def run_airflow() -> int:
     seed_sample_setup()
     ensure_smtp_pool()
     sample = drop_sample_into_inbox()
-    sink = start_smtp_sink(int(os.environ.get("SEGMAIL_SMTP_PORT", 0)) or free_port())
+    sink = start_smtp_sink(config.smtp_port or free_port())
     print(
         f"""
 segmail on Airflow

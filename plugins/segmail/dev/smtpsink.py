@@ -45,7 +45,8 @@ class SinkHandler:
     keep: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, N802
+    # aiosmtpd's hooks: their names and signatures are aiosmtpd's.
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.refuse.get(address)
         if reply is not None:
             remaining = self.refuse_times.get(address)
@@ -56,7 +57,7 @@ class SinkHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, N802
+    async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.data_count += 1
             drop = self.drop_at_data is not None and self.data_count == self.drop_at_data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from functools import cache
 
@@ -18,7 +19,7 @@ def make_engine(url: str | None = None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001 - DBAPI hook signature
+        def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             # Let SQLAlchemy own transactions, so BEGIN IMMEDIATE below takes the write lock up front.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -30,7 +31,7 @@ def make_engine(url: str | None = None) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # noqa: ANN001
+        def _sqlite_begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine

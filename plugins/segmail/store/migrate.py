@@ -1,20 +1,28 @@
-"""Apply segmail's Alembic migrations programmatically (used by the CLI, the DAGs and the tests)."""
+"""segmail's Alembic migrations, applied at deploy time (`segmail db upgrade`, `make demo`/`make airflow`,
+the compose init service) and in tests. Tasks never migrate: they call `require_head()`, which fails
+with a one-line instruction when the schema is not the one this code expects."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from segmail.errors import SegmailError
 from segmail.store.db import default_engine
 
 VERSION_TABLE = "segmail_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def alembic_config(connection) -> Config:  # noqa: ANN001 - a SQLAlchemy Connection
+class SchemaNotAtHead(SegmailError):
+    """The database was not migrated to this code's schema: a deploy step was skipped."""
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -40,3 +48,21 @@ def current_revision(engine: Engine | None = None) -> str | None:
     with engine.connect() as connection:
         ctx = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return ctx.get_current_revision()
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def require_head(engine: Engine | None = None) -> None:
+    """Raise SchemaNotAtHead, naming both revisions and the fix, unless the schema is at head."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaNotAtHead(
+            f"segmail's database schema is at {current or 'no revision (empty database)'}, "
+            f"expected {head}: run `segmail db upgrade`"
+        )

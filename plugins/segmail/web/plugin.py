@@ -1,15 +1,21 @@
-"""Airflow plugin: mounts segmail's monitoring pages in the api-server and adds them to the UI nav."""
+"""Airflow plugin (registered through the `airflow.plugins` entry point in pyproject.toml): mounts
+segmail's monitoring pages in the api-server, lists them in the UI navigation, and shows a mailing
+run's page as a tab of its DAG run (`destination: "dag_run"`; the UI fills in {DAG_ID} and {RUN_ID})."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow.plugins_manager import AirflowPlugin
 
-from segmail.orchestration.links import MailingRunLink
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 URL_PREFIX = "/segmail"
 
 
-def _app():  # noqa: ANN202 - built on import by the api-server only
+def _app() -> FastAPI:
+    """The monitoring app, built when the plugin is loaded."""
     from segmail.web.monitoring import create_app
 
     return create_app()
@@ -18,12 +24,17 @@ def _app():  # noqa: ANN202 - built on import by the api-server only
 class SegmailUiPlugin(AirflowPlugin):
     name = "segmail_ui"
     fastapi_apps = [{"app": _app(), "url_prefix": URL_PREFIX, "name": "segmail"}]
-    operator_extra_links = [MailingRunLink()]
     external_views = [
         {
             "name": "Segment mailings",
             "href": f"{URL_PREFIX}/",
             "destination": "nav",
             "url_route": "segment-mailings",
+        },
+        {
+            "name": "Mailing run",
+            "href": f"{URL_PREFIX}/dag-runs/{{DAG_ID}}/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "mailing-run",
         },
     ]

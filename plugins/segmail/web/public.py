@@ -58,9 +58,10 @@ def default_context() -> PublicContext:
     from segmail import settings
     from segmail.store.db import make_engine
 
+    config = settings.current()
     return PublicContext(
         engine=make_engine(settings.database_url(use_airflow=False)),
-        signer=TokenSigner(settings.signing_keys(use_airflow=False)),
+        signer=TokenSigner(settings.signing_keys(use_airflow=False), max_age_days=config.token_max_age_days),
     )
 
 

@@ -7,11 +7,12 @@ import io
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -53,6 +54,30 @@ def test_data_endpoints_show_the_run_and_exports(api_server):
     assert len(rows) == 19 and {r["status"] for r in rows} == {"sent"}
     issues = httpx.get(f"{base}/segmail/imports/{ids['import_run_id']}/issues.csv", headers=auth).text
     assert "'+1" in issues and "Classic Cars" in issues
+
+
+def test_the_mailing_run_tab_of_a_dag_run_needs_a_login_and_opens_the_run(api_server):
+    """What the plugin's `dag_run` external view loads, with the UI's {DAG_ID} and {RUN_ID} filled in."""
+    base, token, ids = api_server
+    path = "/segmail/dag-runs/mailing__newsletter/ui-test"  # the DAG run the seeded mailing run belongs to
+    assert httpx.get(base + path).status_code == 401
+    assert httpx.get(base + path, cookies={"_token": "forged"}).status_code == 403
+    auth = {"Authorization": f"Bearer {token}"}
+    found = httpx.get(base + path, headers=auth)
+    assert found.status_code == 303
+    assert found.headers["location"] == f"/segmail/runs/{ids['run_id']}"
+    page = httpx.get(base + path, cookies={"_token": token}, follow_redirects=True)
+    assert page.status_code == 200 and 'id="total-sent"' in page.text
+
+    not_yet = quote("manual__2026-03-01T08:00:00+00:00", safe="")  # encoded as the UI encodes it
+    missing = httpx.get(f"{base}/segmail/dag-runs/mailing__newsletter/{not_yet}", headers=auth)
+    assert missing.status_code == 404
+    assert (
+        "DAG run manual__2026-03-01T08:00:00+00:00 of mailing__newsletter has no mailing run yet"
+        in missing.text
+    )
+    other = httpx.get(f"{base}/segmail/dag-runs/contacts_import/manual__1", headers=auth)
+    assert other.status_code == 404 and "contacts_import is not a mailing DAG" in other.text
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +141,10 @@ def test_pages_in_a_real_browser(api_server, browser):
     page.goto(f"{base}/segmail/imports")
     assert page.locator("#imports").get_by_text("rejected rows (CSV)").count() >= 1
     page.screenshot(path=str(SCREENSHOTS / "imports.png"), full_page=True)
+
+    page.goto(f"{base}/segmail/dag-runs/mailing__newsletter/ui-test")  # the DAG run's "Mailing run" tab
+    page.wait_for_url(f"**/segmail/runs/{ids['run_id']}")
+    assert page.locator("#total-sent").inner_text() == "19"
 
     page.goto(f"{base}/")  # the Airflow UI lists the pages in its navigation
     page.get_by_text("Segment mailings").first.wait_for(timeout=30_000)

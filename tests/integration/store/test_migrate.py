@@ -1,0 +1,29 @@
+"""Migrations down and up again, and where the database URL comes from."""
+
+from __future__ import annotations
+
+from contacts_support import count
+from segmail.store import migrate
+
+
+def test_migrations_go_down_and_up_again(engine):
+    head = migrate.current_revision(engine)  # the fixture migrated to head
+    assert head is not None
+    migrate.downgrade(engine, "base")
+    assert migrate.current_revision(engine) is None
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == head
+    assert count(engine, "segmail_contacts") == 0
+
+
+def test_database_url_resolution(monkeypatch, tmp_path):
+    from segmail.settings import database_url
+
+    monkeypatch.delenv("SEGMAIL_DB_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMAIL_DB", "postgres://u:p@db:5432/segmail")
+    assert database_url() == "postgresql+psycopg://u:p@db:5432/segmail"
+    monkeypatch.delenv("AIRFLOW_CONN_SEGMAIL_DB")
+    assert database_url() == f"sqlite:///{tmp_path / 'segmail.db'}"
+    monkeypatch.setenv("SEGMAIL_DB_URL", "sqlite:////x.db")
+    assert database_url() == "sqlite:////x.db"
