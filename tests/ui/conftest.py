@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ import pytest
 from segmail.dev.smtpsink import SmtpSink, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FORMULA_REASON = '=HYPERLINK("https://evil.example","asked by phone")'  # must reach a CSV escaped
 
 
 def seed_demo_data(url: str, tmp: Path) -> dict:
@@ -52,15 +55,7 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
         os.environ.pop("SEGMAIL_DB_URL", None)
         os.environ.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)
         default_engine.cache_clear()
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        gruber = conn.execute(
-            text("SELECT id FROM segmail_contacts WHERE external_id = 'CRM-1001'")
-        ).scalar_one()
-        camille = conn.execute(
-            text("SELECT id FROM segmail_contacts WHERE external_id = 'CRM-4001'")
-        ).scalar_one()
+    gruber, camille = seed_feedback(engine, run_id)
     engine.dispose()
     return {
         "run_id": run_id,
@@ -68,6 +63,33 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
         "failed_contact": gruber,
         "sent_contact": camille,
     }
+
+
+def seed_feedback(engine, run_id: int) -> tuple[int, int]:
+    """Camille (CRM-4001) unsubscribes with one click from her mail of the run, and an address is
+    suppressed by hand with a reason a spreadsheet would run as a formula; Lukas (CRM-1001) was
+    already suppressed by his server's 550 "does not exist". Returns (Lukas's id, Camille's id)."""
+    from segmail.contacts.suppressions import add_suppression
+    from segmail.feedback.unsubscribe import unsubscribe
+    from segmail.store.models import OptOutSource
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        ids = dict(
+            conn.execute(
+                text(
+                    "SELECT c.external_id, c.id FROM segmail_contacts c"
+                    " WHERE c.external_id IN ('CRM-1001', 'CRM-4001')"
+                )
+            ).all()
+        )
+        delivery = conn.execute(
+            text("SELECT id FROM segmail_deliveries WHERE mailing_run_id = :r AND contact_id = :c"),
+            {"r": run_id, "c": ids["CRM-4001"]},
+        ).scalar_one()
+    assert unsubscribe(delivery, source=OptOutSource.ONE_CLICK, engine=engine)
+    add_suppression(address="no.more@example.org", reason=FORMULA_REASON, engine=engine)
+    return ids["CRM-1001"], ids["CRM-4001"]
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +142,38 @@ def api_server(airflow_home, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where browser tests save what they saw: var/screenshots/ in the checkout."""
+    folder = ROOT / "var" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (no browser download); required under CI=true."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but Debian's chromium is missing (scripts/ensure-chromium.sh installs it)")
+        pytest.skip("chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()

@@ -10,34 +10,18 @@ from typing import TextIO
 from sqlalchemy import Engine, text
 
 from segmail.errors import SegmailError
-from segmail.imports.csvfile import DISPLAY_NAMES
+from segmail.imports.columns import COLUMNS, DISPLAY_NAMES, EXPORT_FIELDS, SEGMENT_SEPARATOR
 from segmail.spreadsheet import spreadsheet_safe
 from segmail.store.db import default_engine, session_scope
 
-EXPORT_FIELDS = (
-    "external_id",
-    "email",
-    "country_code",
-    "mobile",
-    "first_name",
-    "last_name",
-    "account_number",
-    "organization",
-    "language",
-    "salesperson",
-    "segments",
-    "email_opt_out",
-)
-_SQL_COLUMNS = {
-    "mobile": "c.mobile_e164",
-    "salesperson": "c.salesperson_code",
-}
+# The fields read from segmail_contacts; segments come from the memberships.
+_STORED = tuple(c for c in COLUMNS if c.contact)
 
 
 def iter_contacts(*, segment: str | None = None, engine: Engine | None = None) -> Iterator[dict]:
     """Every contact (or a segment's) with its segments, streamed in id order."""
     engine = engine or default_engine()
-    columns = ", ".join(_SQL_COLUMNS.get(f, f"c.{f}") for f in EXPORT_FIELDS if f not in ("segments",))
+    columns = ", ".join(f"c.{c.contact}" for c in _STORED)
     where, params = "", {}
     if segment is not None:
         from segmail.contacts.segments import get_segment
@@ -50,7 +34,7 @@ def iter_contacts(*, segment: str | None = None, engine: Engine | None = None) -
         "SELECT m.contact_id, g.name FROM segmail_memberships m JOIN segmail_segments g ON g.id = m.segment_id"
         " WHERE m.contact_id BETWEEN :lo AND :hi ORDER BY m.contact_id, g.name_key"
     )
-    names = [f for f in EXPORT_FIELDS if f != "segments"]
+    names = [c.key for c in _STORED]
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=5000).execute(query, params)
         for batch in result.partitions():
@@ -79,7 +63,7 @@ def export_contacts(
     writer = csv.writer(out)
     writer.writerow([DISPLAY_NAMES[f] for f in EXPORT_FIELDS])
     for record in iter_contacts(segment=segment, engine=engine):
-        record["segments"] = "; ".join(record["segments"])
+        record["segments"] = f"{SEGMENT_SEPARATOR} ".join(record["segments"])
         record["email_opt_out"] = "yes" if record["email_opt_out"] else ""
         writer.writerow([spreadsheet_safe(record[f]) for f in EXPORT_FIELDS])
         count += 1

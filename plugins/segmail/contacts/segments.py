@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from segmail.contacts.salespeople import salesperson_id
 from segmail.errors import AlreadyExists, NotFound, SegmailError
+from segmail.imports.columns import BY_KEY, SEGMENT_SEPARATOR
 from segmail.store.db import session_scope
 from segmail.store.models import Contact, Membership, Salesperson, Segment
 
@@ -27,14 +28,20 @@ def get_segment(session: Session, name: str) -> Segment:
     return segment
 
 
+def _valid_name(name: str) -> str:
+    name = name.strip()
+    if not name or SEGMENT_SEPARATOR in name:
+        raise SegmailError(
+            f"a segment name must be non-empty and may not contain {SEGMENT_SEPARATOR!r}"
+            " (the import's separator)"
+        )
+    return name
+
+
 def create_segment(
     *, name: str, salesperson: str | None = None, description: str | None = None, engine: Engine | None = None
 ) -> Segment:
-    name = name.strip()
-    if not name or ";" in name:
-        raise SegmailError(
-            "a segment name must be non-empty and may not contain ';' (the import's separator)"
-        )
+    name = _valid_name(name)
     with session_scope(engine) as session:
         if session.scalar(select(Segment).where(Segment.name_key == name.casefold())):
             raise AlreadyExists(f"segment {name!r} already exists")
@@ -50,9 +57,7 @@ def create_segment(
 
 
 def rename_segment(*, old: str, new: str, engine: Engine | None = None) -> None:
-    new = new.strip()
-    if not new or ";" in new:
-        raise SegmailError("a segment name must be non-empty and may not contain ';'")
+    new = _valid_name(new)
     with session_scope(engine) as session:
         segment = get_segment(session, old)
         clash = session.scalar(select(Segment).where(Segment.name_key == new.casefold()))
@@ -111,7 +116,8 @@ def read_keys(path: Path) -> list[str]:
         return []
     delimiter = detect_delimiter(lines[0])
     keys = [line.split(delimiter)[0].strip().strip('"') for line in lines]
-    if header_key(keys[0]) in {"externalid", "externeid", "email", "key", "id"}:
+    headers = {header_key(title) for title in BY_KEY["external_id"].headers} | {"email", "key"}
+    if header_key(keys[0]) in headers:
         keys = keys[1:]
     return [k for k in keys if k]
 

@@ -53,16 +53,11 @@ def suppressed_reason(conn: Connection, address: str) -> str | None:
 
 
 def list_suppressions(*, limit: int = 1000, engine: Engine | None = None) -> list[dict]:
-    engine = engine or default_engine()
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT address_key AS address, reason, source, mailing_run_id, created_at"
-                " FROM segmail_suppressions ORDER BY created_at DESC, id DESC LIMIT :n"
-            ),
-            {"n": max(0, limit)},
-        ).all()
-    return [dict(row._mapping) for row in rows]
+    """Newest first (`segmail suppressions list`); the query lives with the page's in store/read.py."""
+    from segmail.store.read import suppressions_page
+
+    rows, _ = suppressions_page(engine or default_engine(), search=None, page=1, page_size=max(0, limit))
+    return rows
 
 
 def add_suppression(*, address: str, reason: str, engine: Engine | None = None) -> bool:

@@ -14,47 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segmail.errors import FileRejected
+from segmail.imports.columns import COLUMNS, DISPLAY_NAMES, REQUIRED
 
-# Canonical field -> accepted header spellings (compared after `header_key`).
-HEADER_ALIASES: dict[str, tuple[str, ...]] = {
-    "country_code": ("countrycode", "country", "ländervorwahl", "ländercode", "land", "landescode"),
-    "first_name": ("firstname", "vorname", "givenname"),
-    "last_name": ("lastname", "nachname", "surname", "familyname"),
-    "mobile": (
-        "mobilenumber",
-        "mobile",
-        "mobilephone",
-        "handynummer",
-        "handy",
-        "mobilnummer",
-        "mobiltelefon",
-    ),
-    "email": ("email", "emailaddress", "mail", "emailadresse"),
-    "account_number": ("accountnumber", "account", "kontonummer", "kundennummer"),
-    "organization": ("organization", "organisation", "company", "firma", "unternehmen"),
-    "external_id": ("externalid", "externeid", "id"),
-    "segments": ("segments", "segment", "segmente"),
-    "language": ("language", "sprache", "languagecode", "sprachcode"),
-    "salesperson": ("salesperson", "salespersoncode", "verkäufer", "verkäufercode"),
-    "email_opt_out": ("emailoptout", "optout", "emailabmeldung", "abgemeldet"),
-}
-# The names written by `contacts export`, and used in messages.
-DISPLAY_NAMES: dict[str, str] = {
-    "external_id": "External ID",
-    "email": "Email",
-    "country_code": "Country Code",
-    "mobile": "Mobile Number",
-    "first_name": "First Name",
-    "last_name": "Last Name",
-    "account_number": "Account Number",
-    "organization": "Organization",
-    "language": "Language",
-    "salesperson": "Salesperson",
-    "segments": "Segments",
-    "email_opt_out": "Email Opt Out",
-}
-REQUIRED = ("country_code", "first_name", "last_name")
-_ALIAS_TO_FIELD = {alias: name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
 _DELIMITERS = (",", ";", "\t")
 
 
@@ -62,6 +23,9 @@ def header_key(text: str) -> str:
     """Case-insensitive, ignoring spaces, `_` and `-`: 'E-Mail', 'email', 'E_MAIL' all match."""
     text = unicodedata.normalize("NFC", text).casefold()
     return "".join(ch for ch in text if ch not in " _-\u00a0\ufeff")
+
+
+_HEADER_TO_FIELD = {header_key(title): c.key for c in COLUMNS for title in c.headers}
 
 
 def detect_encoding(path: Path) -> str:
@@ -122,7 +86,7 @@ def map_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
     columns: dict[str, int] = {}
     ignored: list[str] = []
     for index, title in enumerate(header):
-        name = _ALIAS_TO_FIELD.get(header_key(title))
+        name = _HEADER_TO_FIELD.get(header_key(title))
         if name is None:
             if title.strip():
                 ignored.append(title.strip())
@@ -134,7 +98,7 @@ def map_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
         columns[name] = index
     missing = [DISPLAY_NAMES[name] for name in REQUIRED if name not in columns]
     if "email" not in columns and "mobile" not in columns:
-        missing.append("Email or Mobile Number")
+        missing.append(f"{DISPLAY_NAMES['email']} or {DISPLAY_NAMES['mobile']}")
     if missing:
         found = ", ".join(repr(h) for h in header) or "nothing"
         raise FileRejected(f"missing required column(s): {', '.join(missing)} (header has {found})")

@@ -10,19 +10,32 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segmail import settings
+from segmail.store.models import ImportStatus
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 ARCHIVE, REJECTED = "archive", "rejected"
 SUFFIXES = (".csv", ".txt", ".tsv")
+
+
+class InboxOutcome(StrEnum):
+    """The status of an inbox file that was not imported this time (else an ImportStatus)."""
+
+    SKIPPED = "skipped"  # the same name and content were imported before: only archived
+    GONE = "gone"  # no longer in the inbox: an earlier try handled it
 
 
 def default_inbox() -> str:
     return settings.current().inbox
 
 
-def _storage_path(location: str):  # noqa: ANN202 - ObjectStoragePath is imported lazily
+def _storage_path(location: str) -> ObjectStoragePath:
     from airflow.sdk import ObjectStoragePath
 
     if "://" not in location:
@@ -45,7 +58,7 @@ def list_inbox(inbox: str | None = None) -> list[str]:
 
 
 @contextlib.contextmanager
-def _local_copy(path) -> Iterator[Path]:  # noqa: ANN001
+def _local_copy(path: ObjectStoragePath) -> Iterator[Path]:
     if path.protocol in ("file", "local", ""):
         yield Path(path.path)
         return
@@ -56,7 +69,7 @@ def _local_copy(path) -> Iterator[Path]:  # noqa: ANN001
         yield local
 
 
-def _free_target(folder, name: str):  # noqa: ANN001, ANN202
+def _free_target(folder: ObjectStoragePath, name: str) -> ObjectStoragePath:
     """archive/name, or archive/name.2 ... when a file of that name was archived before."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
@@ -74,47 +87,59 @@ def import_inbox_file(location: str, *, mode: str = "merge", source: str = "dag"
     a file that is no longer in the inbox was handled by an earlier try.
     """
     from segmail.imports.pipeline import file_sha256, import_file
-    from segmail.imports.report import write_issue_report
-    from segmail.store.db import default_engine
     from segmail.store.read import finished_import
 
     path = _storage_path(location)
     if not path.exists():
-        return {"file_name": path.name, "status": "gone", "error": "no longer in the inbox (handled earlier)"}
-    inbox = path.parent
+        return {
+            "file_name": path.name,
+            "status": InboxOutcome.GONE,
+            "error": "no longer in the inbox (handled earlier)",
+        }
     with _local_copy(path) as local:
         previous = finished_import(file_name=path.name, sha256=file_sha256(local))
         if previous is not None:
-            target = _free_target(inbox / ARCHIVE, path.name)
-            path.move(target)
             return {
                 "file_name": path.name,
-                "status": "skipped",
+                "status": InboxOutcome.SKIPPED,
                 "import_run_id": previous.id,
                 "error": f"already imported by import run {previous.id}",
-                "archived_to": str(target),
+                "archived_to": str(_move(path, ARCHIVE)),
             }
         result = import_file(local, mode=mode, source=source)
-    summary = result.as_dict()
-    if result.status == "succeeded":
-        target = _free_target(inbox / ARCHIVE, path.name)
-        path.move(target)
-        report = target.parent / f"{target.name}.report.csv"
-        with tempfile.TemporaryDirectory(prefix="segmail-") as tmp:
-            local_report = write_issue_report(
-                default_engine(), result.import_run_id, Path(tmp) / "report.csv"
-            )
-            _storage_path(str(local_report)).copy(report)
-        summary.update(archived_to=str(target), report_path=str(report))
-        _set_report_path(result.import_run_id, str(report))
-    else:
-        target = _free_target(inbox / REJECTED, path.name)
-        path.move(target)
-        reason = target.parent / f"{target.name}.error.txt"
-        with reason.open("w") as fh:
-            fh.write(f"{path.name} was rejected whole; nothing was imported.\nReason: {result.error}\n")
-        summary.update(rejected_to=str(target))
-    return summary
+    if result.status == ImportStatus.SUCCEEDED:
+        return {**result.as_dict(), **_archive(path, result.import_run_id)}
+    return {**result.as_dict(), **_reject(path, result.error)}
+
+
+def _move(path: ObjectStoragePath, folder: str) -> ObjectStoragePath:
+    target = _free_target(path.parent / folder, path.name)
+    path.move(target)
+    return target
+
+
+def _archive(path: ObjectStoragePath, import_run_id: int) -> dict:
+    """Into archive/, with the run's issue report beside it."""
+    from segmail.imports.report import write_issue_report
+    from segmail.store.db import default_engine
+
+    target = _move(path, ARCHIVE)
+    report = target.parent / f"{target.name}.report.csv"
+    with tempfile.TemporaryDirectory(prefix="segmail-") as tmp:
+        local_report = write_issue_report(default_engine(), import_run_id, Path(tmp) / "report.csv")
+        _storage_path(str(local_report)).copy(report)
+    _set_report_path(import_run_id, str(report))
+    return {"archived_to": str(target), "report_path": str(report)}
+
+
+def _reject(path: ObjectStoragePath, error: str | None) -> dict:
+    """Into rejected/, with a note that says why."""
+    name = path.name
+    target = _move(path, REJECTED)
+    reason = target.parent / f"{target.name}.error.txt"
+    with reason.open("w") as fh:
+        fh.write(f"{name} was rejected whole; nothing was imported.\nReason: {error}\n")
+    return {"rejected_to": str(target)}
 
 
 def _set_report_path(import_run_id: int, report_path: str) -> None:
@@ -135,7 +160,8 @@ def summarize(results: list[dict]) -> dict:
 
     totals = {key: sum(r.get(key) or 0 for r in results) for key in IMPORT_COUNTS}
     totals["files"] = len(results)
-    totals["imported_files"] = sum(1 for r in results if r.get("status") == "succeeded")
-    totals["rejected_files"] = [r["file_name"] for r in results if r.get("status") == "rejected"]
-    totals["import_run_ids"] = [r["import_run_id"] for r in results if r.get("status") == "succeeded"]
+    succeeded = [r for r in results if r.get("status") == ImportStatus.SUCCEEDED]
+    totals["imported_files"] = len(succeeded)
+    totals["rejected_files"] = [r["file_name"] for r in results if r.get("status") == ImportStatus.REJECTED]
+    totals["import_run_ids"] = [r["import_run_id"] for r in succeeded]
     return totals

@@ -1,12 +1,15 @@
 """Row validation and normalisation for contact imports, vectorised per chunk.
 
-The cheap checks run on whole columns; only addresses that the fast pattern does not settle and
-phone numbers go through the field libraries (email-validator, phonenumbers) one by one.
+One function per field checks a whole column at once and returns the normalised column; only
+addresses that the fast pattern does not settle and phone numbers go through the field libraries
+(email-validator, phonenumbers) one by one. An error rejects the row; a warning only notes the
+cell, and the rest of the row lands.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -14,37 +17,12 @@ import numpy as np
 import pandas as pd
 
 from segmail.addresses import _FAST_EMAIL, _special_use_tlds, check_email, check_mobile, iso_countries
-from segmail.imports.csvfile import DISPLAY_NAMES, RawChunk
+from segmail.imports.columns import DISPLAY_NAMES, MAX_LENGTH, RECORD_FIELDS, SEGMENT_SEPARATOR
+from segmail.imports.csvfile import RawChunk
 from segmail.language import normalize_language
 from segmail.spreadsheet import unescape_cells
+from segmail.store.models import IssueSeverity
 
-# Column order of the staging table (see importer.STAGE_COLUMNS).
-RECORD_FIELDS = (
-    "line_no",
-    "external_id",
-    "email",
-    "email_key",
-    "country_code",
-    "mobile_e164",
-    "first_name",
-    "last_name",
-    "account_number",
-    "organization",
-    "language",
-    "salesperson_code",
-    "opt_out",
-)
-MAX_LENGTH = {
-    "external_id": 200,
-    "email": 320,
-    "first_name": 200,
-    "last_name": 200,
-    "account_number": 100,
-    "organization": 300,
-    "salesperson": 50,
-    "segments": 4000,
-}
-SEGMENT_SEPARATOR = ";"
 TRUE_WORDS = frozenset({"1", "y", "yes", "true", "x", "ja", "j", "wahr", "opt out", "opted out", "opt-out"})
 FALSE_WORDS = frozenset({"", "0", "n", "no", "false", "nein", "falsch"})
 
@@ -56,16 +34,67 @@ class Issue:
     line_no: int | None
     column: str | None
     value: str | None
-    severity: str  # error | duplicate | warning
+    severity: IssueSeverity
     reason: str
 
 
 @dataclass
 class ValidatedChunk:
-    records: list[tuple]
+    records: list[tuple]  # in RECORD_FIELDS order, empty cells as None
     segments: list[tuple[int, str, str]]  # (line_no, name_key, name as written)
     issues: list[Issue] = field(default_factory=list)
     rejected_rows: int = 0
+
+
+class RowChecks:
+    """The cells of one chunk as trimmed pandas columns, with the issues found so far and the rows
+    that an error rejects."""
+
+    def __init__(self, chunk: RawChunk) -> None:
+        self.lines = np.asarray(chunk.line_numbers, dtype=np.int64)
+        self.size = len(self.lines)
+        self.frame = pd.DataFrame(
+            {name: pd.Series(values, dtype=object) for name, values in chunk.cells.items()}
+        )
+        for name in self.frame.columns:
+            self.frame[name] = unescape_cells(self.frame[name].str.strip())
+        self.issues = [
+            Issue(line, None, None, IssueSeverity.ERROR, reason) for line, reason in chunk.malformed
+        ]
+        self.bad = np.zeros(self.size, dtype=bool)
+        self.malformed = len(chunk.malformed)
+
+    def has(self, name: str) -> bool:
+        return name in self.frame.columns
+
+    def column(self, name: str) -> pd.Series:
+        """The field's cells; all empty when the file has no such column."""
+        return self.frame[name] if self.has(name) else pd.Series([""] * self.size, dtype=object)
+
+    def flag(
+        self,
+        mask: pd.Series | np.ndarray,
+        name: str,
+        reason: str | Callable[[str], str],
+        *,
+        severity: IssueSeverity = IssueSeverity.ERROR,
+    ) -> None:
+        """One issue per row in mask; `reason` may be a function of the cell."""
+        values = self.column(name)
+        for pos in np.flatnonzero(np.asarray(mask, dtype=bool)):
+            value = values.iat[pos]
+            self.add(pos, name, value, reason(value) if callable(reason) else reason, severity=severity)
+
+    def add(
+        self, pos: int, name: str, value: str, reason: str, *, severity: IssueSeverity = IssueSeverity.ERROR
+    ) -> None:
+        self.issues.append(Issue(int(self.lines[pos]), DISPLAY_NAMES[name], value, severity, reason))
+        if severity == IssueSeverity.ERROR:
+            self.bad[pos] = True
+
+    @property
+    def rejected_rows(self) -> int:
+        return int(self.bad.sum()) + self.malformed
 
 
 @cache
@@ -84,129 +113,150 @@ def split_segments(cell: str) -> list[str]:
     return list(seen.values())
 
 
-def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
-    lines = np.asarray(chunk.line_numbers, dtype=np.int64)
-    n = len(lines)
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in chunk.cells.items()})
-    for name in frame.columns:
-        frame[name] = unescape_cells(frame[name].str.strip())
-
-    def column(name: str) -> pd.Series:
-        return frame[name] if name in frame.columns else pd.Series([""] * n, dtype=object)
-
-    issues: list[Issue] = [Issue(line, None, None, "error", reason) for line, reason in chunk.malformed]
-    bad = np.zeros(n, dtype=bool)
-
-    def flag(mask, name: str, reason, *, severity: str = "error") -> None:  # noqa: ANN001
-        values = column(name)
-        for pos in np.flatnonzero(np.asarray(mask, dtype=bool)):
-            text = reason(values.iat[pos]) if callable(reason) else reason
-            issues.append(Issue(int(lines[pos]), DISPLAY_NAMES[name], values.iat[pos], severity, text))
-            if severity == "error":
-                bad[pos] = True
-
-    # Country: ISO 3166 alpha-2; a dial code such as +1 gets a message that says what is expected.
-    raw_country = column("country_code")
-    country = raw_country.str.upper()
-    empty_country = raw_country == ""
-    flag(empty_country, "country_code", "Country Code is required")
-    wrong_country = ~empty_country & ~country.isin(iso_countries())
-    dial = raw_country.str.match(_DIAL_CODE)
-    flag(
-        wrong_country & dial,
+def check_country(rows: RowChecks) -> tuple[pd.Series, pd.Series]:
+    """ISO 3166 alpha-2, upper-cased; a dial code such as +1 gets a message that says what is expected.
+    Returns the codes and where they are valid."""
+    raw = rows.column("country_code")
+    country = raw.str.upper()
+    empty = raw == ""
+    rows.flag(empty, "country_code", f"{DISPLAY_NAMES['country_code']} is required")
+    wrong = ~empty & ~country.isin(iso_countries())
+    dial = raw.str.match(_DIAL_CODE)
+    rows.flag(
+        wrong & dial,
         "country_code",
         lambda v: f"{v!r} is a dial code; expected an ISO 3166 alpha-2 country code such as US, CA, BR, AU",
     )
-    flag(
-        wrong_country & ~dial,
+    rows.flag(
+        wrong & ~dial,
         "country_code",
         lambda v: f"{v!r} is not an ISO 3166 alpha-2 country code (such as US, CA, BR, AU)",
     )
-    country_ok = ~empty_country & ~wrong_country
+    return country, ~empty & ~wrong
 
-    for name, label in (("first_name", "First Name"), ("last_name", "Last Name")):
-        flag(column(name) == "", name, f"{label} is required")
 
+def check_names(rows: RowChecks) -> None:
+    for name in ("first_name", "last_name"):
+        rows.flag(rows.column(name) == "", name, f"{DISPLAY_NAMES[name]} is required")
+
+
+def check_lengths(rows: RowChecks) -> None:
     for name, limit in MAX_LENGTH.items():
-        if name in frame.columns:
-            flag(frame[name].str.len() > limit, name, f"longer than {limit} characters")
+        if rows.has(name):
+            rows.flag(rows.frame[name].str.len() > limit, name, f"longer than {limit} characters")
 
-    # E-mail: the fast pattern settles most addresses; email-validator decides (and explains) the rest.
-    raw_email = column("email")
-    emails = raw_email.tolist()
-    has_email = raw_email != ""
-    fast = raw_email.str.fullmatch(_FAST_EMAIL).fillna(False).astype(bool)
+
+def check_email_column(rows: RowChecks) -> list[str]:
+    """The fast pattern settles most addresses; email-validator decides (and explains) the rest.
+    Returns the addresses, normalised where email-validator looked at them."""
+    raw = rows.column("email")
+    emails = raw.tolist()
+    fast = raw.str.fullmatch(_FAST_EMAIL).fillna(False).astype(bool)
     if fast.any():
-        tld = raw_email[fast].str.rsplit(".", n=1).str[-1].str.lower()
+        tld = raw[fast].str.rsplit(".", n=1).str[-1].str.lower()
         fast[fast] = ~tld.isin(_special_use_tlds())
-    for pos in np.flatnonzero((has_email & ~fast).to_numpy()):
+    for pos in np.flatnonzero(((raw != "") & ~fast).to_numpy()):
         normalized, reason = check_email(emails[pos])
         if reason:
-            issues.append(
-                Issue(int(lines[pos]), "Email", emails[pos], "error", f"invalid e-mail address: {reason}")
-            )
-            bad[pos] = True
+            rows.add(pos, "email", emails[pos], f"invalid e-mail address: {reason}")
         else:
             emails[pos] = normalized
-    email_keys = [e.lower() for e in emails]
+    return emails
 
-    # Mobile: E.164 in the row's country.
-    raw_mobile = column("mobile")
-    mobiles = [""] * n
+
+def check_mobile_column(rows: RowChecks, country: pd.Series, country_ok: pd.Series) -> list[str]:
+    """E.164 in the row's country; numbers of rows without a valid country are not read."""
+    raw = rows.column("mobile")
+    mobiles = [""] * rows.size
     countries = country.tolist()
-    for pos in np.flatnonzero(((raw_mobile != "") & country_ok).to_numpy()):
-        e164, reason = check_mobile(raw_mobile.iat[pos], countries[pos])
+    for pos in np.flatnonzero(((raw != "") & country_ok).to_numpy()):
+        e164, reason = check_mobile(raw.iat[pos], countries[pos])
         if reason:
-            issues.append(Issue(int(lines[pos]), "Mobile Number", raw_mobile.iat[pos], "error", reason))
-            bad[pos] = True
+            rows.add(pos, "mobile", raw.iat[pos], reason)
         else:
             mobiles[pos] = e164
-    flag(~has_email & (raw_mobile == ""), "email", "either Email or Mobile Number is required")
+    return mobiles
 
-    # Optional fields that only warn: the rest of the row still lands.
-    language = column("language").map(_cached_language)
-    flag(
-        (column("language") != "") & language.isna(),
+
+def check_reachable(rows: RowChecks) -> None:
+    unreachable = (rows.column("email") == "") & (rows.column("mobile") == "")
+    rows.flag(
+        unreachable, "email", f"either {DISPLAY_NAMES['email']} or {DISPLAY_NAMES['mobile']} is required"
+    )
+
+
+def check_language(rows: RowChecks) -> pd.Series:
+    """BCP 47 casing; a value that is no language tag only warns and is not stored."""
+    raw = rows.column("language")
+    language = raw.map(_cached_language)
+    rows.flag(
+        (raw != "") & language.isna(),
         "language",
         lambda v: f"{v!r} is not a language code such as de, en-US or fr-CA; language left unchanged",
-        severity="warning",
+        severity=IssueSeverity.WARNING,
     )
-    language = language.fillna("")
-    opt_raw = column("email_opt_out").str.lower()
-    opt_out = opt_raw.isin(TRUE_WORDS)
-    flag(
-        ~opt_out & ~opt_raw.isin(FALSE_WORDS),
+    return language.fillna("")
+
+
+def check_opt_out(rows: RowChecks) -> pd.Series:
+    """Yes/no words in English and German; anything else only warns and leaves the opt-out alone."""
+    words = rows.column("email_opt_out").str.lower()
+    opt_out = words.isin(TRUE_WORDS)
+    rows.flag(
+        ~opt_out & ~words.isin(FALSE_WORDS),
         "email_opt_out",
         lambda v: f"{v!r} is not yes/no; opt-out left unchanged",
-        severity="warning",
+        severity=IssueSeverity.WARNING,
     )
-    salesperson = column("salesperson").str.upper()
+    return opt_out
 
-    keep = ~bad
-    out = {
-        "line_no": lines,
-        "external_id": column("external_id"),
-        "email": emails,
-        "email_key": email_keys,
-        "country_code": country,
-        "mobile_e164": mobiles,
-        "first_name": column("first_name"),
-        "last_name": column("last_name"),
-        "account_number": column("account_number"),
-        "organization": column("organization"),
-        "language": language,
-        "salesperson_code": salesperson,
-    }
-    columns = [np.asarray(out[name], dtype=object)[keep] for name in RECORD_FIELDS[:-1]]
+
+def _records(rows: RowChecks, values: dict[str, object], opt_out: pd.Series) -> list[tuple]:
+    """The rows without errors as RECORD_FIELDS tuples, empty cells as None, opt-out as 0/1."""
+    keep = ~rows.bad
+    columns = [np.asarray(values[name], dtype=object)[keep] for name in RECORD_FIELDS[:-1]]
     columns.append(opt_out.to_numpy()[keep].astype(int))
-    records = [
+    return [
         (int(row[0]), *(None if value == "" else value for value in row[1:-1]), int(row[-1]))
         for row in zip(*columns, strict=True)
     ]
-    segments: list[tuple[int, str, str]] = []
-    if "segments" in frame.columns:
-        for line, cell in zip(lines[keep], frame["segments"].to_numpy()[keep], strict=True):
-            if cell:
-                segments.extend((int(line), name.casefold(), name) for name in split_segments(cell))
-    rejected = int(bad.sum()) + len(chunk.malformed)
-    return ValidatedChunk(records, segments, issues, rejected)
+
+
+def _segments(rows: RowChecks) -> list[tuple[int, str, str]]:
+    """(line, name key, name) for every segment named in a row without errors."""
+    if not rows.has("segments"):
+        return []
+    keep = ~rows.bad
+    out: list[tuple[int, str, str]] = []
+    for line, cell in zip(rows.lines[keep], rows.frame["segments"].to_numpy()[keep], strict=True):
+        if cell:
+            out.extend((int(line), name.casefold(), name) for name in split_segments(cell))
+    return out
+
+
+def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
+    """Check and normalise a chunk; the order of the checks is the order of a row's issues."""
+    rows = RowChecks(chunk)
+    country, country_ok = check_country(rows)
+    check_names(rows)
+    check_lengths(rows)
+    emails = check_email_column(rows)
+    mobiles = check_mobile_column(rows, country, country_ok)
+    check_reachable(rows)
+    language = check_language(rows)
+    opt_out = check_opt_out(rows)
+    values = {
+        "line_no": rows.lines,
+        "external_id": rows.column("external_id"),
+        "email": emails,
+        "email_key": [e.lower() for e in emails],
+        "country_code": country,
+        "mobile_e164": mobiles,
+        "first_name": rows.column("first_name"),
+        "last_name": rows.column("last_name"),
+        "account_number": rows.column("account_number"),
+        "organization": rows.column("organization"),
+        "language": language,
+        "salesperson_code": rows.column("salesperson").str.upper(),
+    }
+    return ValidatedChunk(_records(rows, values, opt_out), _segments(rows), rows.issues, rows.rejected_rows)

@@ -1,22 +1,15 @@
-"""Segments, salespeople, opt-outs and the `segmail` command, against SQLite and PostgreSQL."""
+"""Segments and salespeople: lifecycle, bulk assignment and clear errors, against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
-from segmail.cli.main import main
+from contacts_support import count
 from segmail.contacts import salespeople, segments
 from segmail.errors import AlreadyExists, NotFound, SegmailError
 from segmail.imports.pipeline import import_file
 from segmail.orchestration import admin_actions
-from segmail.store import migrate
-from sqlalchemy import text
 
 HEADER = "Country Code,First Name,Last Name,Email,External ID,Segments"
-
-
-def count(engine, table: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
 
 
 def test_segment_lifecycle_keeps_contacts(engine, write_csv):
@@ -75,70 +68,3 @@ def test_mistakes_raise_clear_errors_and_change_nothing(engine, call, error):
     with pytest.raises(error):
         call(engine)
     assert count(engine, "segmail_segments") == 0
-
-
-def test_cli_end_to_end(engine, write_csv, tmp_path, capsys):
-    assert main(["db", "upgrade"]) == 0
-    assert main(["salespeople", "add", "jd", "--name", "Jane", "--email", "jane@example.com"]) == 0
-    assert main(["segments", "create", "VIP", "--salesperson", "JD"]) == 0
-    path = write_csv(f"{HEADER}\nDE,A,A,a@example.com,E1,VIP\n+1,B,B,b@example.com,E2,VIP\n")
-    report = tmp_path / "r.csv"
-    assert main(["import", str(path), "--mode", "replace", "--report", str(report)]) == 0
-    out = capsys.readouterr().out
-    assert "rows=2  created=1  updated=0  unchanged=0  rejected=1" in out
-    assert report.is_file()
-    assert main(["segments", "list"]) == 0
-    assert "VIP   JD           1" in capsys.readouterr().out
-    keys = tmp_path / "keys.txt"
-    keys.write_text("Email\na@example.com\n")
-    assert main(["segments", "unassign", "VIP", "--file", str(keys)]) == 0
-    assert "1 contacts matched; 1 removed from 'VIP'" in capsys.readouterr().out
-    assert main(["contacts", "opt-out", "E1"]) == 0
-    assert main(["contacts", "export", "--format", "json"]) == 0
-    assert '"email_opt_out": true' in capsys.readouterr().out
-    assert main(["contacts", "opt-in", "a@example.com"]) == 0
-
-
-def test_cli_user_mistakes_exit_non_zero_with_one_line(engine, write_csv, capsys):
-    assert main(["segments", "create", "VIP"]) == 0
-    assert main(["segments", "create", "vip"]) == 2
-    assert capsys.readouterr().err.strip() == "error: segment 'vip' already exists"
-    assert main(["import", str(write_csv("a;b\n1;2\n"))]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: contacts.csv rejected: missing required column(s)")
-    assert "\n" not in err
-    assert main(["contacts", "opt-out", "nobody@example.com"]) == 2
-
-
-def test_cli_on_a_database_that_is_not_set_up(tmp_path, monkeypatch, capsys):
-    from segmail.store.db import default_engine
-
-    monkeypatch.setenv("SEGMAIL_DB_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    default_engine.cache_clear()
-    try:
-        assert main(["segments", "list"]) == 2
-        assert "run `segmail db upgrade`" in capsys.readouterr().err
-    finally:
-        default_engine.cache_clear()
-
-
-def test_migrations_go_down_and_up_again(engine):
-    assert migrate.current_revision(engine) == "0002"
-    migrate.downgrade(engine, "base")
-    assert migrate.current_revision(engine) is None
-    migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == "0002"
-    assert count(engine, "segmail_contacts") == 0
-
-
-def test_database_url_resolution(monkeypatch, tmp_path):
-    from segmail.settings import database_url
-
-    monkeypatch.delenv("SEGMAIL_DB_URL", raising=False)
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    monkeypatch.setenv("AIRFLOW_CONN_SEGMAIL_DB", "postgres://u:p@db:5432/segmail")
-    assert database_url() == "postgresql+psycopg://u:p@db:5432/segmail"
-    monkeypatch.delenv("AIRFLOW_CONN_SEGMAIL_DB")
-    assert database_url() == f"sqlite:///{tmp_path / 'segmail.db'}"
-    monkeypatch.setenv("SEGMAIL_DB_URL", "sqlite:////x.db")
-    assert database_url() == "sqlite:////x.db"

@@ -3,56 +3,21 @@
 from __future__ import annotations
 
 import csv
-import io
 
 import pytest
-from segmail.contacts import export, optouts, salespeople
-from segmail.contacts.segments import create_segment, list_segments
-from segmail.imports import pipeline
+from contacts_support import contact_rows, create_segments, issues, segments_of
+from segmail.contacts import optouts, salespeople
+from segmail.contacts.segments import list_segments
+from segmail.imports import apply
 from segmail.imports.pipeline import import_file
 from sqlalchemy import text
 
 HEADER = "Country Code,First Name,Last Name,Email,Mobile Number,External ID,Segments,Language"
 
 
-def contact_rows(engine) -> list[dict]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text("SELECT * FROM segmail_contacts ORDER BY id"))]
-
-
-def segments_of(engine) -> dict[str, list[str]]:
-    """external ID or e-mail -> sorted segment names."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT COALESCE(c.external_id, c.email), g.name FROM segmail_contacts c"
-                " LEFT JOIN segmail_memberships m ON m.contact_id = c.id"
-                " LEFT JOIN segmail_segments g ON g.id = m.segment_id ORDER BY 1, 2"
-            )
-        ).all()
-    out: dict[str, list[str]] = {}
-    for key, name in rows:
-        out.setdefault(key, [])
-        if name:
-            out[key].append(name)
-    return out
-
-
-def issues(engine, run_id: int) -> list[tuple]:
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT line_no, column_name, severity, reason FROM segmail_import_issues"
-                " WHERE import_run_id = :r ORDER BY line_no, id"
-            ),
-            {"r": run_id},
-        ).all()
-
-
 @pytest.fixture
 def segments(engine):
-    for name in ("VIP", "Newsletter", "Service Plan"):
-        create_segment(name=name, engine=engine)
+    create_segments(engine)
 
 
 def test_create_then_reimport_changes_nothing(engine, segments, write_csv):
@@ -256,7 +221,7 @@ def test_a_failure_while_applying_rolls_back_everything(engine, segments, write_
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(pipeline, "_apply_memberships", boom)
+    monkeypatch.setattr(apply, "apply_memberships", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP,\n"), engine=engine)
     assert contact_rows(engine) == []
@@ -278,33 +243,35 @@ def test_unknown_salesperson_warns(engine, write_csv):
     assert [c["salesperson_code"] for c in contact_rows(engine)] == ["JD", None]
 
 
-def test_exported_csv_imports_back_without_changes(engine, segments, write_csv, tmp_path):
-    import_file(
-        write_csv(
-            f"{HEADER},Organization,Email Opt Out\n"
-            'DE,Anna,Müller,anna@example.com,0151 23456789,E1,VIP; Newsletter,de-AT,"=Evil, ""Inc""",\n'
-            "US,Bob,Smith,,+1 415 555 2671,,Service Plan,en,Acme,yes\n"
-        ),
+def test_rows_sharing_several_keys_name_the_external_id(engine, write_csv):
+    result = import_file(
+        write_csv(f"{HEADER}\nDE,A,Old,a@example.com,,E1,,\nDE,A,New,a@example.com,,E1,,\n"), engine=engine
+    )
+    assert (result.created, result.duplicates) == (1, 1)
+    assert issues(engine, result.import_run_id) == [
+        (2, "External ID", "duplicate", "duplicate: row 3 has the same External ID and was imported instead")
+    ]
+
+
+def test_rows_with_different_keys_for_one_stored_contact_take_the_last(engine, write_csv):
+    import_file(write_csv(f"{HEADER}\nDE,A,Stored,a@example.com,,E1,,\n"), engine=engine)
+    result = import_file(
+        write_csv(f"{HEADER}\nDE,A,ById,,0151 23456789,E1,,\nDE,A,ByEmail,a@example.com,,,,\n", name="2.csv"),
         engine=engine,
     )
-    out = io.StringIO()
-    assert export.export_contacts(out, engine=engine) == 2
-    exported = tmp_path / "export.csv"
-    exported.write_text(out.getvalue(), encoding="utf-8")
-    before = contact_rows(engine)
-    for mode in ("merge", "replace"):
-        result = import_file(exported, mode=mode, engine=engine)
-        assert (result.unchanged, result.updated, result.rejected, result.warnings) == (2, 0, 0, 0)
-    assert contact_rows(engine) == before
+    assert (result.updated, result.duplicates, result.rejected) == (1, 1, 0)
+    assert [c["last_name"] for c in contact_rows(engine)] == ["ByEmail"]
+    assert issues(engine, result.import_run_id) == [
+        (2, None, "duplicate", "duplicate: row 3 has the same existing contact and was imported instead")
+    ]
 
 
-def test_one_segment_export_and_json(engine, segments, write_csv):
-    import_file(
-        write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,VIP,\nDE,B,B,b@example.com,,E2,,\n"), engine=engine
-    )
-    out = io.StringIO()
-    assert export.export_contacts(out, fmt="json", segment="vip", engine=engine) == 1
-    import json
+def test_staging_tables_are_gone_after_an_import(engine, write_csv):
+    from sqlalchemy import inspect
 
-    (record,) = json.loads(out.getvalue())
-    assert (record["external_id"], record["segments"], record["email_opt_out"]) == ("E1", ["VIP"], False)
+    import_file(write_csv(f"{HEADER}\nDE,A,A,a@example.com,,E1,,\n"), engine=engine)
+    import_file(write_csv("Vorname\nA\n", name="bad.csv"), engine=engine)
+    with engine.connect() as conn:
+        temporary = inspect(conn).get_temp_table_names() if engine.dialect.name == "sqlite" else []
+        tables = inspect(conn).get_table_names()
+    assert not [t for t in [*temporary, *tables] if t.startswith("segmail_stage")]

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-import pytest
-
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def paths(ids: dict) -> list[str]:
@@ -27,6 +20,9 @@ def paths(ids: dict) -> list[str]:
         "/segmail/contacts?q=gruber",
         "/segmail/imports",
         f"/segmail/imports/{ids['import_run_id']}/issues.csv",
+        "/segmail/suppressions",
+        "/segmail/suppressions?q=phone&page=1",
+        "/segmail/suppressions.csv",
     ]
 
 
@@ -46,14 +42,44 @@ def test_data_endpoints_show_the_run_and_exports(api_server):
     (run,) = [
         r for r in httpx.get(f"{base}/segmail/api/runs", headers=auth).json() if r["run"] == ids["run_id"]
     ]
-    assert (run["sent"], run["failed"], run["skipped"]) == (19, 1, 1)
+    assert (run["sent"], run["failed"], run["skipped"], run["unsubscribed"]) == (19, 1, 1, 1)
     failed = httpx.get(f"{base}/segmail/api/runs/{ids['run_id']}/mails?status=failed", headers=auth).json()
     assert failed["total"] == 1 and failed["mails"][0]["smtp_code"] == 550
     exported = httpx.get(f"{base}/segmail/runs/{ids['run_id']}/mails.csv?status=sent", headers=auth)
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert len(rows) == 19 and {r["status"] for r in rows} == {"sent"}
+    unsubscribed = [r["email"] for r in rows if r["unsubscribed_at"]]
+    assert unsubscribed == ["camille.dubois@example.fr"]
     issues = httpx.get(f"{base}/segmail/imports/{ids['import_run_id']}/issues.csv", headers=auth).text
     assert "'+1" in issues and "Classic Cars" in issues
+
+
+def test_unsubscribes_and_suppressions_are_shown(api_server):
+    base, token, ids = api_server
+    auth = {"Authorization": f"Bearer {token}"}
+    runs = httpx.get(f"{base}/segmail/", headers=auth).text
+    assert '<td class="num unsubscribed">1</td>' in runs
+    run = httpx.get(f"{base}/segmail/runs/{ids['run_id']}?q=camille", headers=auth).text
+    assert '<b id="total-unsubscribed">1</b>' in run and '<span class="st unsub">20' in run
+
+    contact = httpx.get(f"{base}/segmail/contacts/{ids['sent_contact']}", headers=auth).text
+    opt_out = contact[contact.index('<p id="opt-out">') :].split("</p>")[0]
+    assert "source one-click" in opt_out and f"run #{ids['run_id']}</a>" in opt_out
+    assert "<td>unsubscribe</td>" in contact and "unsubscribed (one-click)" in contact
+    bounced = httpx.get(f"{base}/segmail/contacts/{ids['failed_contact']}", headers=auth).text
+    assert '<p id="suppression">' in bounced and "hard bounce: 550 5.1.1" in bounced
+
+    page = httpx.get(f"{base}/segmail/suppressions", headers=auth).text
+    assert "3 address(es); page 1 of 1" in page
+    for address in ("camille.dubois@example.fr", "lukas.gruber@example.at", "no.more@example.org"):
+        assert f">{address}</a>" in page
+    found = httpx.get(f"{base}/segmail/suppressions?q=PHONE", headers=auth).text
+    assert "1 address(es) matching" in found and "no.more@example.org" in found
+    exported = httpx.get(f"{base}/segmail/suppressions.csv?q=phone", headers=auth)
+    assert exported.headers["content-disposition"] == 'attachment; filename="suppressions.csv"'
+    (row,) = csv.DictReader(io.StringIO(exported.text))
+    assert row["address"] == "no.more@example.org" and row["source"] == "manual"
+    assert row["reason"] == '\'=HYPERLINK("https://evil.example","asked by phone")'  # no formula in Excel
 
 
 def test_the_mailing_run_tab_of_a_dag_run_needs_a_login_and_opens_the_run(api_server):
@@ -80,35 +106,8 @@ def test_the_mailing_run_tab_of_a_dag_run_needs_a_login_and_opens_the_run(api_se
     assert other.status_code == 404 and "contacts_import is not a mailing DAG" in other.text
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but Debian's chromium is missing (scripts/ensure-chromium.sh installs it)")
-        pytest.skip("chromium not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-def test_pages_in_a_real_browser(api_server, browser):
+def test_pages_in_a_real_browser(api_server, browser, screenshots):
     base, token, ids = api_server
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.add_cookies([{"name": "_token", "value": token, "url": base}])
     page = context.new_page()
@@ -116,7 +115,7 @@ def test_pages_in_a_real_browser(api_server, browser):
     page.goto(f"{base}/segmail/")
     assert page.locator("#runs").get_by_text(f"#{ids['run_id']}").count() == 1
     assert page.locator("#chart rect").count() >= 3
-    page.screenshot(path=str(SCREENSHOTS / "runs.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "runs.png"), full_page=True)
 
     page.locator("#runs a", has_text=f"#{ids['run_id']}").click()
     assert page.locator("#total-sent").inner_text() == "19"
@@ -125,7 +124,7 @@ def test_pages_in_a_real_browser(api_server, browser):
     page.wait_for_url("**status=failed**")
     assert page.locator("#mails tr").count() == 2  # header + the one rejected mail
     assert "550" in page.locator("#mails").inner_text()
-    page.screenshot(path=str(SCREENSHOTS / "run-failed.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "run-failed.png"), full_page=True)
     page.select_option("#status", "")
     page.fill("#q", "example.fr")
     page.click("#apply")
@@ -136,11 +135,19 @@ def test_pages_in_a_real_browser(api_server, browser):
     page.goto(f"{base}/segmail/contacts/{ids['sent_contact']}")
     assert "Region France" in page.locator("#segments").inner_text()
     assert "votre lettre" in page.locator("#activity").inner_text()
-    page.screenshot(path=str(SCREENSHOTS / "contact.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "contact.png"), full_page=True)
+
+    page.goto(f"{base}/segmail/suppressions")
+    page.fill("#q", "example.fr")
+    page.click("#apply")
+    page.wait_for_url("**q=example.fr**")
+    assert page.locator("#suppressions tr").count() == 2  # header + Camille's one-click
+    assert "one-click" in page.locator("#suppressions").inner_text()
+    page.screenshot(path=str(screenshots / "suppressions.png"), full_page=True)
 
     page.goto(f"{base}/segmail/imports")
     assert page.locator("#imports").get_by_text("rejected rows (CSV)").count() >= 1
-    page.screenshot(path=str(SCREENSHOTS / "imports.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "imports.png"), full_page=True)
 
     page.goto(f"{base}/segmail/dag-runs/mailing__newsletter/ui-test")  # the DAG run's "Mailing run" tab
     page.wait_for_url(f"**/segmail/runs/{ids['run_id']}")
@@ -148,5 +155,5 @@ def test_pages_in_a_real_browser(api_server, browser):
 
     page.goto(f"{base}/")  # the Airflow UI lists the pages in its navigation
     page.get_by_text("Segment mailings").first.wait_for(timeout=30_000)
-    page.screenshot(path=str(SCREENSHOTS / "airflow-nav.png"))
+    page.screenshot(path=str(screenshots / "airflow-nav.png"))
     context.close()
