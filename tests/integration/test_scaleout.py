@@ -176,6 +176,10 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
             "SEGMAIL_INBOX": str(inbox),
             "SEGMAIL_IMPORT_CRON": "",  # manual only here
             "SEGMAIL_IMPORT_WORKERS": "1",
+            # The unsubscribe links every mail carries (as tests/conftest.py sets them up).
+            "SEGMAIL_PUBLIC_URL": os.environ["SEGMAIL_PUBLIC_URL"],
+            "SEGMAIL_UNSUBSCRIBE_MAILTO": os.environ["SEGMAIL_UNSUBSCRIBE_MAILTO"],
+            "AIRFLOW_CONN_SEGMAIL_SIGNING": os.environ["AIRFLOW_CONN_SEGMAIL_SIGNING"],
         }
         cluster = Cluster(env, tmp_path)
         try:
