@@ -36,6 +36,11 @@ class Settings:
     public_host: str
     public_port: int
     token_max_age_days: int
+    bounce_domain: str | None  # VERP: mails go out with Return-Path bounces+TOKEN@<this domain>
+    bounce_local_part: str
+    bounces_conn_id: str  # the IMAP mailbox that receives bounces, complaints and mailto unsubscribes
+    soft_bounce_limit: int  # soft bounces in a row (across runs) that suppress an address
+    dns_server: str | None  # `segmail mailings validate --dns`: host[:port]; None: the system resolver
 
 
 def _int(name: str, default: int) -> int:
@@ -72,6 +77,11 @@ def current() -> Settings:
         public_host=env("SEGMAIL_PUBLIC_HOST") or "127.0.0.1",
         public_port=_int("SEGMAIL_PUBLIC_PORT", 8090),
         token_max_age_days=_int("SEGMAIL_TOKEN_MAX_AGE_DAYS", 730),
+        bounce_domain=env("SEGMAIL_BOUNCE_DOMAIN") or None,
+        bounce_local_part=env("SEGMAIL_BOUNCE_LOCAL_PART") or "bounces",
+        bounces_conn_id=env("SEGMAIL_BOUNCES_CONN_ID") or "segmail_bounces",
+        soft_bounce_limit=max(1, _int("SEGMAIL_SOFT_BOUNCE_LIMIT", 3)),
+        dns_server=env("SEGMAIL_DNS_SERVER") or None,
     )
 
 

@@ -48,6 +48,17 @@ class UnsubscribeLinks:
     signer: TokenSigner
     public_url: str | None
     mailto: str | None
+    bounce_domain: str | None = None
+    bounce_local_part: str = "bounces"
+
+    def return_path(self, delivery_id: int) -> str | None:
+        """The VERP envelope sender `bounces+TOKEN@bounce-domain`: a bounce names its delivery even
+        when the report quotes nothing of the original. None without a bounce domain (the From
+        address is the envelope sender then, and reports are matched by Message-ID)."""
+        if not self.bounce_domain:
+            return None
+        token = self.signer.sign(TokenPurpose.BOUNCE, delivery_id)
+        return f"{self.bounce_local_part}+{token}@{self.bounce_domain}"
 
     def for_delivery(self, delivery_id: int) -> MailLinks:
         return self._links(self.signer.sign(TokenPurpose.UNSUBSCRIBE, delivery_id))

@@ -38,6 +38,7 @@ class Composed:
     message_id: str
     subject: str
     data: bytes
+    envelope_from: str
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,13 @@ class Composer:
         return self.factory.message_id(run_id, key)
 
     def compose(
-        self, recipient: Recipient, *, message_id: str, date: datetime, links: MailLinks
+        self,
+        recipient: Recipient,
+        *,
+        message_id: str,
+        date: datetime,
+        links: MailLinks,
+        envelope_from: str | None = None,
     ) -> Composed | RenderFailed:
         context = message_context(
             contact=recipient.contact,
@@ -132,13 +139,18 @@ class Composer:
         )
         if self.dkim_key is not None:
             data = dkim_sign(data, self.dkim_key)
-        return Composed(message_id, subject, data)
+        return Composed(message_id, subject, data, envelope_from or self.envelope_from)
 
     def compose_delivery(self, run_id: int, mail: PendingMail, *, date: datetime) -> Composed | RenderFailed:
         """A run's mail: its Message-ID is fixed per (run, contact), so a resend carries the same."""
         message_id = self.message_id(run_id, mail.contact_id)
-        links = self.links.for_delivery(mail.id)
-        return self.compose(delivery_recipient(mail), message_id=message_id, date=date, links=links)
+        return self.compose(
+            delivery_recipient(mail),
+            message_id=message_id,
+            date=date,
+            links=self.links.for_delivery(mail.id),
+            envelope_from=self.links.return_path(mail.id),
+        )
 
 
 def composer_for(mailing: Mailing, variant: CompiledVariant, **options) -> Composer:

@@ -132,7 +132,7 @@ class _BatchSender:
             )
         self.pacer.wait()
         try:
-            code, reply = self.transport.send(self.composer.envelope_from, mail.email, composed.data)
+            code, reply = self.transport.send(composed.envelope_from, mail.email, composed.data)
         except Exception as exc:
             return self._rejected(mail, composed, classify(exc), now)
         return Outcome(

@@ -126,7 +126,7 @@ def _send_one(
         raise composed.error
     status, error = TestMailStatus.SENT, None
     try:
-        transport.send(composer.envelope_from, to.address, composed.data)
+        transport.send(composed.envelope_from, to.address, composed.data)
     except Exception as exc:
         status, error = TestMailStatus.FAILED, classify(exc).summary.strip()
     with session_scope(engine) as session:

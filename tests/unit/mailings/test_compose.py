@@ -97,3 +97,22 @@ def test_without_a_public_url_there_is_no_one_click_promise():
     assert message["List-Unsubscribe"].startswith("<mailto:unsubscribe+")
     assert message["List-Unsubscribe-Post"] is None
     assert message.get_content().strip().startswith("mailto:unsubscribe+")
+
+
+def test_with_a_bounce_domain_each_mail_has_its_own_signed_return_path():
+    verp = UnsubscribeLinks(
+        LINKS.signer, LINKS.public_url, LINKS.mailto, bounce_domain="bounces.shop.example"
+    )
+    composer = Composer(mailing(), variant(), links=verp)
+    composed = composer.compose_delivery(7, pending_mail(1), date=DATE)
+    local, domain = composed.envelope_from.split("@")
+    assert domain == "bounces.shop.example" and local.startswith("bounces+b.")
+    verified = LINKS.signer.verify(local.removeprefix("bounces+"))
+    assert verified.purpose is TokenPurpose.BOUNCE and verified.delivery_id == pending_mail(1).id
+    message = message_from_bytes(composed.data, policy=policy.default)
+    assert message["From"] == "Shop <news@shop.example>"  # the From header stays as configured
+
+
+def test_without_a_bounce_domain_the_from_address_is_the_envelope_sender():
+    composed = Composer(mailing(), variant(), links=LINKS).compose_delivery(7, pending_mail(1), date=DATE)
+    assert composed.envelope_from == "news@shop.example"
