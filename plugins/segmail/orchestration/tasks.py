@@ -86,7 +86,11 @@ def fail_on_rejected_files(results: Sequence[dict] | None) -> None:
     """Turn the run red when a whole file was rejected, after the good files have landed."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    rejected = [f"{r['file_name']}: {r['error']}" for r in _as_list(results) if r.get("status") == "rejected"]
+    from segmail.store.models import ImportStatus
+
+    rejected = [
+        f"{r['file_name']}: {r['error']}" for r in _as_list(results) if r.get("status") == ImportStatus.REJECTED
+    ]
     if rejected:
         raise AirflowFailException("rejected files (moved to rejected/):\n" + "\n".join(rejected))
 
