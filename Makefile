@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export SEGMAIL_INCLUDE_DIR := $(CURDIR)/include
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test lint bench-import bench-send airflow clean
+.PHONY: install demo test lint bench-import bench-send airflow serve-public clean
 
 install: $(STAMP)
 
@@ -29,6 +29,7 @@ demo: install
 
 test: install
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-debian.sh /usr/sbin/dnsmasq=dnsmasq-base
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -45,6 +46,11 @@ clean:
 bench-send: install
 	$(BIN)/python bench/bench_send.py $(BENCH_ARGS)
 
-# Airflow with the UI on http://127.0.0.1:8080 (SEGMAIL_UI_PORT), a local SMTP sink and the sample data.
+# Airflow with the UI on http://127.0.0.1:8080 (SEGMAIL_UI_PORT), the public unsubscribe app on
+# http://127.0.0.1:8090 (SEGMAIL_PUBLIC_PORT), a local SMTP sink and the sample data.
 airflow: install
 	$(BIN)/python -m segmail.dev.local
+
+# Only the public unsubscribe app, on the local database and signing key: try the links `make demo` sent.
+serve-public: install
+	$(BIN)/python -m segmail.dev.local serve-public

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TEST_SIGNING_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 LONG_RUNNING = [name for name in SERVICES if name != "airflow-init"]
+UNSUBSCRIBE_ENV = ("SEGMAIL_PUBLIC_URL", "SEGMAIL_UNSUBSCRIBE_MAILTO", "AIRFLOW_CONN_SEGMAIL_SIGNING")
 
 
 def test_the_stack_has_every_part_of_a_celery_deployment():
@@ -25,6 +28,7 @@ def test_the_stack_has_every_part_of_a_celery_deployment():
         "airflow-triggerer",
         "airflow-worker",
         "airflow-init",
+        "segmail-public",
     }
     env = SERVICES["airflow-worker"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
@@ -80,12 +84,12 @@ def test_bind_mounts_point_at_existing_files(name):
 
 def test_environment_names_the_connections_the_dags_use():
     from segmail.mailings.definition import load_mailings
-    from segmail.settings import DB_CONN_ID
+    from segmail.settings import DB_CONN_ID, SIGNING_CONN_ID
 
     env = COMPOSE["x-airflow-common"]["environment"]
     mailings, errors = load_mailings(ROOT / "include" / "mailings")
     assert not errors
-    needed = {DB_CONN_ID} | {m.smtp_conn_id for m in mailings.values()}
+    needed = {DB_CONN_ID, SIGNING_CONN_ID} | {m.smtp_conn_id for m in mailings.values()}
     for conn_id in needed:
         assert f"AIRFLOW_CONN_{conn_id.upper()}" in env, conn_id
     assert "@postgres:5432/segmail" in env["AIRFLOW_CONN_SEGMAIL_DB"]
@@ -115,3 +119,44 @@ def test_no_secret_is_written_into_the_compose_file():
     text = (ROOT / "docker-compose.yaml").read_text()
     assert "FERNET_KEY: ${AIRFLOW_FERNET_KEY" in text
     assert not re.search(r"PASSWORD: (?!\$\{)", text)
+    # The signing key comes from the environment (.env) and has no default: compose refuses to start.
+    signing = json.loads(COMPOSE["x-segmail-unsubscribe-env"]["AIRFLOW_CONN_SEGMAIL_SIGNING"])
+    assert re.fullmatch(r"\$\{SEGMAIL_SIGNING_KEY:\?[^}]+\}", signing["password"])
+    assert re.fullmatch(r"\$\{SEGMAIL_SIGNING_PREVIOUS_KEY:-\}", signing["extra"]["previous_keys"])
+    assert "TEST_SIGNING_KEY" not in text and TEST_SIGNING_KEY.decode() not in text
+    local_key = ROOT / ".airflow" / "segmail_signing_key"  # what `make demo` generated, if it ran here
+    if local_key.exists():
+        assert local_key.read_text().strip() not in text
+
+
+def unsubscribe_settings(env: dict) -> dict:
+    return {name: env.get(name) for name in UNSUBSCRIBE_ENV}
+
+
+def test_every_segmail_process_gets_the_unsubscribe_settings_and_the_signing_connection():
+    expected = COMPOSE["x-segmail-unsubscribe-env"]
+    assert set(expected) == set(UNSUBSCRIBE_ENV)
+    for name, service in SERVICES.items():
+        if name.startswith("airflow-") or name == "segmail-public":
+            assert unsubscribe_settings(service["environment"]) == expected, name
+    assert expected["SEGMAIL_PUBLIC_URL"] == "${SEGMAIL_PUBLIC_URL:-http://localhost:8090}"
+    assert expected["SEGMAIL_UNSUBSCRIBE_MAILTO"].endswith("unsubscribe@autohaus-demo.example}")
+
+
+def test_the_public_app_runs_alone_on_segmails_database():
+    public = SERVICES["segmail-public"]
+    assert public["command"] == ["segmail", "serve-public", "--host", "0.0.0.0", "--port", "8090"]
+    # Not the image's /entrypoint, which would run `airflow segmail ...`; no Airflow configuration.
+    assert public["entrypoint"] == ["/usr/bin/dumb-init", "--"]
+    assert not [key for key in public["environment"] if key.startswith("AIRFLOW__")]
+    assert public["image"] == COMPOSE["x-airflow-common"]["image"]
+    assert public["ports"] == ["8090:8090"]
+    assert public["healthcheck"]["test"][-1] == "http://localhost:8090/healthz"
+    env = public["environment"]
+    assert (
+        env["AIRFLOW_CONN_SEGMAIL_DB"]
+        == COMPOSE["x-airflow-common"]["environment"]["AIRFLOW_CONN_SEGMAIL_DB"]
+    )
+    assert env["SEGMAIL_INCLUDE_DIR"] == "/opt/airflow/include"  # the mailings' languages for the page
+    assert "./include:/opt/airflow/include:ro" in public["volumes"]
+    assert public["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"

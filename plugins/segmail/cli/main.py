@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from segmail.cli.feedback import add_serve_public, add_suppressions
+from segmail.cli.tables import format_table, print_rows
+
+if TYPE_CHECKING:
+    from segmail.mailings.definition import Mailing
 
 SEGMENT_COLUMNS = ("name", "salesperson", "members", "description")
-
-
-def format_table(rows: list[dict], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)"
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines.append("  ".join("-" * widths[c] for c in columns))
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -102,10 +98,7 @@ def cmd_imports(args: argparse.Namespace) -> int:
     from segmail.store.read import IMPORT_COUNTS, recent_imports
 
     rows = recent_imports(limit=args.limit)
-    if args.format == "json":
-        print(json.dumps(rows, default=str, indent=2))
-    else:
-        print(format_table(rows, ("id", "file_name", "status", *IMPORT_COUNTS, "finished_at")))
+    print_rows(rows, ("id", "file_name", "status", *IMPORT_COUNTS, "finished_at"), fmt=args.format)
     return 0
 
 
@@ -128,16 +121,39 @@ def cmd_mailings(args: argparse.Namespace) -> int:
         ]
         print(format_table(rows, ("slug", "dag_id", "name", "schedule", "languages", "audience")))
     else:
-        from segmail.mailings.check import validate_mailing
-
-        for mailing in mailings.values():
-            found = validate_mailing(mailing)
-            problems += found
-            if not found:
-                print(f"ok: {mailing.slug} ({', '.join(mailing.variants)})")
+        problems += _validate(mailings.values())
+        if args.dns:
+            problems += _check_dns(mailings.values())
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _validate(mailings: Iterable[Mailing]) -> list[str]:
+    from segmail.mailings.check import validate_mailing
+
+    problems = []
+    for mailing in mailings:
+        found = validate_mailing(mailing)
+        problems += found
+        if not found:
+            print(f"ok: {mailing.slug} ({', '.join(mailing.variants)})")
+    return problems
+
+
+def _check_dns(mailings: Iterable[Mailing]) -> list[str]:
+    """SPF, DKIM key and DMARC of every From domain; a skipped check is said, not an error."""
+    from segmail import settings
+    from segmail.mailings.dns_check import check_mailings, resolver_for
+
+    problems = []
+    for report in check_mailings(mailings, lookup=resolver_for(settings.current().dns_server)):
+        if report.skipped:
+            print(report.skipped, file=sys.stderr)
+        elif not report.problems:
+            print(f"ok: DNS of {report.domain} (SPF, DKIM key, DMARC)")
+        problems += report.problems
+    return problems
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -159,6 +175,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "failed",
             "skipped",
             "pending",
+            "unsubscribed",
             "languages",
             "created_at",
         )
@@ -167,14 +184,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"{lang}:{counts.get('sent', 0)}/{sum(counts.values())}"
                 for lang, counts in row["by_language"].items()
             )
-    if args.format == "json":
-        print(json.dumps(rows, default=str, indent=2))
-    else:
-        print(
-            format_table(
-                [{c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows], columns
-            )
-        )
+    print_rows(rows, columns, fmt=args.format)
     return 0
 
 
@@ -250,9 +260,13 @@ def _add_contacts(sub: argparse._SubParsersAction) -> None:
 def _add_mailings(sub: argparse._SubParsersAction) -> None:
     mail = sub.add_parser("mailings", help="mailing definitions").add_subparsers(dest="action", required=True)
     mail.add_parser("list").set_defaults(func=cmd_mailings)
-    mail.add_parser(
+    validate = mail.add_parser(
         "validate", help="render every variant with strict variables, check attachments"
-    ).set_defaults(func=cmd_mailings)
+    )
+    validate.add_argument(
+        "--dns", action="store_true", help="also check SPF, the DKIM key and DMARC of each From domain"
+    )
+    validate.set_defaults(func=cmd_mailings)
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:
@@ -266,7 +280,17 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     st.set_defaults(func=cmd_status)
 
 
-COMMANDS = (_add_db, _add_import, _add_salespeople, _add_segments, _add_contacts, _add_mailings, _add_status)
+COMMANDS = (
+    _add_db,
+    _add_import,
+    _add_salespeople,
+    _add_segments,
+    _add_contacts,
+    _add_mailings,
+    _add_status,
+    add_suppressions,
+    add_serve_public,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

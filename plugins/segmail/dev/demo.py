@@ -2,7 +2,8 @@
 
 SQLite under AIRFLOW_HOME for both Airflow and segmail, and a local SMTP server that keeps every
 mail as an .eml file. The sample contacts go through `contacts_import`, the newsletter through
-`mailing__newsletter` and a test mail through `mailing_test_mail`, all with dag.test().
+`mailing__newsletter` and a test mail through `mailing_test_mail`, all with dag.test(). Every mail
+carries a signed unsubscribe link to the local public app (`make serve-public`); the demo prints one.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segmail.dev.local import (
     configure_environment,
+    configure_unsubscribe,
     drop_sample_into_inbox,
     ensure_smtp_pool,
     migrate_databases,
@@ -22,6 +25,8 @@ from segmail.dev.local import (
 )
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from airflow.models.dagrun import DagRun
 
     from segmail.dev.smtpsink import SmtpSink
@@ -86,6 +91,7 @@ def print_mailing_status(run_id: int) -> None:
 def prepare() -> None:
     configure_environment()
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    configure_unsubscribe()
     from segmail.settings import airflow_home, database_url
 
     step(f"Airflow home {airflow_home()}; segmail database {database_url()}")
@@ -146,7 +152,37 @@ def send_test_mail(sink: SmtpSink) -> DagRun:
     return run
 
 
-def send_mailings() -> tuple[DagRun, DagRun, int]:
+def unsubscribe_link(outbox: Path) -> tuple[Path, EmailMessage, str] | None:
+    """The first newsletter mail in the outbox with its unsubscribe URL (List-Unsubscribe, web link)."""
+    for path in sorted(outbox.glob("*.eml")):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        links = [link.strip(" <>") for link in str(message.get("List-Unsubscribe", "")).split(",")]
+        url = next((link for link in links if link.startswith(("https://", "http://"))), None)
+        if url and not str(message["Subject"]).startswith("[TEST]"):
+            return path, message, url
+    return None
+
+
+def print_unsubscribe_link(outbox: Path) -> None:
+    found = unsubscribe_link(outbox)
+    if found is None:
+        print(f"no mail with an unsubscribe link in {outbox}", file=sys.stderr)
+        return
+    path, message, url = found
+    step(f"Unsubscribe link of the mail to {message['To']} ({path.name})")
+    print(f"List-Unsubscribe: {message['List-Unsubscribe']}")
+    html = message.get_body(("html",))
+    if html is not None and url in html.get_content():
+        print("The same link is in the mail's footer.")
+    if not url.startswith("https://"):
+        print("(No List-Unsubscribe-Post: mails promise one-click only for an https:// SEGMAIL_PUBLIC_URL.)")
+    print(
+        "Try it: run `make serve-public` in another terminal, then open the link in a browser (the page "
+        f"asks first), or click as a mail client does:\n  curl -X POST -d List-Unsubscribe=One-Click {url}"
+    )
+
+
+def send_mailings() -> tuple[DagRun, DagRun, int, Path]:
     """The newsletter and its test mail, into a local SMTP server that keeps every mail as .eml."""
     from segmail.dev.smtpsink import SmtpSink
     from segmail.settings import airflow_home
@@ -157,7 +193,7 @@ def send_mailings() -> tuple[DagRun, DagRun, int]:
         ensure_smtp_pool()
         run, mailing_run_id = send_newsletter(sink, outbox)
         test_run = send_test_mail(sink)
-    return run, test_run, mailing_run_id
+    return run, test_run, mailing_run_id, outbox
 
 
 def main() -> int:
@@ -165,7 +201,8 @@ def main() -> int:
     if import_sample() is None:
         return 1
     print_segments()
-    run, test_run, mailing_run_id = send_mailings()
+    run, test_run, mailing_run_id, outbox = send_mailings()
+    print_unsubscribe_link(outbox)
     print(
         "\nMore: .venv/bin/segmail status newsletter | .venv/bin/segmail status --run "
         f"{mailing_run_id} | .venv/bin/segmail status --tests"

@@ -1,8 +1,9 @@
-"""The embedded local setup shared by `make demo` and `make airflow`.
+"""The embedded local setup shared by `make demo`, `make airflow` and `make serve-public`.
 
 Everything lives under AIRFLOW_HOME (default `.airflow/` in the checkout): Airflow's SQLite
-metadata DB, segmail's SQLite DB, the inbox, the outbox of the local SMTP server, and the login
-password (generated on first use, never in code).
+metadata DB, segmail's SQLite DB, the inbox, the outbox of the local SMTP server, the login
+password and the key that signs unsubscribe links (both generated on first use, never in code,
+never printed).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout: plugins/segmail/dev/local.py
 SMTP_POOL_SLOTS = 4
+SIGNING_KEY_FILE = "segmail_signing_key"
+DEMO_MAILTO = "unsubscribe@autohaus-demo.example"  # the demo mailings' From domain
 
 
 def configure_environment() -> None:
@@ -91,6 +94,81 @@ def ensure_login(username: str = "admin") -> str:
     return json.loads(passwords.read_text())[username]
 
 
+def ensure_signing_key() -> None:
+    """The key of the `segmail_signing` connection: generated once into AIRFLOW_HOME (mode 0600) and
+    handed to every process started from here as AIRFLOW_CONN_SEGMAIL_SIGNING. A connection
+    already in the environment wins."""
+    if os.environ.get("AIRFLOW_CONN_SEGMAIL_SIGNING"):
+        return
+    path = home() / SIGNING_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    except FileExistsError:
+        pass
+    key = path.read_text().strip()
+    os.environ["AIRFLOW_CONN_SEGMAIL_SIGNING"] = json.dumps({"conn_type": "generic", "password": key})
+
+
+def configure_unsubscribe() -> str:
+    """Signed unsubscribe links pointing at the local public app (http: so mails carry no
+    List-Unsubscribe-Post, which promises https); returns the public URL."""
+    from segmail import settings
+
+    ensure_signing_key()
+    os.environ.setdefault("SEGMAIL_PUBLIC_URL", f"http://127.0.0.1:{settings.current().public_port}")
+    os.environ.setdefault("SEGMAIL_UNSUBSCRIBE_MAILTO", DEMO_MAILTO)
+    return os.environ["SEGMAIL_PUBLIC_URL"]
+
+
+def start_public_app() -> tuple[subprocess.Popen, str]:
+    """`segmail serve-public` as a child process, logging to AIRFLOW_HOME/segmail/public.log;
+    returns it and the address it listens on, once it answers."""
+    from segmail import settings
+
+    config = settings.current()
+    log_path = home() / "segmail" / "public.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        app = subprocess.Popen(
+            [sys.executable, "-m", "segmail.cli.main", "serve-public"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    address = f"http://{config.public_host}:{config.public_port}"
+    if not _answers(app, address.replace("0.0.0.0", "127.0.0.1") + "/healthz"):
+        app.kill()
+        sys.exit(
+            f"the public app did not start on {address} (see {log_path}); "
+            "is the port taken? SEGMAIL_PUBLIC_PORT chooses another"
+        )
+    return app, address
+
+
+def _answers(process: subprocess.Popen, url: str, *, seconds: float = 30) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def stop(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def drop_sample_into_inbox() -> Path:
     from segmail.imports import inbox
     from segmail.settings import include_dir
@@ -115,7 +193,7 @@ def start_smtp_sink(port: int) -> subprocess.Popen:
 
 
 def run_airflow() -> int:
-    """`make airflow`: prepare everything, then `airflow standalone` until Ctrl-C."""
+    """`make airflow`: prepare everything, then `airflow standalone` and the public app until Ctrl-C."""
     configure_environment()
     from segmail import settings
     from segmail.dev.smtpsink import free_port
@@ -127,16 +205,19 @@ def run_airflow() -> int:
     os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
     os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
     password = ensure_login()
+    public_url = configure_unsubscribe()
     migrate_databases()
     seed_sample_setup()
     ensure_smtp_pool()
     sample = drop_sample_into_inbox()
     sink = start_smtp_sink(config.smtp_port or free_port())
+    public, public_address = start_public_app()
     print(
         f"""
 segmail on Airflow
   UI:        http://127.0.0.1:{port}/   (log in as admin / {password})
   pages:     http://127.0.0.1:{port}/segmail/   ("Segment mailings" in the UI navigation)
+  public:    {public_address}   (unsubscribe links in mails: {public_url}/u/...; log {home() / "segmail" / "public.log"})
   inbox:     {sample.parent}   (sample contacts dropped: {sample.name})
   outbox:    {home() / "segmail" / "outbox"}   (every mail sent, as .eml)
 Trigger contacts_import, then mailing__newsletter. Ctrl-C stops everything.
@@ -148,9 +229,21 @@ Trigger contacts_import, then mailing__newsletter. Ctrl-C stops everything.
     except KeyboardInterrupt:
         return 0
     finally:
-        sink.terminate()
-        sink.wait()
+        stop(public, sink)
+
+
+def run_public() -> int:
+    """`make serve-public`: the public app alone, on the local setup's database and signing key,
+    to try the unsubscribe links of the mails `make demo` sent."""
+    configure_environment()
+    configure_unsubscribe()
+    from segmail.cli.main import main
+
+    try:
+        return main(["serve-public"])
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_airflow())
+    sys.exit(run_public() if sys.argv[1:] == ["serve-public"] else run_airflow())

@@ -7,8 +7,15 @@ a reachable DNS server the check is skipped with a message instead of failing ev
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import TYPE_CHECKING
+
+from segmail.errors import SegmailError
+
+if TYPE_CHECKING:
+    from segmail.mailings.definition import Mailing
 
 TxtLookup = Callable[[str], list[str]]  # name -> TXT strings; raises LookupError when unreachable
 
@@ -29,7 +36,14 @@ def resolver_lookup(nameserver: str | None = None, port: int = 53, timeout: floa
     import dns.exception
     import dns.resolver
 
-    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    try:
+        resolver = dns.resolver.Resolver(configure=nameserver is None)
+    except dns.resolver.NoResolverConfiguration:  # no /etc/resolv.conf: as offline
+
+        def offline(name: str) -> list[str]:
+            raise DnsUnavailable("no DNS resolver configured")
+
+        return offline
     if nameserver:
         resolver.nameservers, resolver.port = [nameserver], port
     resolver.lifetime = timeout
@@ -44,6 +58,44 @@ def resolver_lookup(nameserver: str | None = None, port: int = 53, timeout: floa
         return [b"".join(record.strings).decode(errors="replace") for record in answer]
 
     return lookup
+
+
+def resolver_for(server: str | None) -> TxtLookup:
+    """SEGMAIL_DNS_SERVER (`host` or `host:port`, `[v6]:port`) if set, else the system resolver."""
+    if not server:
+        return resolver_lookup()
+    host, port = server, "53"
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port = rest.lstrip(":") or port
+    elif server.count(":") == 1:
+        host, _, port = server.partition(":")
+    if not host or not port.isdigit():
+        raise SegmailError(f"SEGMAIL_DNS_SERVER must be host or host:port, not {server!r}")
+    return resolver_lookup(host, int(port))
+
+
+def from_domains(mailing: Mailing) -> dict[str, str | None]:
+    """Every From domain of a mailing (its variants may override From), with the DKIM selector
+    that signs for it: only a `dkim.domain` equal to the From domain aligns under DMARC."""
+    senders = [mailing.from_, *(v.from_ for v in mailing.variants.values() if v.from_)]
+    domains = {parseaddr(sender)[1].rpartition("@")[2].lower() for sender in senders}
+    dkim = mailing.dkim
+    return {
+        domain: dkim.selector if dkim and dkim.domain.lower() == domain else None
+        for domain in sorted(domains - {""})
+    }
+
+
+def check_mailings(mailings: Iterable[Mailing], *, lookup: TxtLookup) -> list[DnsReport]:
+    """One report per From domain of the given mailings, each domain checked once."""
+    wanted: dict[str, str | None] = {}
+    for mailing in mailings:
+        for domain, selector in from_domains(mailing).items():
+            wanted[domain] = wanted.get(domain) or selector
+    return [
+        check_domain(domain, dkim_selector=selector, lookup=lookup) for domain, selector in wanted.items()
+    ]
 
 
 def check_domain(domain: str, *, dkim_selector: str | None, lookup: TxtLookup) -> DnsReport:

@@ -4,8 +4,10 @@ the demo read through here. Pages are paged and filtered in SQL, never a full ta
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from functools import partial
 
-from sqlalchemy import Engine, bindparam, select, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
 from segmail.store.db import default_engine, session_scope
 from segmail.store.models import DeliveryStatus, ImportRun, ImportStatus, SentTestMail
@@ -76,6 +78,7 @@ def mailing_runs(*, mailing: str | None = None, limit: int = 20, engine: Engine 
                 "failed": totals["failed"],
                 "skipped": totals["skipped"],
                 "pending": totals["pending"],
+                "unsubscribed": totals["unsubscribed"],
                 "by_language": totals["by_language"],
                 "options": json.loads(r.options or "{}"),
                 "created_at": r.created_at,
@@ -91,7 +94,7 @@ def run_deliveries(run_id: int, *, failed_only: bool = False, engine: Engine | N
         rows = conn.execute(
             text(
                 "SELECT d.id, d.contact_id, c.external_id, d.email, d.language, d.status, d.reason, d.smtp_code,"
-                " d.smtp_response, d.message_id, d.attempts, d.sent_at FROM segmail_deliveries d"
+                " d.smtp_response, d.message_id, d.attempts, d.sent_at, d.unsubscribed_at FROM segmail_deliveries d"
                 " LEFT JOIN segmail_contacts c ON c.id = d.contact_id WHERE d.mailing_run_id = :r"
                 + (" AND d.status = 'failed'" if failed_only else "")
                 + " ORDER BY d.id"
@@ -119,25 +122,28 @@ def test_mail_log(*, limit: int = 20, engine: Engine | None = None) -> list[dict
 
 
 def runs_totals(run_ids: list[int], *, engine: Engine | None = None) -> dict[int, dict]:
-    """Counts per status and per language for several runs, in one query."""
+    """Counts per status and per language for several runs, and how many of their mails were
+    unsubscribed from, in one query."""
     engine = engine or default_engine()
     totals: dict[int, dict] = {
-        run_id: {"sent": 0, "failed": 0, "skipped": 0, "pending": 0, "by_language": {}} for run_id in run_ids
+        run_id: {"sent": 0, "failed": 0, "skipped": 0, "pending": 0, "unsubscribed": 0, "by_language": {}}
+        for run_id in run_ids
     }
     if not run_ids:
         return totals
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT mailing_run_id, language, status, COUNT(*) FROM segmail_deliveries"
+                "SELECT mailing_run_id, language, status, COUNT(*), COUNT(unsubscribed_at) FROM segmail_deliveries"
                 " WHERE mailing_run_id IN :runs GROUP BY mailing_run_id, language, status"
                 " ORDER BY mailing_run_id, language, status"
             ).bindparams(bindparam("runs", expanding=True)),
             {"runs": list(run_ids)},
         ).all()
-    for run_id, language, status, count in rows:
+    for run_id, language, status, count, unsubscribed in rows:
         run = totals[run_id]
         run[status] = run.get(status, 0) + count
+        run["unsubscribed"] += unsubscribed
         run["by_language"].setdefault(language, {})[status] = count
     return totals
 
@@ -163,6 +169,30 @@ PAGE_SIZE = 50
 STATUSES = tuple(DeliveryStatus)
 
 
+def _paged(
+    engine: Engine, *, columns: str, base: str, order: str, params: dict, page: int, page_size: int
+) -> tuple[list[dict], int]:
+    """One page of `SELECT columns base ORDER BY order` and the count of all matching rows."""
+    with engine.connect() as conn:
+        total = conn.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one()
+        rows = conn.execute(
+            text(f"SELECT {columns} {base} ORDER BY {order} LIMIT :limit OFFSET :offset"),
+            {**params, "limit": page_size, "offset": max(page - 1, 0) * page_size},
+        ).all()
+    return [dict(r._mapping) for r in rows], total
+
+
+def _all_pages(fetch_page: Callable[..., tuple[list[dict], int]], *, page_size: int = 5000) -> Iterator[dict]:
+    """Every row of a paged query, a few thousand at a time (for CSV downloads)."""
+    page = 1
+    while True:
+        rows, _ = fetch_page(page=page, page_size=page_size)
+        yield from rows
+        if len(rows) < page_size:
+            return
+        page += 1
+
+
 def run_page(
     engine: Engine,
     run_id: int,
@@ -183,29 +213,45 @@ def run_page(
             " OR LOWER(c.last_name) LIKE :q)"
         )
         params["q"] = f"%{search.lower()}%"
-    sql_where = " AND ".join(where)
-    base = f"FROM segmail_deliveries d LEFT JOIN segmail_contacts c ON c.id = d.contact_id WHERE {sql_where}"
-    with engine.connect() as conn:
-        total = conn.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one()
-        rows = conn.execute(
-            text(
-                f"SELECT d.id, d.contact_id, c.external_id, c.first_name, c.last_name, d.email, d.language, d.status,"
-                f" d.reason, d.smtp_code, d.smtp_response, d.message_id, d.sent_at {base} ORDER BY d.id"
-                f" LIMIT :limit OFFSET :offset"
-            ),
-            {**params, "limit": page_size, "offset": max(page - 1, 0) * page_size},
-        ).all()
-    return [dict(r._mapping) for r in rows], total
+    return _paged(
+        engine,
+        columns="d.id, d.contact_id, c.external_id, c.first_name, c.last_name, d.email, d.language, d.status,"
+        " d.reason, d.smtp_code, d.smtp_response, d.message_id, d.sent_at, d.unsubscribed_at",
+        base="FROM segmail_deliveries d LEFT JOIN segmail_contacts c ON c.id = d.contact_id WHERE "
+        + " AND ".join(where),
+        order="d.id",
+        params=params,
+        page=page,
+        page_size=page_size,
+    )
 
 
-def iter_run_mails(engine: Engine, run_id: int, *, status: str | None, search: str | None):
-    page = 1
-    while True:
-        rows, _ = run_page(engine, run_id, status=status, search=search, page=page, page_size=5000)
-        yield from rows
-        if len(rows) < 5000:
-            return
-        page += 1
+def iter_run_mails(engine: Engine, run_id: int, *, status: str | None, search: str | None) -> Iterator[dict]:
+    return _all_pages(partial(run_page, engine, run_id, status=status, search=search))
+
+
+def suppressions_page(
+    engine: Engine, *, search: str | None, page: int, page_size: int = PAGE_SIZE
+) -> tuple[list[dict], int]:
+    """The suppression list, newest first, searchable by address, reason and source."""
+    where, params = "", {}
+    if search:
+        where = " WHERE LOWER(s.address_key) LIKE :q OR LOWER(s.reason) LIKE :q OR LOWER(s.source) LIKE :q"
+        params["q"] = f"%{search.lower()}%"
+    return _paged(
+        engine,
+        columns="s.address_key AS address, s.reason, s.source, s.mailing_run_id, r.mailing, s.created_at",
+        base="FROM segmail_suppressions s LEFT JOIN segmail_mailing_runs r ON r.id = s.mailing_run_id"
+        + where,
+        order="s.created_at DESC, s.id DESC",
+        params=params,
+        page=page,
+        page_size=page_size,
+    )
+
+
+def iter_suppressions(engine: Engine, *, search: str | None) -> Iterator[dict]:
+    return _all_pages(partial(suppressions_page, engine, search=search))
 
 
 def contact_detail(engine: Engine, contact_id: int) -> dict | None:
@@ -228,16 +274,33 @@ def contact_detail(engine: Engine, contact_id: int) -> dict | None:
         )
         activity = conn.execute(
             text(
-                "SELECT occurred_at, mailing, mailing_run_id, subject, language, salesperson_code, message_id"
-                " FROM segmail_activity_log WHERE contact_id = :c ORDER BY occurred_at DESC LIMIT 200"
+                "SELECT occurred_at, kind, mailing, mailing_run_id, subject, detail, language, salesperson_code,"
+                " message_id FROM segmail_activity_log WHERE contact_id = :c"
+                " ORDER BY occurred_at DESC, id DESC LIMIT 200"
             ),
             {"c": contact_id},
         ).all()
+        suppression = _suppression_of(conn, contact.email_key)
     return {
         "contact": dict(contact._mapping),
         "segments": segments,
         "activity": [dict(a._mapping) for a in activity],
+        "suppression": suppression,
     }
+
+
+def _suppression_of(conn: Connection, address_key: str | None) -> dict | None:
+    """The suppression of a contact's address (it holds for every contact sharing it), if any."""
+    if not address_key:
+        return None
+    row = conn.execute(
+        text(
+            "SELECT reason, source, mailing_run_id, created_at FROM segmail_suppressions"
+            " WHERE address_key = :key"
+        ),
+        {"key": address_key},
+    ).first()
+    return dict(row._mapping) if row else None
 
 
 def find_contacts(engine: Engine, search: str, *, limit: int = 50) -> list[dict]:

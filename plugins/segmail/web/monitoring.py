@@ -57,6 +57,10 @@ def _page(request: Request, template: str, *, status_code: int = 200, **context)
     return HTMLResponse(html, status_code=status_code)
 
 
+def _pages(total: int) -> int:
+    return max(1, -(-total // read.PAGE_SIZE))
+
+
 def _csv(rows: Iterable[dict], header: list[str], filename: str) -> StreamingResponse:
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
@@ -90,7 +94,9 @@ MAILS_CSV_HEADER = [
     "smtp_response",
     "message_id",
     "sent_at",
+    "unsubscribed_at",
 ]
+SUPPRESSIONS_CSV_HEADER = ["address", "reason", "source", "mailing_run_id", "mailing", "created_at"]
 MAILING_DAG_PREFIX = "mailing__"  # a mailing's DAG is `mailing__<slug>`
 
 router = APIRouter()
@@ -126,7 +132,7 @@ def run_page(request: Request, run_id: int, status: str = "", q: str = "", page:
         rows=rows,
         total=total,
         page=page,
-        pages=max(1, -(-total // read.PAGE_SIZE)),
+        pages=_pages(total),
         status=status,
         q=q,
         statuses=read.STATUSES,
@@ -175,6 +181,18 @@ def contact_page(request: Request, contact_id: int) -> HTMLResponse:
     if detail is None:
         raise HTTPException(404, f"no contact {contact_id}")
     return _page(request, "contact.html", **detail)
+
+
+@router.get("/suppressions", response_class=HTMLResponse)
+def suppressions_page(request: Request, q: str = "", page: int = Query(1, ge=1)) -> HTMLResponse:
+    rows, total = read.suppressions_page(_engine(), search=q or None, page=page)
+    return _page(request, "suppressions.html", rows=rows, total=total, page=page, pages=_pages(total), q=q)
+
+
+@router.get("/suppressions.csv")
+def suppressions_csv(q: str = "") -> StreamingResponse:
+    rows = read.iter_suppressions(_engine(), search=q or None)
+    return _csv(rows, SUPPRESSIONS_CSV_HEADER, "suppressions.csv")
 
 
 @router.get("/imports", response_class=HTMLResponse)

@@ -1,0 +1,34 @@
+"""The public unsubscribe app on a real uvicorn server, shared by the feedback and browser tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from conftest import TEST_SIGNING_KEY
+from segmail.dev.smtpsink import free_port
+from segmail.feedback.tokens import TokenSigner
+from segmail.web.public import PublicContext, create_public_app
+from sqlalchemy import Engine
+
+
+@contextmanager
+def serve_public_app(engine: Engine) -> Iterator[str]:
+    """`create_public_app()` on a free loopback port, on the given database, signing with the key
+    tests/conftest.py configures; yields its base URL and stops the server afterwards."""
+    app = create_public_app(lambda: PublicContext(engine=engine, signer=TokenSigner((TEST_SIGNING_KEY,))))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
