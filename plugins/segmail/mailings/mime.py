@@ -19,6 +19,9 @@ from email.utils import format_datetime, formataddr, parseaddr
 from segmail.mailings.render import Attachment, CompiledVariant
 
 CRLF = b"\r\n"
+_TEXT_HEAD = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+_HTML_HEAD = b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -112,39 +115,29 @@ class MessageFactory:
                 headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         for name, value in (extra_headers or {}).items():
             headers.append(f"{name}: {header_value(value, name=name)}")
-        text_part = (
-            b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-            + _b64(text.encode("utf-8"))
-        )
-        if html is not None:
-            html_part = (
-                b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-                + _b64(html.encode("utf-8"))
-            )
+        head = ("\r\n".join(headers) + "\r\n").encode() + self.static_headers
+        return head + self._content(text, html)
+
+    def _content(self, text: str, html: str | None) -> bytes:
+        """The Content-Type header and body: text, text + HTML alternative, plus attachments."""
+        text_part = _TEXT_HEAD + _b64(text.encode("utf-8"))
+        if html is None:
+            first = text_part
+        else:
             alt = self.alternative.encode()
+            html_part = _HTML_HEAD + _b64(html.encode("utf-8"))
             body = (
                 b"--" + alt + CRLF + text_part + b"--" + alt + CRLF + html_part + b"--" + alt + b"--" + CRLF
             )
-            body_type = f'Content-Type: multipart/alternative; boundary="{self.alternative}"'.encode()
-        else:
-            body, body_type = None, None
-        if self.attachments:
-            mixed = self.mixed.encode()
-            first = (body_type + CRLF + CRLF + body) if body is not None else text_part
-            parts = [b"--" + mixed + CRLF + first]
-            parts += [b"--" + mixed + CRLF + part for part in self.attachments]
-            content = b"".join(parts) + b"--" + mixed + b"--" + CRLF
-            top = f'Content-Type: multipart/mixed; boundary="{self.mixed}"'.encode()
-            return (
-                ("\r\n".join(headers) + "\r\n").encode() + self.static_headers + top + CRLF + CRLF + content
-            )
-        if body is not None:
-            return (
-                ("\r\n".join(headers) + "\r\n").encode()
-                + self.static_headers
-                + body_type
+            first = (
+                f'Content-Type: multipart/alternative; boundary="{self.alternative}"'.encode()
                 + CRLF
                 + CRLF
                 + body
             )
-        return ("\r\n".join(headers) + "\r\n").encode() + self.static_headers + text_part
+        if not self.attachments:
+            return first
+        mixed = self.mixed.encode()
+        parts = [b"--" + mixed + CRLF + first, *(b"--" + mixed + CRLF + part for part in self.attachments)]
+        top = f'Content-Type: multipart/mixed; boundary="{self.mixed}"'.encode()
+        return top + CRLF + CRLF + b"".join(parts) + b"--" + mixed + b"--" + CRLF
