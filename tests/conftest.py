@@ -46,6 +46,7 @@ PG_CANDIDATES = (
     "postgresql+psycopg://root@127.0.0.1:5432/postgres",
 )
 SEGMAIL_TABLES = (
+    "segmail_feedback_reports",
     "segmail_activity_log",
     "segmail_suppressions",
     "segmail_deliveries",

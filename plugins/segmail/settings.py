@@ -6,8 +6,10 @@ variable sees the change; nothing else in segmail reads SEGMAIL_* variables.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -40,6 +42,10 @@ class Settings:
     bounce_local_part: str
     bounces_conn_id: str  # the IMAP mailbox that receives bounces, complaints and mailto unsubscribes
     soft_bounce_limit: int  # soft bounces in a row (across runs) that suppress an address
+    feedback_cron: str | None  # when `mail_feedback` reads the bounce mailbox; None: only when triggered
+    feedback_batch_size: int  # messages fetched, processed and moved per IMAP round trip
+    max_bounce_rate: float  # a run whose bounces exceed this share of its sent mails turns red
+    max_complaint_rate: float  # the same for spam complaints (Gmail and Yahoo expect < 0.3 %)
     dns_server: str | None  # `segmail mailings validate --dns`: host[:port]; None: the system resolver
 
 
@@ -51,6 +57,17 @@ def _int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _rate(name: str, default: float) -> float:
+    """A share such as 0.05, also written as `5%`."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a share such as 0.05 or 5%, not {value!r}") from None
 
 
 def _default_workers() -> int:
@@ -81,6 +98,10 @@ def current() -> Settings:
         bounce_local_part=env("SEGMAIL_BOUNCE_LOCAL_PART") or "bounces",
         bounces_conn_id=env("SEGMAIL_BOUNCES_CONN_ID") or "segmail_bounces",
         soft_bounce_limit=max(1, _int("SEGMAIL_SOFT_BOUNCE_LIMIT", 3)),
+        feedback_cron=env("SEGMAIL_FEEDBACK_CRON", "*/15 * * * *") or None,
+        feedback_batch_size=max(1, _int("SEGMAIL_FEEDBACK_BATCH_SIZE", 200)),
+        max_bounce_rate=_rate("SEGMAIL_MAX_BOUNCE_RATE", 0.05),
+        max_complaint_rate=_rate("SEGMAIL_MAX_COMPLAINT_RATE", 0.003),
         dns_server=env("SEGMAIL_DNS_SERVER") or None,
     )
 
@@ -143,12 +164,30 @@ def _from_env_value(conn_id: str, value: str) -> ConnectionInfo:
     )
 
 
+def airflow_knows_more() -> bool:
+    """Whether Airflow could find a connection that is not in `AIRFLOW_CONN_*`: in an Airflow process
+    (already imported: tasks, api-server, scheduler), a process Airflow treats as a server (metadata
+    database), or with an external secrets backend. Elsewhere, e.g. in the `segmail` command, Airflow
+    too reads connections from the environment only, so importing it (about 3 s) would find nothing."""
+    if "airflow" in sys.modules or os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server":
+        return True
+    if any(v for k, v in os.environ.items() if k.startswith("AIRFLOW__SECRETS__BACKEND")):
+        return True
+    config = configparser.RawConfigParser(strict=False, interpolation=None)
+    try:
+        config.read(os.environ.get("AIRFLOW_CONFIG") or current().airflow_home / "airflow.cfg", "utf-8")
+    except (OSError, configparser.Error):
+        return True  # a configuration we cannot read: let Airflow decide
+    return bool(config.get("secrets", "backend", fallback="").strip())
+
+
 def connection(conn_id: str, *, use_airflow: bool = True) -> ConnectionInfo | None:
     """An Airflow connection: from `AIRFLOW_CONN_<ID>` without importing Airflow (fast, and all the
-    public app may use), else through Airflow's secrets backends; None when nobody knows it."""
+    public app may use), else through Airflow's secrets backends when they could know more than the
+    environment (`airflow_knows_more`); None when nobody knows it."""
     if value := os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
         return _from_env_value(conn_id, value)
-    if not use_airflow:
+    if not use_airflow or not airflow_knows_more():
         return None
     try:
         from airflow.sdk import Connection
@@ -187,12 +226,14 @@ def _airflow_connection_uri(*, use_airflow: bool) -> str | None:
     return info.uri if info else None
 
 
-def database_url(*, use_airflow: bool = True) -> str:
-    """SEGMAIL_DB_URL, else the Airflow connection `segmail_db`, else SQLite in AIRFLOW_HOME."""
+def database_url(*, use_airflow: bool = True, create_home: bool = True) -> str:
+    """SEGMAIL_DB_URL, else the Airflow connection `segmail_db`, else SQLite in AIRFLOW_HOME (created
+    unless `create_home` is false: the CLI's read commands never create anything)."""
     settings = current()
     if settings.db_url:
         return sqlalchemy_url_from_uri(settings.db_url)
     if uri := _airflow_connection_uri(use_airflow=use_airflow):
         return sqlalchemy_url_from_uri(uri)
-    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    if create_home:
+        settings.airflow_home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{settings.airflow_home / DEFAULT_DB_FILE}"

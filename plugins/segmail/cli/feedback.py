@@ -34,6 +34,7 @@ def cmd_serve_public(args: argparse.Namespace) -> int:
     import uvicorn
 
     from segmail import settings
+    from segmail.cli.database import require_database
     from segmail.errors import SegmailError
 
     if not settings.signing_keys(use_airflow=False):
@@ -41,6 +42,7 @@ def cmd_serve_public(args: argparse.Namespace) -> int:
             "serve-public needs the signing key in the environment: set AIRFLOW_CONN_SEGMAIL_SIGNING "
             '(e.g. {"conn_type": "generic", "password": "<key>"}), the same key the mailings sign with'
         )
+    require_database(home_source=getattr(args, "home_source", "set by AIRFLOW_HOME"))
     config = settings.current()
     host, port = args.host or config.public_host, args.port or config.public_port
     reached = f" (recipients reach it as {config.public_url})" if config.public_url else ""

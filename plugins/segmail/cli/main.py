@@ -1,14 +1,21 @@
-"""The `segmail` console command. User mistakes end with a one-line `error: ...` and exit code 2."""
+"""The `segmail` console command. User mistakes end with a one-line `error: ...` and exit code 2.
+
+Start-up stays well under a second: nothing heavy is imported before a handler runs, and the
+database is found without importing Airflow (see `segmail.cli.database`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segmail.cli.feedback import add_serve_public, add_suppressions
+from segmail.cli.database import HOME_RULE, choose_airflow_home, explain_database_error, require_database
+from segmail.cli.feedback import add_serve_public, add_suppressions, cmd_serve_public
+from segmail.cli.imports import add_import
 from segmail.cli.tables import format_table, print_rows
 
 if TYPE_CHECKING:
@@ -22,22 +29,6 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     upgrade()
     print(f"segmail database at revision {current_revision()}")
-    return 0
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    from segmail.imports.pipeline import import_file
-    from segmail.store.read import IMPORT_COUNTS
-
-    result = import_file(Path(args.file), mode=args.mode, report_path=args.report)
-    if result.status != "succeeded":
-        print(f"error: {result.file_name} rejected: {result.error}", file=sys.stderr)
-        return 1
-    counts = {k: getattr(result, k) for k in IMPORT_COUNTS}
-    print(f"imported {result.file_name} ({result.mode}, import run {result.import_run_id})")
-    print("  ".join(f"{k}={v}" for k, v in counts.items()))
-    if result.report_path:
-        print(f"report: {result.report_path}")
     return 0
 
 
@@ -82,8 +73,7 @@ def cmd_contacts(args: argparse.Namespace) -> int:
 
     if args.action == "export":
         if args.output:
-            with open(args.output, "w", encoding="utf-8", newline="") as out:
-                count = export.export_contacts(out, fmt=args.format, segment=args.segment)
+            count = _export_to_file(Path(args.output), fmt=args.format, segment=args.segment)
             print(f"{count} contacts written to {args.output}", file=sys.stderr)
         else:
             export.export_contacts(sys.stdout, fmt=args.format, segment=args.segment)
@@ -94,12 +84,19 @@ def cmd_contacts(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_imports(args: argparse.Namespace) -> int:
-    from segmail.store.read import IMPORT_COUNTS, recent_imports
+def _export_to_file(path: Path, *, fmt: str, segment: str | None) -> int:
+    """Write beside the target and rename at the end: a failed export (an unknown segment, a full
+    disk) leaves no file behind and never truncates an existing one."""
+    from segmail.contacts import export
 
-    rows = recent_imports(limit=args.limit)
-    print_rows(rows, ("id", "file_name", "status", *IMPORT_COUNTS, "finished_at"), fmt=args.format)
-    return 0
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            count = export.export_contacts(out, fmt=fmt, segment=segment)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
 
 
 def cmd_mailings(args: argparse.Namespace) -> int:
@@ -157,12 +154,16 @@ def _check_dns(mailings: Iterable[Mailing]) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from segmail.errors import NotFound
     from segmail.store import read
+    from segmail.store.db import default_engine
 
     if args.tests:
         rows = read.test_mail_log(limit=args.limit)
         columns = ("id", "mailing", "language", "recipient", "status", "subject", "sent_at")
     elif args.run is not None:
+        if read.mailing_run(default_engine(), args.run) is None:
+            raise NotFound(f"no mailing run {args.run}; `segmail status` lists the runs")
         rows = read.run_deliveries(args.run, failed_only=args.failed)
         columns = ("id", "external_id", "email", "language", "status", "reason", "smtp_code", "smtp_response")
     else:
@@ -191,24 +192,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _add_db(sub: argparse._SubParsersAction) -> None:
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
-
-
-def _add_import(sub: argparse._SubParsersAction) -> None:
-    imp = sub.add_parser("import", help="import one contact CSV file")
-    imp.add_argument("file")
-    imp.add_argument(
-        "--mode",
-        choices=("merge", "replace"),
-        default="merge",
-        help="merge adds the listed segments; replace makes memberships exactly the listed set",
-    )
-    imp.add_argument("--report", help="write rejected rows and warnings to this CSV file")
-    imp.set_defaults(func=cmd_import)
-
-    imports = sub.add_parser("imports", help="recent import runs")
-    imports.add_argument("--limit", type=int, default=20)
-    imports.add_argument("--format", choices=("table", "json"), default="table")
-    imports.set_defaults(func=cmd_imports)
 
 
 def _add_salespeople(sub: argparse._SubParsersAction) -> None:
@@ -282,7 +265,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 
 COMMANDS = (
     _add_db,
-    _add_import,
+    add_import,
     _add_salespeople,
     _add_segments,
     _add_contacts,
@@ -293,28 +276,48 @@ COMMANDS = (
 )
 
 
+# Commands that do not open the database, or (serve-public) check it themselves after their own checks.
+WITHOUT_DATABASE = frozenset({cmd_db_upgrade, cmd_mailings, cmd_serve_public})
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segmail", description="Scheduled segment mailings on Airflow.")
+    parser = argparse.ArgumentParser(
+        prog="segmail", description="Scheduled segment mailings on Airflow.", epilog=HOME_RULE
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress to stderr (e.g. import phase timings)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for add_command in COMMANDS:
         add_command(sub)
     return parser
 
 
+def _configure_logging(*, verbose: bool) -> None:
+    """segmail logs (phase timings, progress) go to stderr, never stdout, which carries the results."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from segmail.errors import SegmailError
 
     args = build_parser().parse_args(argv)
+    _configure_logging(verbose=args.verbose)
+    args.home_source = choose_airflow_home()
     try:
+        if args.func not in WITHOUT_DATABASE:
+            require_database(home_source=args.home_source)
         return args.func(args)
     except SegmailError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # a database that is not set up is the usual cause: say so
-        from sqlalchemy.exc import OperationalError, ProgrammingError
-
-        if isinstance(exc, OperationalError | ProgrammingError) and "segmail_" in str(exc):
-            print("error: the segmail database is not set up; run `segmail db upgrade`", file=sys.stderr)
+    except Exception as exc:  # a database that is not set up or not reachable: say so in one line
+        if explanation := explain_database_error(exc):
+            print(f"error: {explanation}", file=sys.stderr)
             return 2
         raise
 

@@ -19,9 +19,9 @@ _STORED = tuple(c for c in COLUMNS if c.contact)
 
 
 def iter_contacts(*, segment: str | None = None, engine: Engine | None = None) -> Iterator[dict]:
-    """Every contact (or a segment's) with its segments, streamed in id order."""
+    """Every contact (or a segment's) with its segments, streamed in id order. An unknown segment
+    raises NotFound here, before anything is streamed (a caller has written nothing yet)."""
     engine = engine or default_engine()
-    columns = ", ".join(f"c.{c.contact}" for c in _STORED)
     where, params = "", {}
     if segment is not None:
         from segmail.contacts.segments import get_segment
@@ -29,6 +29,11 @@ def iter_contacts(*, segment: str | None = None, engine: Engine | None = None) -
         with session_scope(engine) as session:
             params["segment_id"] = get_segment(session, segment).id
         where = " WHERE c.id IN (SELECT contact_id FROM segmail_memberships WHERE segment_id = :segment_id)"
+    return _stream_contacts(engine, where, params)
+
+
+def _stream_contacts(engine: Engine, where: str, params: dict) -> Iterator[dict]:
+    columns = ", ".join(f"c.{c.contact}" for c in _STORED)
     query = text(f"SELECT c.id, {columns} FROM segmail_contacts c{where} ORDER BY c.id")
     seg_query = text(
         "SELECT m.contact_id, g.name FROM segmail_memberships m JOIN segmail_segments g ON g.id = m.segment_id"
@@ -52,17 +57,18 @@ def export_contacts(
     out: TextIO, *, fmt: str = "csv", segment: str | None = None, engine: Engine | None = None
 ) -> int:
     count = 0
+    if fmt not in ("csv", "json"):
+        raise SegmailError(f"unknown export format {fmt!r}; use csv or json")
+    contacts = iter_contacts(segment=segment, engine=engine)
     if fmt == "json":
         out.write("[")
-        for count, record in enumerate(iter_contacts(segment=segment, engine=engine), start=1):
+        for count, record in enumerate(contacts, start=1):
             out.write(("\n" if count == 1 else ",\n") + json.dumps(record, ensure_ascii=False))
         out.write("\n]\n")
         return count
-    if fmt != "csv":
-        raise SegmailError(f"unknown export format {fmt!r}; use csv or json")
     writer = csv.writer(out)
     writer.writerow([DISPLAY_NAMES[f] for f in EXPORT_FIELDS])
-    for record in iter_contacts(segment=segment, engine=engine):
+    for record in contacts:
         record["segments"] = f"{SEGMENT_SEPARATOR} ".join(record["segments"])
         record["email_opt_out"] = "yes" if record["email_opt_out"] else ""
         writer.writerow([spreadsheet_safe(record[f]) for f in EXPORT_FIELDS])

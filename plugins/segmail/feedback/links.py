@@ -95,4 +95,6 @@ def unsubscribe_links() -> UnsubscribeLinks:
         TokenSigner(keys, max_age_days=config.token_max_age_days),
         config.public_url,
         config.unsubscribe_mailto,
+        bounce_domain=config.bounce_domain,
+        bounce_local_part=config.bounce_local_part,
     )

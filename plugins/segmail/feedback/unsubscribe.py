@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, text
 
+from segmail.contacts.activity import ActivityEntry, log_activity
 from segmail.contacts.optouts import opt_out_address
 from segmail.contacts.suppressions import SuppressionRecord, suppress
 from segmail.errors import NotFound
@@ -63,38 +64,30 @@ def unsubscribe(
         found = find_recipient(conn, delivery_id)
         if found is None:
             raise NotFound(f"no delivery {delivery_id}")
-        if found.unsubscribed_at is not None:
-            return False
-        if found.email:
-            opt_out_address(
-                conn, address=found.email, source=source, mailing_run_id=found.mailing_run_id, at=now
-            )
-            suppress(
-                conn,
-                SuppressionRecord(
-                    found.email, f"opted out ({source.value})", source, found.mailing_run_id, now
-                ),
-            )
-        conn.execute(
-            text("UPDATE segmail_deliveries SET unsubscribed_at = :at WHERE id = :id"),
-            {"at": now, "id": delivery_id},
+        return opt_out_recipient(conn, found, source=source, at=now)
+
+
+def opt_out_recipient(conn: Connection, found: Recipient, *, source: OptOutSource, at: datetime) -> bool:
+    """`unsubscribe` inside the caller's transaction (the bounce mailbox's `mailto:` reports use it)."""
+    if found.unsubscribed_at is not None:
+        return False
+    if found.email:
+        opt_out_address(conn, address=found.email, source=source, mailing_run_id=found.mailing_run_id, at=at)
+        suppress(
+            conn,
+            SuppressionRecord(found.email, f"opted out ({source.value})", source, found.mailing_run_id, at),
         )
-        _log_unsubscribe(conn, found, source=source, at=now)
-        return True
-
-
-def _log_unsubscribe(conn: Connection, found: Recipient, *, source: OptOutSource, at: datetime) -> None:
     conn.execute(
-        text(
-            "INSERT INTO segmail_activity_log (contact_id, occurred_at, kind, mailing, mailing_run_id, detail)"
-            " VALUES (:contact, :at, :kind, :mailing, :run, :detail) ON CONFLICT DO NOTHING"
-        ),
-        {
-            "contact": found.contact_id,
-            "at": at,
-            "kind": ActivityKind.UNSUBSCRIBE.value,
-            "mailing": found.mailing,
-            "run": found.mailing_run_id,
-            "detail": f"unsubscribed ({source.value})",
-        },
+        text("UPDATE segmail_deliveries SET unsubscribed_at = :at WHERE id = :id"),
+        {"at": at, "id": found.delivery_id},
     )
+    entry = ActivityEntry(
+        found.contact_id,
+        ActivityKind.UNSUBSCRIBE,
+        at,
+        found.mailing,
+        found.mailing_run_id,
+        detail=f"unsubscribed ({source.value})",
+    )
+    log_activity(conn, entry)
+    return True

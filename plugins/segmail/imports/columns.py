@@ -1,7 +1,8 @@
 """The columns of a contact file, defined once.
 
 Header aliases, the names used in messages and written by `contacts export`, length limits, the
-staging table and the contact columns an import writes are all derived from `COLUMNS`.
+staging table and the contact columns an import writes are all derived from `COLUMNS`; what a new
+contact needs and which columns find stored contacts are `NEW_CONTACT_NEEDS` and `KEY_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ class Column:
     key: str  # the field's name in code (RawChunk.cells, export records)
     display: str  # the header `contacts export` writes and messages name; also accepted as header
     aliases: tuple[str, ...] = ()  # other accepted headers, English and German (matched by `header_key`)
-    required: bool = False  # the header must have this column
-    max_length: int | None = None  # a longer cell rejects the row
+    max_length: int | None = None  # the width of its staging and contact column: a longer value is invalid
+    rejects_row: bool = False  # an invalid value rejects the row; else only the cell is ignored
     contact: str | None = None  # the segmail_contacts column it is stored in (None: memberships)
     stage: tuple[str, ...] = ()  # staging columns, when they are not just `contact`
     sql_type: str | None = None  # of its staging column(s)
@@ -40,13 +41,14 @@ COLUMNS: tuple[Column, ...] = (
         display="External ID",
         aliases=("Externe ID", "ID"),
         max_length=200,
+        rejects_row=True,  # a key: ignoring it could match the row to another contact
         contact="external_id",
         sql_type="VARCHAR(200)",
     ),
     Column(
         key="email",
         display="Email",
-        aliases=("E-Mail", "Email Address", "Mail", "E-Mail-Adresse"),
+        aliases=("E-Mail", "Email Address", "Mail", "E-Mail-Adresse", "Mailadresse"),
         max_length=320,
         contact="email",
         stage=("email", "email_key"),  # email_key: lower-cased, for matching
@@ -55,15 +57,30 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         key="country_code",
         display="Country Code",
-        aliases=("Country", "Ländervorwahl", "Ländercode", "Land", "Landescode"),
-        required=True,
+        aliases=(
+            "Country",
+            "Ländervorwahl",
+            "Ländercode",
+            "Land",
+            "Landescode",
+            "Laendervorwahl",
+            "Laendercode",
+        ),
         contact="country_code",
         sql_type="VARCHAR(2)",
     ),
     Column(
         key="mobile",
         display="Mobile Number",
-        aliases=("Mobile", "Mobile Phone", "Handynummer", "Handy", "Mobilnummer", "Mobiltelefon"),
+        aliases=(
+            "Mobile",
+            "Mobile Phone",
+            "Handynummer",
+            "Handy",
+            "Mobilnummer",
+            "Mobiltelefon",
+            "Mobilfunknummer",
+        ),
         contact="mobile_e164",
         sql_type="VARCHAR(20)",
     ),
@@ -71,7 +88,6 @@ COLUMNS: tuple[Column, ...] = (
         key="first_name",
         display="First Name",
         aliases=("Vorname", "Given Name"),
-        required=True,
         max_length=200,
         contact="first_name",
         sql_type="VARCHAR(200)",
@@ -79,8 +95,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         key="last_name",
         display="Last Name",
-        aliases=("Nachname", "Surname", "Family Name"),
-        required=True,
+        aliases=("Nachname", "Surname", "Family Name", "Familienname"),
         max_length=200,
         contact="last_name",
         sql_type="VARCHAR(200)",
@@ -105,13 +120,14 @@ COLUMNS: tuple[Column, ...] = (
         key="language",
         display="Language",
         aliases=("Sprache", "Language Code", "Sprachcode"),
+        max_length=35,
         contact="language",
         sql_type="VARCHAR(35)",
     ),
     Column(
         key="salesperson",
         display="Salesperson",
-        aliases=("Salesperson Code", "Verkäufer", "Verkäufercode"),
+        aliases=("Salesperson Code", "Verkäufer", "Verkäufercode", "Verkaeufer", "Verkaeufercode"),
         max_length=50,
         contact="salesperson_code",
         sql_type="VARCHAR(50)",
@@ -119,8 +135,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         key="segments",
         display="Segments",
-        aliases=("Segment", "Segmente"),
-        max_length=4000,
+        aliases=("Segment", "Segmente"),  # names that are no segment (too long ones too) only warn
     ),
     Column(
         key="email_opt_out",
@@ -134,8 +149,21 @@ COLUMNS: tuple[Column, ...] = (
 
 BY_KEY: dict[str, Column] = {c.key: c for c in COLUMNS}
 DISPLAY_NAMES: dict[str, str] = {c.key: c.display for c in COLUMNS}
-REQUIRED: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.required)
-MAX_LENGTH: dict[str, int] = {c.key: c.max_length for c in COLUMNS if c.max_length}
+
+# What a contact needs after the row is applied (GUIDE §2), one field of each group. A stored
+# contact has them, so a row that matches one may leave them empty (or invalid: the cell is
+# ignored); a row that creates a contact without them is rejected.
+NEW_CONTACT_NEEDS: tuple[tuple[str, ...], ...] = (
+    ("country_code",),
+    ("first_name",),
+    ("last_name",),
+    ("email", "mobile"),
+)
+NEEDED: frozenset[str] = frozenset(name for group in NEW_CONTACT_NEEDS for name in group)
+# Columns that find stored contacts (GUIDE §2 matching; a mobile is read in the row's country). A
+# header with one of these sets may leave out any other column; a header without one must have a
+# column of every NEW_CONTACT_NEEDS group, as all its rows create contacts.
+KEY_COLUMNS: tuple[tuple[str, ...], ...] = (("external_id",), ("email",), ("country_code", "mobile"))
 EXPORT_FIELDS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 
 # The staging table, one row per checked record; records are tuples in this order.

@@ -2,6 +2,13 @@
 
 Records are streamed in chunks, each record carrying the row number a spreadsheet would show
 (header = row 1), so every rejection can point at the right row even across quoted line breaks.
+
+The header rule: a header with a column that finds stored contacts (External ID, Email, or Country
+Code with Mobile Number) may leave out every other column, so `External ID;Segmente` is a complete
+file; whether a row that turns out to create a contact has what a new contact needs is checked row
+by row after matching. A header without such a column can only create contacts, so it must have a
+column of each group a new contact needs (Country Code, First Name, Last Name, Email or Mobile
+Number); else the file is rejected whole, naming the missing columns.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segmail.errors import FileRejected
-from segmail.imports.columns import COLUMNS, DISPLAY_NAMES, REQUIRED
+from segmail.imports.columns import COLUMNS, DISPLAY_NAMES, KEY_COLUMNS, NEW_CONTACT_NEEDS
 
 _DELIMITERS = (",", ";", "\t")
 
@@ -96,13 +103,26 @@ def map_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
                 f"columns {header[columns[name]]!r} and {title!r} both mean {DISPLAY_NAMES[name]!r}"
             )
         columns[name] = index
-    missing = [DISPLAY_NAMES[name] for name in REQUIRED if name not in columns]
-    if "email" not in columns and "mobile" not in columns:
-        missing.append(f"{DISPLAY_NAMES['email']} or {DISPLAY_NAMES['mobile']}")
+    missing = missing_columns(columns)
     if missing:
         found = ", ".join(repr(h) for h in header) or "nothing"
-        raise FileRejected(f"missing required column(s): {', '.join(missing)} (header has {found})")
+        keys = ", ".join(" + ".join(DISPLAY_NAMES[name] for name in key) for key in KEY_COLUMNS)
+        raise FileRejected(
+            f"missing required column(s): {', '.join(missing)} (header has {found}); a file that only"
+            f" updates stored contacts needs one of {keys} instead"
+        )
     return columns, ignored
+
+
+def missing_columns(columns: dict[str, int]) -> list[str]:
+    """None when a column finds stored contacts; else the groups a new contact needs that are absent."""
+    if any(all(name in columns for name in key) for key in KEY_COLUMNS):
+        return []
+    return [
+        " or ".join(DISPLAY_NAMES[name] for name in group)
+        for group in NEW_CONTACT_NEEDS
+        if not any(name in columns for name in group)
+    ]
 
 
 def open_layout(path: Path) -> CsvLayout:

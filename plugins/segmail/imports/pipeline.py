@@ -6,9 +6,9 @@ rejected whole and the database stays as it was. No query runs per row; PostgreS
 COPY, SQLite by executemany. Only rows that change something are written, so importing the same
 file twice changes nothing the second time.
 
-The phases: `staging` (read, validate, stage), `resolve` (duplicates, matching, conflicts, unknown
-references, what each row changes), `apply` (contacts, memberships). This module keeps the run's
-bookkeeping (segmail_import_runs) and the transaction around them.
+The phases: `staging` (read, validate, stage), `resolve` (matching, conflicts, what a new contact
+needs, duplicates, unknown references, what each row changes), `apply` (contacts, memberships).
+This module keeps the run's bookkeeping (segmail_import_runs) and the transaction around them.
 """
 
 from __future__ import annotations
@@ -173,15 +173,21 @@ def _run_phases(
     result.rows, result.rejected, warnings = staged.rows, staged.rejected, staged.warnings
     timer("read, validate and stage")
 
-    # A row sharing a key with a later row yields to it.
+    # A row matching two different contacts is a conflict; a row matching none creates a contact
+    # and needs what a new contact needs; the ignored cells of the other rows only warn.
+    result.rejected += resolve.match_contacts(conn, run_id)
+    rejected, cell_warnings = resolve.reject_incomplete_new_contacts(conn, run_id)
+    result.rejected, warnings = result.rejected + rejected, warnings + cell_warnings
+    timer("match contacts")
+
+    # A row sharing a key with a later row that lands yields to it.
     result.duplicates += resolve.mark_duplicates(conn, run_id, resolve.in_file_duplicates(conn))
     timer("in-file duplicates")
 
-    # A row matching two different contacts is a conflict; unknown salespeople and segments only warn.
-    result.rejected += resolve.match_contacts(conn, run_id)
+    # Unknown salespeople and segments only warn.
     warnings += resolve.warn_unknown_salespeople(conn, run_id)
     warnings += resolve.resolve_segments(conn, run_id, has_segments=layout.has_segments)
-    timer("match contacts")
+    timer("references")
 
     resolve.resolve_rows(conn, mode=mode if layout.has_segments else None)
     duplicates = resolve.same_contact_duplicates(conn)

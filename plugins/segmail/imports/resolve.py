@@ -1,22 +1,32 @@
-"""Import phases 2-4, all set-based SQL on the staging tables: in-file duplicates, matching stored
-contacts (and conflicts), unknown salespeople and segments, and one resolved row per staged row
-that lands, saying which contact it becomes and whether it changes anything.
+"""Import phases 2-4, all set-based SQL on the staging tables: matching stored contacts (and
+conflicts), what a new contact needs, in-file duplicates, unknown salespeople and segments, and one
+resolved row per staged row that lands, saying which contact it becomes and whether it changes
+anything.
 
 Matching follows GUIDE §2: an external ID matches the contact with that ID; an e-mail
 (case-insensitive) or country + mobile matches a contact unless both carry different external
 IDs. A row whose keys point at two different contacts is a conflict and is rejected, never merged.
+
+Required fields hold for the contact after the row is applied: a row that matches a stored contact
+may leave any field empty, and an invalid cell of it is only a warning (the stored value stays,
+e-mail included). A row that matches nothing creates a contact and is rejected, row by row with the
+column, unless it has a country code, first and last name and an e-mail or a mobile
+(`NEW_CONTACT_NEEDS`), invalid cells counting as missing. Rows are checked before in-file
+duplicates are looked for, so an earlier row only yields to a later row that lands.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from segmail.imports.columns import DISPLAY_NAMES, OVERWRITTEN
+from segmail.imports.columns import BY_KEY, DISPLAY_NAMES, NEW_CONTACT_NEEDS, OVERWRITTEN
 from segmail.imports.rows import Issue
 from segmail.imports.staging import (
+    ISSUE_FIELDS,
     RESOLVED,
     SEG_RESOLVED,
     STAGE,
+    STAGE_CELL,
     STAGE_MATCH,
     STAGE_SEG,
     create_as,
@@ -35,15 +45,17 @@ def _compatible(a: str, b: str) -> str:
 
 
 # Only rows whose key occurs more than once can be duplicates: find them with cheap hash
-# aggregates, then sort just those (all members of a repeated key are among them).
+# aggregates, then sort just those (all members of a repeated key are among them). Rows rejected
+# already (conflicts, incomplete new contacts) take no part.
+_OK = "state = 'ok'"
 _REPEATED = (
-    f"SELECT line_no FROM {STAGE} WHERE external_id IN (SELECT external_id FROM {STAGE}"
-    f"  WHERE external_id IS NOT NULL GROUP BY external_id HAVING COUNT(*) > 1)"
-    f" UNION SELECT line_no FROM {STAGE} WHERE email_key IN (SELECT email_key FROM {STAGE}"
-    f"  WHERE email_key IS NOT NULL GROUP BY email_key HAVING COUNT(*) > 1)"
+    f"SELECT line_no FROM {STAGE} WHERE {_OK} AND external_id IN (SELECT external_id FROM {STAGE}"
+    f"  WHERE {_OK} AND external_id IS NOT NULL GROUP BY external_id HAVING COUNT(*) > 1)"
+    f" UNION SELECT line_no FROM {STAGE} WHERE {_OK} AND email_key IN (SELECT email_key FROM {STAGE}"
+    f"  WHERE {_OK} AND email_key IS NOT NULL GROUP BY email_key HAVING COUNT(*) > 1)"
     f" UNION SELECT s.line_no FROM {STAGE} s JOIN (SELECT country_code, mobile_e164 FROM {STAGE}"
-    f"  WHERE mobile_e164 IS NOT NULL GROUP BY country_code, mobile_e164 HAVING COUNT(*) > 1) p"
-    f"  ON p.country_code = s.country_code AND p.mobile_e164 = s.mobile_e164"
+    f"  WHERE {_OK} AND mobile_e164 IS NOT NULL GROUP BY country_code, mobile_e164 HAVING COUNT(*) > 1) p"
+    f"  ON p.country_code = s.country_code AND p.mobile_e164 = s.mobile_e164 WHERE s.{_OK}"
 )
 # Per repeated row: the last line sharing its external ID, its e-mail, its phone (if compatible).
 _LATER_LINES = (
@@ -125,6 +137,7 @@ def match_contacts(conn: Connection, run_id: int) -> int:
             f"  WHERE s.state = 'ok' AND {_compatible('s', 'c')}"
         )
     )
+    conn.exec_driver_sql(f"CREATE INDEX ix_stage_match_line ON {STAGE_MATCH} (line_no, contact_id)")
     conflicts = _conflicts(conn)
     if conflicts:
         conn.execute(
@@ -162,6 +175,66 @@ def _conflicts(conn: Connection) -> dict[int, list[str]]:
         label = f"#{cid} (" + ", ".join(v for v in (ext and f"external ID {ext}", email, mobile) if v) + ")"
         by_line.setdefault(line, []).append(label)
     return by_line
+
+
+def _missing(group: tuple[str, ...], alias: str = "s") -> str:
+    """SQL: the staged row has no value for any field of the group."""
+    return " AND ".join(f"{alias}.{BY_KEY[name].staged[0]} IS NULL" for name in group)
+
+
+def _fields(group: tuple[str, ...]) -> str:
+    return ", ".join(f"'{name}'" for name in group)
+
+
+# Per group of NEW_CONTACT_NEEDS: (its fields, SQL true when the staged row has none, the message).
+_NEEDS = [
+    (group, _missing(group), "a new contact needs " + " or ".join(DISPLAY_NAMES[name] for name in group))
+    for group in NEW_CONTACT_NEEDS
+]
+# An ignored cell is part of its row's rejection when its group is what the new contact misses.
+_CAUSE = " OR ".join(f"(d.field IN ({_fields(group)}) AND {missing})" for group, missing, _ in _NEEDS)
+
+
+def reject_incomplete_new_contacts(conn: Connection, run_id: int) -> tuple[int, int]:
+    """Reject the rows that match no stored contact and lack what a new contact needs; the ignored
+    cells of the other rows become warnings. Returns (rows rejected, warnings)."""
+    any_missing = " OR ".join(f"({missing})" for _, missing, _ in _NEEDS)
+    rejected = conn.execute(
+        text(
+            f"UPDATE {STAGE} AS s SET state = 'incomplete' WHERE s.state = 'ok' AND ({any_missing})"
+            f" AND NOT EXISTS (SELECT 1 FROM {STAGE_MATCH} m WHERE m.line_no = s.line_no)"
+        )
+    ).rowcount
+    if rejected:
+        _report_incomplete(conn, run_id)
+    warnings = conn.execute(
+        text(
+            f"INSERT INTO segmail_import_issues ({', '.join(ISSUE_FIELDS)})"
+            f" SELECT :run, d.line_no, d.column_name, d.value, :warning, d.warning"
+            f" FROM {STAGE_CELL} d LEFT JOIN {STAGE} s ON s.line_no = d.line_no"
+            f" WHERE NOT (COALESCE(s.state, '') = 'incomplete' AND ({_CAUSE}))"
+        ),
+        {"run": run_id, "warning": IssueSeverity.WARNING},
+    ).rowcount
+    return rejected, warnings
+
+
+def _report_incomplete(conn: Connection, run_id: int) -> None:
+    """An error per missing group of an incomplete row: on each ignored cell of the group, saying
+    why it was ignored, or, when the cells were empty, on the group's first column."""
+    selects, params = [], {"run": run_id, "error": IssueSeverity.ERROR}
+    for i, (group, missing, needs) in enumerate(_NEEDS):
+        selects.append(
+            f"SELECT :run, s.line_no, COALESCE(d.column_name, :column{i}), d.value, :error,"
+            f" CAST(:needs{i} AS TEXT) || COALESCE(': ' || d.reason, '') FROM {STAGE} s"
+            f" LEFT JOIN {STAGE_CELL} d ON d.line_no = s.line_no AND d.field IN ({_fields(group)})"
+            f" WHERE s.state = 'incomplete' AND {missing}"
+        )
+        params |= {f"column{i}": DISPLAY_NAMES[group[0]], f"needs{i}": needs}
+    conn.execute(
+        text(f"INSERT INTO segmail_import_issues ({', '.join(ISSUE_FIELDS)}) {' UNION ALL '.join(selects)}"),
+        params,
+    )
 
 
 def warn_unknown_salespeople(conn: Connection, run_id: int) -> int:

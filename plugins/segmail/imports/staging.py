@@ -21,13 +21,14 @@ from sqlalchemy import Connection, text
 from segmail import settings
 from segmail.imports.columns import RECORD_FIELDS, STAGE_COLUMNS
 from segmail.imports.csvfile import CsvLayout, RawChunk, iter_chunks
-from segmail.imports.rows import Issue, ValidatedChunk, validate_chunk
+from segmail.imports.rows import CellIssue, Issue, ValidatedChunk, validate_chunk
 from segmail.store.db import bulk_insert, is_postgres
 from segmail.store.models import IssueSeverity
 
 STAGE = "segmail_stage"  # one row per valid record; `state` ok | duplicate | conflict
 STAGE_SEG = "segmail_stage_seg"  # the segments named by each record
 STAGE_MATCH = "segmail_stage_match"  # (line, stored contact) for each key that matches
+STAGE_CELL = "segmail_stage_cell"  # ignored cells of fields a new contact needs (rows.CellIssue)
 RESOLVED = "segmail_stage_resolved"  # the rows that land: contact id and what they change
 SEG_RESOLVED = "segmail_stage_seg_resolved"  # (line, segment id) for segments that exist
 SEG_FIELDS = ("line_no", "name_key", "name")
@@ -44,17 +45,21 @@ def create_staging(conn: Connection) -> None:
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {STAGE} ({columns}, state VARCHAR(10) DEFAULT 'ok'){_temporary(conn)}"
     )
+    # TEXT: a name too long for any segment is staged, found missing and warned about like any other.
     conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE_SEG} (line_no INTEGER, name_key VARCHAR(200), name VARCHAR(200))"
-        f"{_temporary(conn)}"
+        f"CREATE TEMPORARY TABLE {STAGE_SEG} (line_no INTEGER, name_key TEXT, name TEXT){_temporary(conn)}"
     )
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {STAGE_MATCH} (line_no INTEGER, contact_id INTEGER){_temporary(conn)}"
     )
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {STAGE_CELL} (line_no INTEGER, field VARCHAR(50), column_name VARCHAR(100),"
+        f" value TEXT, reason TEXT, warning TEXT){_temporary(conn)}"
+    )
 
 
 def drop_staging(conn: Connection) -> None:
-    for table in (STAGE, STAGE_SEG, STAGE_MATCH, RESOLVED, SEG_RESOLVED):
+    for table in (STAGE, STAGE_SEG, STAGE_MATCH, STAGE_CELL, RESOLVED, SEG_RESOLVED):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -127,9 +132,11 @@ def stage_file(conn: Connection, *, path: Path, layout: CsvLayout, run_id: int, 
         staged.rejected += checked.rejected_rows
         bulk_insert(conn, STAGE, RECORD_FIELDS, checked.records)
         bulk_insert(conn, STAGE_SEG, SEG_FIELDS, checked.segments)
+        bulk_insert(conn, STAGE_CELL, CellIssue._fields, checked.cells)
         staged.warnings += sum(1 for i in checked.issues if i.severity == IssueSeverity.WARNING)
         store_issues(conn, run_id, checked.issues)
+    conn.exec_driver_sql(f"CREATE INDEX ix_stage_cell_line ON {STAGE_CELL} (line_no)")
     if is_postgres(conn.engine):
-        conn.exec_driver_sql(f"ANALYZE {STAGE}")
-        conn.exec_driver_sql(f"ANALYZE {STAGE_SEG}")
+        for table in (STAGE, STAGE_SEG, STAGE_CELL):
+            conn.exec_driver_sql(f"ANALYZE {table}")
     return staged

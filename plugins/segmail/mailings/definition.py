@@ -49,7 +49,9 @@ class Dkim(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     domain: str = Field(pattern=r"^[A-Za-z0-9.-]+$", description="d=, normally the From domain")
-    selector: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="s=, the DNS key is at <s>._domainkey.<d>")
+    selector: str = Field(
+        pattern=r"^[A-Za-z0-9._-]+$", description="s=, the DNS key is at <s>._domainkey.<d>"
+    )
     key_conn_id: str = Field(min_length=1, description="connection whose password is the private key")
 
 

@@ -283,7 +283,9 @@ class DeliveryStore:
     def blocked(self, batch_id: int) -> dict[int, str]:
         """Pending mails of the batch whose address opted out or was suppressed after the freeze."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_BLOCKED, {"b": batch_id, "pending": DeliveryStatus.PENDING, "yes": True}).all()
+            rows = conn.execute(
+                _BLOCKED, {"b": batch_id, "pending": DeliveryStatus.PENDING, "yes": True}
+            ).all()
         return {
             row.id: OPTED_OUT_DURING_RUN if row.opted_out else f"suppressed during the run: {row.reason}"
             for row in rows
@@ -298,7 +300,9 @@ class DeliveryStore:
             self._suppressions.append(
                 {
                     "key": outcome.suppress_address.casefold(),
-                    "reason": f"hard bounce: {outcome.error.summary if outcome.error else outcome.reason}"[:2000],
+                    "reason": f"hard bounce: {outcome.error.summary if outcome.error else outcome.reason}"[
+                        :2000
+                    ],
                     "source": OptOutSource.SMTP_REJECTION,
                     "run": self._run_id,
                     "at": outcome.at,

@@ -117,13 +117,17 @@ def freeze_audience(slug: str, *, params: dict, run_id: str, dag_run: Any = None
     from airflow.sdk.exceptions import AirflowSkipException
 
     from segmail.mailings import audience, definition
+    from segmail.orchestration import skipped_runs
 
     require_schema()
     mailing = definition.get_mailing(slug)
     if dag_run is not None and dag_run.run_type == "scheduled":
-        reason = mailing.too_late(scheduled_for=dag_run.run_after, now=datetime.now(UTC))
+        now = datetime.now(UTC).replace(microsecond=0)  # the reason says "2:00:01 later", no microseconds
+        reason = mailing.too_late(scheduled_for=dag_run.run_after, now=now)
         if reason:
+            skipped_runs.record(slug, dag_run_id=run_id, reason=reason)  # shown on the pages
             raise AirflowSkipException(reason)
+    skipped_runs.forget(slug, dag_run_id=run_id)
     languages = params["languages"] if set(params["languages"]) != set(mailing.variants) else None
     return audience.freeze_audience(
         mailing,

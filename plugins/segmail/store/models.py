@@ -27,21 +27,41 @@ NAMING = {
 
 
 class DeliveryStatus(StrEnum):
-    """One mail of a run. Only `pending` rows are ever sent; every other status is final."""
+    """One mail of a run. Only `pending` rows are ever sent; every other status is final, except
+    that a `sent` mail becomes `bounced` when a hard bounce for it is read from the bounce mailbox."""
 
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    BOUNCED = "bounced"
+
+
+class BounceKind(StrEnum):
+    """What came back for a sent mail: `hard` (5.x.x, the address is suppressed at once) or `soft`
+    (4.x.x or delayed; the address is suppressed after SEGMAIL_SOFT_BOUNCE_LIMIT in a row)."""
+
+    HARD = "hard"
+    SOFT = "soft"
+
+
+class FeedbackOutcome(StrEnum):
+    """What reading one report from the bounce mailbox did."""
+
+    APPLIED = "applied"  # matched a delivery; its effects are recorded
+    UNMATCHED = "unmatched"  # a bounce, complaint or unsubscribe that names no delivery of ours
+    IGNORED = "ignored"  # auto-reply, unrecognised, a test mail's token: nothing to do
 
 
 class RunStatus(StrEnum):
-    """A mailing run: `frozen` once its audience is fixed, `sending` once batches are planned."""
+    """A mailing run: `frozen` once its audience is fixed, `sending` once batches are planned;
+    `skipped` for a scheduled run that started too late (no audience, no mail; the reason in options)."""
 
     FROZEN = "frozen"
     SENDING = "sending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 class ImportStatus(StrEnum):
@@ -82,7 +102,8 @@ class OptOutSource(StrEnum):
 class ActivityKind(StrEnum):
     MAILING = "mailing"
     UNSUBSCRIBE = "unsubscribe"
-    BOUNCE = "bounce"
+    BOUNCE = "bounce"  # a hard bounce (at send time or read from the bounce mailbox)
+    SOFT_BOUNCE = "soft bounce"
     COMPLAINT = "complaint"
 
 
@@ -240,7 +261,7 @@ class Delivery(Base):
     )
     email: Mapped[str | None] = mapped_column(String(320))
     language: Mapped[str | None] = mapped_column(String(35))
-    status: Mapped[str] = mapped_column(String(10))  # pending | sent | failed | skipped
+    status: Mapped[str] = mapped_column(String(10))  # DeliveryStatus
     reason: Mapped[str | None] = mapped_column(Text)
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     smtp_response: Mapped[str | None] = mapped_column(Text)
@@ -249,6 +270,9 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    bounce: Mapped[str | None] = mapped_column(String(10))  # BounceKind, from the bounce mailbox
+    bounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    complained_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ActivityLog(Base):
@@ -303,3 +327,30 @@ class Suppression(Base):
     source: Mapped[str] = mapped_column(String(30))  # OptOutSource
     mailing_run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeedbackReport(Base):
+    """One message read from the bounce mailbox: the evidence (never deleted) and the key that
+    makes reading it again change nothing (unique per the report's own Message-ID)."""
+
+    __tablename__ = "segmail_feedback_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_key: Mapped[str] = mapped_column(String(250), unique=True)  # Message-ID, or sha256:<hex>
+    kind: Mapped[str] = mapped_column(String(20))  # bounce | complaint | unsubscribe | auto-reply | unrecognised
+    outcome: Mapped[str] = mapped_column(String(20))  # FeedbackOutcome
+    severity: Mapped[str | None] = mapped_column(String(10))  # BounceKind, for bounces
+    delivery_id: Mapped[int | None] = mapped_column(Integer)
+    mailing_run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    address: Mapped[str | None] = mapped_column(String(320))  # the recipient it is about
+    status_code: Mapped[str | None] = mapped_column(String(20))  # e.g. 5.1.1
+    action: Mapped[str | None] = mapped_column(String(20))  # failed | delayed
+    diagnostic: Mapped[str | None] = mapped_column(Text)
+    detector: Mapped[str | None] = mapped_column(String(60))  # rfc3464, rfc5965, flufl.bounce:Qmail, ...
+    confidence: Mapped[str | None] = mapped_column(String(10))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)  # what was done, or why nothing was
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the report's Date
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

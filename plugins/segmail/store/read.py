@@ -7,10 +7,10 @@ import json
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from sqlalchemy import Connection, Engine, bindparam, select, text
+from sqlalchemy import Connection, Engine, TextClause, bindparam, select, text
 
 from segmail.store.db import default_engine, session_scope
-from segmail.store.models import DeliveryStatus, ImportRun, ImportStatus, SentTestMail
+from segmail.store.models import DeliveryStatus, ImportRun, ImportStatus, IssueSeverity, SentTestMail
 
 IMPORT_COUNTS = ("rows", "created", "updated", "unchanged", "rejected", "duplicates", "warnings")
 
@@ -167,6 +167,18 @@ def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = No
 
 PAGE_SIZE = 50
 STATUSES = tuple(DeliveryStatus)
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger (or non-positive) id names nothing
+_LIKE = " LIKE :q ESCAPE '\\'"  # with like_pattern: `%` and `_` in a search are taken literally
+
+
+def like_pattern(search: str) -> str:
+    """`%search%` (lower-cased) for `LIKE :q ESCAPE '\\'`, matching `%`, `_` and `\\` literally."""
+    escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _is_id(value: int) -> bool:
+    return 0 < value <= MAX_ID
 
 
 def _paged(
@@ -209,10 +221,10 @@ def run_page(
         params["status"] = status
     if search:
         where.append(
-            "(LOWER(d.email) LIKE :q OR LOWER(c.external_id) LIKE :q OR LOWER(d.reason) LIKE :q"
-            " OR LOWER(c.last_name) LIKE :q)"
+            f"(LOWER(d.email){_LIKE} OR LOWER(c.external_id){_LIKE} OR LOWER(d.reason){_LIKE}"
+            f" OR LOWER(c.last_name){_LIKE})"
         )
-        params["q"] = f"%{search.lower()}%"
+        params["q"] = like_pattern(search)
     return _paged(
         engine,
         columns="d.id, d.contact_id, c.external_id, c.first_name, c.last_name, d.email, d.language, d.status,"
@@ -236,8 +248,8 @@ def suppressions_page(
     """The suppression list, newest first, searchable by address, reason and source."""
     where, params = "", {}
     if search:
-        where = " WHERE LOWER(s.address_key) LIKE :q OR LOWER(s.reason) LIKE :q OR LOWER(s.source) LIKE :q"
-        params["q"] = f"%{search.lower()}%"
+        where = f" WHERE LOWER(s.address_key){_LIKE} OR LOWER(s.reason){_LIKE} OR LOWER(s.source){_LIKE}"
+        params["q"] = like_pattern(search)
     return _paged(
         engine,
         columns="s.address_key AS address, s.reason, s.source, s.mailing_run_id, r.mailing, s.created_at",
@@ -255,72 +267,140 @@ def iter_suppressions(engine: Engine, *, search: str | None) -> Iterator[dict]:
 
 
 def contact_detail(engine: Engine, contact_id: int) -> dict | None:
+    """A contact with its salesperson, segments, every delivery (skipped ones with their reason),
+    activity log and the suppression of its address; None when there is no such contact."""
+    if not _is_id(contact_id):
+        return None
     with engine.connect() as conn:
         contact = conn.execute(
             text("SELECT * FROM segmail_contacts WHERE id = :c"), {"c": contact_id}
         ).first()
         if contact is None:
             return None
-        segments = (
-            conn.execute(
-                text(
-                    "SELECT g.name FROM segmail_memberships m JOIN segmail_segments g ON g.id = m.segment_id"
-                    " WHERE m.contact_id = :c ORDER BY g.name_key"
-                ),
-                {"c": contact_id},
-            )
-            .scalars()
-            .all()
-        )
-        activity = conn.execute(
-            text(
-                "SELECT occurred_at, kind, mailing, mailing_run_id, subject, detail, language, salesperson_code,"
-                " message_id FROM segmail_activity_log WHERE contact_id = :c"
-                " ORDER BY occurred_at DESC, id DESC LIMIT 200"
-            ),
-            {"c": contact_id},
-        ).all()
-        suppression = _suppression_of(conn, contact.email_key)
-    return {
-        "contact": dict(contact._mapping),
-        "segments": segments,
-        "activity": [dict(a._mapping) for a in activity],
-        "suppression": suppression,
-    }
+        params = {"c": contact_id}
+        return {
+            "contact": dict(contact._mapping),
+            "salesperson": _first(conn, _CONTACT_SALESPERSON, {"code": contact.salesperson_code}),
+            "segments": conn.execute(_CONTACT_SEGMENTS, params).scalars().all(),
+            "deliveries": _all(conn, _CONTACT_DELIVERIES, params),
+            "activity": _all(conn, _CONTACT_ACTIVITY, params),
+            "suppression": _suppression_of(conn, contact.email_key),
+        }
+
+
+_CONTACT_SALESPERSON = text("SELECT code, name, email FROM segmail_salespeople WHERE code = :code")
+_CONTACT_SEGMENTS = text(
+    "SELECT g.name FROM segmail_memberships m JOIN segmail_segments g ON g.id = m.segment_id"
+    " WHERE m.contact_id = :c ORDER BY g.name_key"
+)
+CONTACT_ROWS = 200  # deliveries and activity rows shown on a contact's page, newest first
+_CONTACT_DELIVERIES = text(
+    "SELECT d.mailing_run_id, r.mailing, r.dry_run, r.created_at AS run_created_at, d.email, d.language,"
+    " d.status, d.reason, d.smtp_code, d.smtp_response, d.sent_at, d.unsubscribed_at"
+    " FROM segmail_deliveries d JOIN segmail_mailing_runs r ON r.id = d.mailing_run_id"
+    f" WHERE d.contact_id = :c ORDER BY d.id DESC LIMIT {CONTACT_ROWS}"
+)
+_CONTACT_ACTIVITY = text(
+    "SELECT occurred_at, kind, mailing, mailing_run_id, subject, detail, language, salesperson_code,"
+    " message_id FROM segmail_activity_log WHERE contact_id = :c"
+    f" ORDER BY occurred_at DESC, id DESC LIMIT {CONTACT_ROWS}"
+)
+
+
+def _first(conn: Connection, query: TextClause, params: dict) -> dict | None:
+    row = conn.execute(query, params).first()
+    return dict(row._mapping) if row else None
+
+
+def _all(conn: Connection, query: TextClause, params: dict) -> list[dict]:
+    return [dict(r._mapping) for r in conn.execute(query, params)]
 
 
 def _suppression_of(conn: Connection, address_key: str | None) -> dict | None:
     """The suppression of a contact's address (it holds for every contact sharing it), if any."""
     if not address_key:
         return None
-    row = conn.execute(
-        text(
-            "SELECT reason, source, mailing_run_id, created_at FROM segmail_suppressions"
-            " WHERE address_key = :key"
-        ),
-        {"key": address_key},
-    ).first()
-    return dict(row._mapping) if row else None
+    return _first(conn, _SUPPRESSION_OF, {"key": address_key})
+
+
+_SUPPRESSION_OF = text(
+    "SELECT reason, source, mailing_run_id, created_at FROM segmail_suppressions WHERE address_key = :key"
+)
 
 
 def find_contacts(engine: Engine, search: str, *, limit: int = 50) -> list[dict]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT id, external_id, first_name, last_name, email, language FROM segmail_contacts"
-                " WHERE LOWER(email) LIKE :q OR LOWER(external_id) LIKE :q OR LOWER(last_name) LIKE :q"
-                " ORDER BY id LIMIT :n"
+                "SELECT id, external_id, first_name, last_name, email, organization, language"
+                f" FROM segmail_contacts WHERE LOWER(email){_LIKE} OR LOWER(external_id){_LIKE}"
+                f" OR LOWER(last_name){_LIKE} ORDER BY id LIMIT :n"
             ),
-            {"q": f"%{search.lower()}%", "n": limit},
+            {"q": like_pattern(search), "n": limit},
         ).all()
     return [dict(r._mapping) for r in rows]
 
 
 def mailing_run_id(*, mailing: str, dag_run_id: str, engine: Engine | None = None) -> int | None:
-    """The segmail run behind one Airflow DAG run of a mailing, if it froze an audience."""
+    """The segmail run behind one Airflow DAG run of a mailing, if it froze an audience or was
+    skipped as too late."""
     engine = engine or default_engine()
     with engine.connect() as conn:
         return conn.execute(
             text("SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d"),
             {"m": mailing, "d": dag_run_id},
         ).scalar()
+
+
+_MAILING_RUN = text(
+    "SELECT id, mailing, dag_run_id, status, dry_run, options, created_at, finished_at"
+    " FROM segmail_mailing_runs WHERE id = :r"
+)
+
+
+def mailing_run(engine: Engine, run_id: int) -> dict | None:
+    """One run (options decoded), or None when there is no such run."""
+    if not _is_id(run_id):
+        return None
+    with engine.connect() as conn:
+        run = _first(conn, _MAILING_RUN, {"r": run_id})
+    if run is not None:
+        run["dry_run"] = bool(run["dry_run"])
+        run["options"] = json.loads(run["options"] or "{}")
+    return run
+
+
+_SKIP_REASONS = text(
+    "SELECT reason, COUNT(*) AS mails FROM segmail_deliveries WHERE mailing_run_id = :r AND status = :skipped"
+    " GROUP BY reason ORDER BY COUNT(*) DESC, reason LIMIT :n"
+)
+
+
+def skip_reasons(engine: Engine, run_id: int, *, limit: int = 6) -> list[dict]:
+    """Why a run's mails were skipped, the commonest reasons first."""
+    with engine.connect() as conn:
+        return _all(conn, _SKIP_REASONS, {"r": run_id, "skipped": DeliveryStatus.SKIPPED, "n": limit})
+
+
+_IMPORT_RUN = text(
+    "SELECT id, file_name, file_sha256, mode, source, status, rejected, report_path"
+    " FROM segmail_import_runs WHERE id = :i"
+)
+
+
+def import_run(engine: Engine, import_run_id: int) -> dict | None:
+    if not _is_id(import_run_id):
+        return None
+    with engine.connect() as conn:
+        return _first(conn, _IMPORT_RUN, {"i": import_run_id})
+
+
+def rejected_reasons(engine: Engine, import_run_id: int) -> dict[int, str]:
+    """Why each rejected row of an import was rejected, by spreadsheet row ("Column: reason; ...")."""
+    reasons: dict[int, list[str]] = {}
+    for line_no, column, _value, _severity, reason in iter_issues(
+        engine, import_run_id, severity=IssueSeverity.ERROR
+    ):
+        if line_no is not None:
+            reasons.setdefault(line_no, []).append(f"{column}: {reason}" if column else reason)
+    return {line_no: "; ".join(texts) for line_no, texts in reasons.items()}

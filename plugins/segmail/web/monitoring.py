@@ -1,85 +1,31 @@
-"""FastAPI app for the monitoring pages. Every route depends on Airflow's `get_user`, so a request
-without a valid Airflow login (bearer token or the UI's `_token` cookie) gets 401/403."""
+"""FastAPI app for the monitoring pages, mounted in Airflow's api-server at /segmail.
+
+Every route needs Airflow's login and the access of web/access.py: run totals for those who may
+read DAG runs, contact data only for those who may also see contacts. Query values are bounded
+before they reach SQL (pages, limits, ids up to INTEGER, no NUL byte, `%`/`_` matched literally), so
+absurd values get a 4xx or an empty page on SQLite and PostgreSQL alike, never a 500. Pages answer
+errors with an HTML page, the /api/ endpoints with JSON. No OpenAPI schema or docs are served.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Annotated
+from urllib.parse import quote
 
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from segmail.spreadsheet import spreadsheet_safe
 from segmail.store import read
+from segmail.web import render
+from segmail.web.access import may_see_contacts, require_contacts_access, require_login, require_runs_access
 
-if TYPE_CHECKING:
-    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-    from sqlalchemy import Engine
-
-TEMPLATES = Environment(
-    loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
-    autoescape=select_autoescape(["html"]),
-)
-
-
-async def require_login(request: Request) -> BaseUser:
-    """Airflow's own check (as `get_user`): a bearer token, else the UI's `_token` cookie; 401/403 otherwise.
-
-    Imported at request time, so processes that merely load the plugin (workers, scheduler) do not
-    import the api-server's security stack."""
-    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
-    from airflow.api_fastapi.core_api.security import resolve_user_from_token
-
-    authorization = request.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        return await resolve_user_from_token(authorization[7:].strip())
-    return await resolve_user_from_token(request.cookies.get(COOKIE_NAME_JWT_TOKEN))
-
-
-def _engine() -> Engine:
-    from segmail.store.db import default_engine
-
-    return default_engine()
-
-
-def _base(request: Request) -> str:
-    """Where this app is mounted (`/segmail` in the api-server), for links and redirects."""
-    return request.scope.get("root_path", "").rstrip("/")
-
-
-def _page(request: Request, template: str, *, status_code: int = 200, **context) -> HTMLResponse:
-    html = TEMPLATES.get_template(template).render(base=_base(request), **context)
-    return HTMLResponse(html, status_code=status_code)
-
-
-def _pages(total: int) -> int:
-    return max(1, -(-total // read.PAGE_SIZE))
-
-
-def _csv(rows: Iterable[dict], header: list[str], filename: str) -> StreamingResponse:
-    def generate() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow([spreadsheet_safe(row.get(h)) for h in header])
-            if buffer.tell() > 65536:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    return StreamingResponse(
-        generate(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
+__all__ = ["create_app", "require_login"]
 
 MAILS_CSV_HEADER = [
     "id",
@@ -98,111 +44,254 @@ MAILS_CSV_HEADER = [
 ]
 SUPPRESSIONS_CSV_HEADER = ["address", "reason", "source", "mailing_run_id", "mailing", "created_at"]
 MAILING_DAG_PREFIX = "mailing__"  # a mailing's DAG is `mailing__<slug>`
+MAX_PAGE = 1_000_000  # 50 million rows deep; a larger page number is a mistake (422)
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL cannot store or compare a NUL character
+
+Search = Annotated[str, Query(max_length=200, pattern=NO_NUL)]
+Mailing = Annotated[str, Query(max_length=100, pattern=NO_NUL)]
+Status = Annotated[str, Query(pattern=f"^({'|'.join(read.STATUSES)})?$")]
+PageNo = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+RunsUser = Annotated[BaseUser, Depends(require_runs_access)]
+ContactsUser = Depends(require_contacts_access)
 
 router = APIRouter()
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="segmail", dependencies=[Depends(require_login)], docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="segmail",
+        dependencies=[Depends(require_runs_access)],
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.include_router(router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     return app
 
 
+def _engine() -> Engine:
+    from segmail.store.db import default_engine
+
+    return default_engine()
+
+
+def _base(request: Request) -> str:
+    """Where this app is mounted (`/segmail` in the api-server), for links and redirects."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(f"{_base(request)}/api/")
+
+
+def _page(request: Request, template: str, *, status_code: int = 200, **context) -> HTMLResponse:
+    html = render.TEMPLATES.get_template(template).render(base=_base(request), **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if _is_api(request):
+        return await http_exception_handler(request, exc)
+    response = _page(request, "error.html", status_code=exc.status_code, message=exc.detail)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    if _is_api(request):
+        return await request_validation_exception_handler(request, exc)
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
+    return _page(request, "error.html", status_code=422, message=f"Invalid request — {problems}")
+
+
+def _pages(total: int) -> int:
+    return max(1, -(-total // read.PAGE_SIZE))
+
+
+def _dag_run_url(request: Request, run: dict) -> str:
+    """The run's DAG run in Airflow's UI (the api-server root, one level above this app's mount)."""
+    airflow = _base(request).rpartition("/")[0]
+    return f"{airflow}/dags/{MAILING_DAG_PREFIX}{run['mailing']}/runs/{quote(run['dag_run_id'], safe='')}"
+
+
+def _mailing_names() -> dict[str, str]:
+    """Display names of the mailings whose definitions load (a broken file just shows its slug)."""
+    from segmail.mailings.definition import load_mailings
+
+    try:
+        mailings, _errors = load_mailings()
+    except Exception:  # the pages must not depend on include/ being readable
+        return {}
+    return {slug: mailing.name for slug, mailing in mailings.items()}
+
+
+def _existing_run(run_id: int) -> dict:
+    run = read.mailing_run(_engine(), run_id)
+    if run is None:
+        raise HTTPException(404, f"There is no mailing run #{run_id}.")
+    return run
+
+
+# ---------------------------------------------------------------- mailing runs
+
+
 @router.get("/", response_class=HTMLResponse)
-def runs_page(request: Request, mailing: str | None = None) -> HTMLResponse:
+def runs_page(request: Request, mailing: Mailing = "") -> HTMLResponse:
     runs = read.mailing_runs(mailing=mailing or None, limit=30, engine=_engine())
-    peak = max([r["sent"] + r["failed"] + r["skipped"] for r in runs] + [1])
-    return _page(request, "runs.html", runs=runs, peak=peak, mailing=mailing or "")
+    names = _mailing_names()
+    for run in runs:
+        run.update(
+            name=names.get(run["mailing"], run["mailing"]),
+            nothing_sent=render.nothing_sent(run, run),
+            dag_run_url=_dag_run_url(request, run),
+            sent_total=render.sent_count(run),
+        )
+    peak = max([r["sent_total"] + r["failed"] + r["skipped"] for r in runs] + [1])
+    return _page(request, "runs.html", runs=runs, peak=peak, mailing=mailing, tab="runs")
 
 
 @router.get("/api/runs")
-def runs_data(mailing: str | None = None, limit: int = Query(30, le=500)) -> list[dict]:
-    return json.loads(
-        json.dumps(read.mailing_runs(mailing=mailing, limit=limit, engine=_engine()), default=str)
-    )
+def runs_data(mailing: Mailing = "", limit: Annotated[int, Query(ge=1, le=500)] = 30) -> list[dict]:
+    runs = read.mailing_runs(mailing=mailing or None, limit=limit, engine=_engine())
+    for run in runs:
+        run["nothing_sent"] = render.nothing_sent(run, run)
+    return json.loads(json.dumps(runs, default=str))
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: int, status: str = "", q: str = "", page: int = Query(1, ge=1)):
-    rows, total = read.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
-    return _page(
-        request,
-        "run.html",
-        run_id=run_id,
-        rows=rows,
-        total=total,
-        page=page,
-        pages=_pages(total),
-        status=status,
-        q=q,
-        statuses=read.STATUSES,
-        totals=read.run_totals(run_id, engine=_engine()),
-    )
+def run_page(
+    request: Request, run_id: int, user: RunsUser, status: Status = "", q: Search = "", page: PageNo = 1
+) -> HTMLResponse:
+    run = _existing_run(run_id)
+    totals = read.run_totals(run_id, engine=_engine())
+    context = {
+        "run": run,
+        "name": _mailing_names().get(run["mailing"], run["mailing"]),
+        "totals": totals,
+        "nothing_sent": render.nothing_sent(run, totals),
+        "dag_run_url": _dag_run_url(request, run),
+        "statuses": read.STATUSES,
+        "status": status,
+        "q": q,
+        "page": page,
+        "contacts": may_see_contacts(user),
+    }
+    if context["contacts"]:
+        rows, total = read.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
+        context.update(
+            rows=rows, total=total, pages=_pages(total), reasons=read.skip_reasons(_engine(), run_id)
+        )
+    return _page(request, "run.html", tab="runs", **context)
 
 
-@router.get("/api/runs/{run_id}/mails")
-def run_mails_data(run_id: int, status: str = "", q: str = "", page: int = Query(1, ge=1)) -> dict:
+@router.get("/api/runs/{run_id}/mails", dependencies=[ContactsUser])
+def run_mails_data(run_id: int, status: Status = "", q: Search = "", page: PageNo = 1) -> dict:
+    _existing_run(run_id)
     rows, total = read.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
     return {"total": total, "page": page, "mails": json.loads(json.dumps(rows, default=str))}
 
 
-@router.get("/runs/{run_id}/mails.csv")
-def run_mails_csv(run_id: int, status: str = "", q: str = "") -> StreamingResponse:
+@router.get("/runs/{run_id}/mails.csv", dependencies=[ContactsUser])
+def run_mails_csv(run_id: int, status: Status = "", q: Search = "") -> StreamingResponse:
+    _existing_run(run_id)
     rows = read.iter_run_mails(_engine(), run_id, status=status or None, search=q or None)
-    return _csv(rows, MAILS_CSV_HEADER, f"mailing-run-{run_id}.csv")
+    return render.csv_download(rows, MAILS_CSV_HEADER, f"mailing-run-{run_id}.csv")
 
 
 @router.get("/dag-runs/{dag_id}/{dag_run_id:path}", response_class=HTMLResponse)
 def dag_run_page(request: Request, dag_id: str, dag_run_id: str) -> Response:
     """The "Mailing run" tab of a DAG run in Airflow's UI: redirect to segmail's run of that DAG run."""
+    if "\x00" in dag_id + dag_run_id:
+        raise HTTPException(404, "There is no such DAG run.")
     if not dag_id.startswith(MAILING_DAG_PREFIX):
         message = f"{dag_id} is not a mailing DAG: only mailing__<slug> DAG runs have a mailing run."
-        return _page(request, "no_run.html", status_code=404, message=message)
+        return _page(request, "error.html", status_code=404, message=message)
     slug = dag_id.removeprefix(MAILING_DAG_PREFIX)
     run_id = read.mailing_run_id(mailing=slug, dag_run_id=dag_run_id, engine=_engine())
     if run_id is None:
         message = (
             f"DAG run {dag_run_id} of {dag_id} has no mailing run yet: its audience is fixed by the "
-            "freeze_audience task (a run skipped as too late, or failed before that, never gets one)."
+            "freeze_audience task (a run that failed before that never gets one)."
         )
-        return _page(request, "no_run.html", status_code=404, message=message)
+        return _page(request, "error.html", status_code=404, message=message)
     return RedirectResponse(f"{_base(request)}/runs/{run_id}", status_code=303)
 
 
-@router.get("/contacts", response_class=HTMLResponse)
-def contacts_page(request: Request, q: str = "") -> HTMLResponse:
+# ---------------------------------------------------------------- contacts (personal data)
+
+
+@router.get("/contacts", response_class=HTMLResponse, dependencies=[ContactsUser])
+def contacts_page(request: Request, q: Search = "") -> HTMLResponse:
     found = read.find_contacts(_engine(), q) if q else []
-    return _page(request, "contacts.html", q=q, found=found)
+    return _page(request, "contacts.html", q=q, found=found, tab="contacts")
 
 
-@router.get("/contacts/{contact_id}", response_class=HTMLResponse)
+@router.get("/contacts/{contact_id}", response_class=HTMLResponse, dependencies=[ContactsUser])
 def contact_page(request: Request, contact_id: int) -> HTMLResponse:
     detail = read.contact_detail(_engine(), contact_id)
     if detail is None:
-        raise HTTPException(404, f"no contact {contact_id}")
-    return _page(request, "contact.html", **detail)
+        raise HTTPException(404, f"There is no contact #{contact_id}.")
+    return _page(request, "contact.html", tab="contacts", shown=read.CONTACT_ROWS, **detail)
 
 
-@router.get("/suppressions", response_class=HTMLResponse)
-def suppressions_page(request: Request, q: str = "", page: int = Query(1, ge=1)) -> HTMLResponse:
+@router.get("/suppressions", response_class=HTMLResponse, dependencies=[ContactsUser])
+def suppressions_page(request: Request, q: Search = "", page: PageNo = 1) -> HTMLResponse:
     rows, total = read.suppressions_page(_engine(), search=q or None, page=page)
-    return _page(request, "suppressions.html", rows=rows, total=total, page=page, pages=_pages(total), q=q)
+    return _page(
+        request,
+        "suppressions.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=_pages(total),
+        q=q,
+        tab="suppressions",
+    )
 
 
-@router.get("/suppressions.csv")
-def suppressions_csv(q: str = "") -> StreamingResponse:
+@router.get("/suppressions.csv", dependencies=[ContactsUser])
+def suppressions_csv(q: Search = "") -> StreamingResponse:
     rows = read.iter_suppressions(_engine(), search=q or None)
-    return _csv(rows, SUPPRESSIONS_CSV_HEADER, "suppressions.csv")
+    return render.csv_download(rows, SUPPRESSIONS_CSV_HEADER, "suppressions.csv")
+
+
+# ---------------------------------------------------------------- imports
 
 
 @router.get("/imports", response_class=HTMLResponse)
 def imports_page(request: Request) -> HTMLResponse:
-    return _page(request, "imports.html", imports=read.recent_imports(limit=50, engine=_engine()))
+    imports = read.recent_imports(limit=50, engine=_engine())
+    return _page(request, "imports.html", imports=imports, tab="imports")
 
 
-@router.get("/imports/{import_run_id}/issues.csv")
+def _existing_import(import_run_id: int) -> dict:
+    found = read.import_run(_engine(), import_run_id)
+    if found is None:
+        raise HTTPException(404, f"There is no import #{import_run_id}.")
+    return found
+
+
+@router.get("/imports/{import_run_id}/issues.csv", dependencies=[ContactsUser])
 def import_issues_csv(import_run_id: int) -> StreamingResponse:
     from segmail.imports.report import REPORT_HEADER
 
+    _existing_import(import_run_id)
     rows = (dict(zip(REPORT_HEADER, r, strict=True)) for r in read.iter_issues(_engine(), import_run_id))
-    return _csv(rows, list(REPORT_HEADER), f"import-{import_run_id}-issues.csv")
+    return render.csv_download(rows, list(REPORT_HEADER), f"import-{import_run_id}-issues.csv")
+
+
+@router.get("/imports/{import_run_id}/rejected.csv", dependencies=[ContactsUser])
+def import_rejected_csv(request: Request, import_run_id: int) -> Response:
+    """The rejected rows as they were sent, plus a Reason column: fix them and import the file again."""
+    from segmail.web.rejected_rows import OriginalUnavailable, rejected_rows_csv
+
+    found = _existing_import(import_run_id)
+    try:
+        chunks = rejected_rows_csv(found, read.rejected_reasons(_engine(), import_run_id))
+    except OriginalUnavailable as exc:
+        issues = f"{_base(request)}/imports/{import_run_id}/issues.csv"
+        return _page(request, "error.html", status_code=404, message=f"{exc}.", issues=issues)
+    stem = found["file_name"].rsplit(".", 1)[0]
+    return render.csv_response(chunks, f"{stem}-rejected-rows.csv")

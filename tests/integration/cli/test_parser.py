@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 from segmail.cli import main as cli
 from segmail.cli.feedback import cmd_serve_public, cmd_suppressions
+from segmail.cli.imports import cmd_import, cmd_imports
 
 
 @pytest.mark.parametrize(
     ("argv", "handler", "expected"),
     [
         pytest.param(["db", "upgrade"], cli.cmd_db_upgrade, {}, id="db-upgrade"),
+        pytest.param(["-v", "imports"], cmd_imports, {"verbose": True}, id="verbose"),
         pytest.param(
-            ["import", "c.csv", "--mode", "replace"], cli.cmd_import, {"mode": "replace"}, id="import"
+            ["import", "c.csv", "--mode", "replace"], cmd_import, {"mode": "replace"}, id="import"
         ),
-        pytest.param(["imports", "--format", "json"], cli.cmd_imports, {"format": "json"}, id="imports"),
+        pytest.param(["imports", "--format", "json"], cmd_imports, {"format": "json"}, id="imports"),
         pytest.param(
             ["salespeople", "add", "JD", "--name", "Jane"], cli.cmd_salespeople, {"code": "JD"}, id="sp-add"
         ),

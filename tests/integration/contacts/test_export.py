@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -49,3 +50,37 @@ def test_one_segment_export_and_json(engine, segments, write_csv):
     (record,) = json.loads(out.getvalue())
     assert (record["external_id"], record["segments"], record["email_opt_out"]) == ("E1", ["VIP"], False)
     assert list(record) == [c.key for c in COLUMNS if c.key != "segments"] + ["segments"]
+
+
+def test_columns_cut_from_an_export_import_back_without_changes(engine, segments, write_csv, tmp_path):
+    """Partial updates (GUIDE §2): any export columns that include one to find the contacts by."""
+    import_file(
+        write_csv(
+            f"{HEADER},Organization\n"
+            "DE,Anna,Müller,anna@example.com,0151 23456789,E1,VIP; Newsletter,de-AT,Acme\n"
+            "US,Bob,Smith,,+1 415 555 2671,,Service Plan,en,\n"
+        ),
+        engine=engine,
+    )
+    out = io.StringIO()
+    export.export_contacts(out, engine=engine)
+    records = list(csv.DictReader(io.StringIO(out.getvalue())))
+    before = contact_rows(engine)
+    # Bob has no external ID: cut to it and his segments, his row would create a contact (rejected);
+    # cut to e-mail and organisation, his row is empty and skipped.
+    cuts = {
+        ("External ID", "Segments"): 1,
+        ("Email", "Organization"): 0,
+        ("Country Code", "Mobile Number", "Segments"): 0,
+    }
+    for keep, rejected in cuts.items():
+        partial = tmp_path / f"{'-'.join(keep)}.csv"
+        with partial.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, keep, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(records)
+        for mode in ("merge", "replace"):
+            result = import_file(partial, mode=mode, engine=engine)
+            outcome = (result.status, result.updated, result.created, result.rejected, result.warnings)
+            assert outcome == ("succeeded", 0, 0, rejected, 0), (keep, mode)
+    assert contact_rows(engine) == before

@@ -27,3 +27,14 @@ def test_database_url_resolution(monkeypatch, tmp_path):
     assert database_url() == f"sqlite:///{tmp_path / 'segmail.db'}"
     monkeypatch.setenv("SEGMAIL_DB_URL", "sqlite:////x.db")
     assert database_url() == "sqlite:////x.db"
+
+
+def test_models_and_migrations_agree(engine):
+    """What the migrations build is what the models declare (no forgotten column, index or constraint)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from segmail.store.models import Base
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []

@@ -50,6 +50,21 @@ def test_a_cell_that_passes_its_length_check_fits_its_staging_column():
             assert column.max_length <= int(size), name
 
 
+def test_every_text_a_contact_stores_is_bounded_by_its_column_width():
+    """A value that passes validation never fails the file on PostgreSQL (VARCHAR(n) is enforced there)."""
+    validated_to_fit = {"country_code", "mobile"}  # ISO 3166 alpha-2; E.164 has at most 16 characters
+    for column in COLUMNS:
+        if column.contact and column.sql_type.startswith("VARCHAR") and column.key not in validated_to_fit:
+            width = Contact.__table__.columns[column.contact].type.length
+            assert column.max_length == width, column.key
+
+
+def test_german_spellings_of_every_column_are_accepted():
+    header = "Ländervorwahl;Vorname;Nachname;E-Mail-Adresse;Handynummer;Kontonummer;Organisation;Externe ID;Segmente;Sprache;Verkäufer;E-Mail-Abmeldung"
+    columns, ignored = map_header(header.split(";"))
+    assert (set(columns), ignored) == (set(EXPORT_FIELDS), [])
+
+
 def test_records_are_staged_in_order_with_the_line_first_and_the_opt_out_last():
     assert RECORD_FIELDS == tuple(name for name, _ in STAGE_COLUMNS)
     assert (RECORD_FIELDS[0], RECORD_FIELDS[-1]) == ("line_no", "opt_out")

@@ -50,6 +50,41 @@ def test_missing_required_columns_are_named():
         map_header(["Country Code", "First Name"])
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(["Externe ID", "Segmente"], id="external-id-and-segments"),
+        pytest.param(["E-Mail-Adresse", "Organisation"], id="email-only"),
+        pytest.param(["Ländervorwahl", "Handynummer", "Sprache"], id="country-and-mobile"),
+        pytest.param(["External ID"], id="external-id-only"),
+    ],
+)
+def test_a_header_with_a_column_that_finds_stored_contacts_needs_no_other(header):
+    columns, ignored = map_header(header)
+    assert (len(columns), ignored) == (len(header), [])
+
+
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        pytest.param(["Vorname", "Nachname", "Handynummer"], "Country Code", id="mobile-without-country"),
+        pytest.param(
+            ["Organisation", "Segmente"],
+            "Country Code, First Name, Last Name, Email or Mobile Number",
+            id="no-key",
+        ),
+        pytest.param(["Ländervorwahl", "Vorname", "Nachname"], "Email or Mobile Number", id="no-channel"),
+    ],
+)
+def test_a_header_without_such_a_column_needs_every_new_contact_column(header, missing):
+    with pytest.raises(FileRejected) as rejected:
+        map_header(header)
+    assert str(rejected.value).startswith(f"missing required column(s): {missing} (header has")
+    assert str(rejected.value).endswith(
+        "a file that only updates stored contacts needs one of External ID, Email, Country Code + Mobile Number instead"
+    )
+
+
 def test_two_columns_for_one_field_reject_the_file():
     with pytest.raises(FileRejected, match="both mean 'Email'"):
         map_header(["Country Code", "First Name", "Last Name", "Email", "E-Mail"])

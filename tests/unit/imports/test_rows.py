@@ -1,4 +1,8 @@
-"""Row validation and normalisation, on tiny in-memory chunks: per field, then whole chunks."""
+"""Row validation and normalisation, on tiny in-memory chunks: per field, then whole chunks.
+
+Whether a row may leave a field empty, or whether an ignored cell rejects its row, is decided after
+matching (tests/integration/imports/test_pipeline.py); here cells are checked on their own.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import re
 
 import pytest
 from segmail.addresses import _FAST_EMAIL, check_email, check_mobile
-from segmail.imports.columns import RECORD_FIELDS
+from segmail.imports.columns import COLUMNS, RECORD_FIELDS
 from segmail.imports.csvfile import RawChunk
 from segmail.imports.rows import (
     RowChecks,
@@ -15,9 +19,7 @@ from segmail.imports.rows import (
     check_language,
     check_lengths,
     check_mobile_column,
-    check_names,
     check_opt_out,
-    check_reachable,
     split_segments,
     validate_chunk,
 )
@@ -44,22 +46,40 @@ def found(rows: RowChecks) -> list[tuple]:
     return [(i.line_no, i.column, i.severity, i.reason) for i in rows.issues]
 
 
+def ignored(rows) -> list[tuple]:
+    """(line, column, reason) of the ignored cells of fields a new contact needs."""
+    return [(c.line_no, c.column_name, c.reason) for c in rows.cells]
+
+
+def lengths(rows: RowChecks, **normalised) -> None:
+    """check_lengths on the cells as they are, but for the `normalised` staged columns."""
+    check_lengths(rows, {name: rows.column(c.key) for c in COLUMNS for name in c.staged} | normalised)
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
         pytest.param("+1", "is a dial code; expected an ISO 3166 alpha-2", id="dial-code-plus1"),
         pytest.param("0049", "is a dial code", id="dial-code-0049"),
         pytest.param("Germany", "is not an ISO 3166 alpha-2 country code", id="country-name"),
-        pytest.param("", "Country Code is required", id="empty"),
     ],
 )
-def test_country_must_be_iso_alpha2(value, reason):
+def test_a_country_that_is_not_iso_alpha2_is_ignored_with_the_reason(value, reason):
     checked = validate_chunk(chunk(country_code=[value], email=["a@example.com"]))
-    assert checked.records == []
-    assert checked.rejected_rows == 1
-    (issue,) = checked.issues
-    assert (issue.line_no, issue.column, issue.severity) == (2, "Country Code", "error")
-    assert reason in issue.reason
+    assert (checked.rejected_rows, checked.issues) == (0, [])
+    assert record(checked)["country_code"] is None  # the stored country stays; a new contact is rejected
+    ((line, column, why),) = ignored(checked)
+    assert (line, column) == (2, "Country Code")
+    assert reason in why
+    assert checked.cells[0].warning == f"{why}; Country Code left unchanged"
+
+
+def test_empty_cells_are_not_issues_before_matching():
+    checked = validate_chunk(
+        chunk(country_code=[""], first_name=[""], last_name=[""], email=[""], mobile=[""])
+    )
+    assert (checked.rejected_rows, checked.issues, checked.cells) == (0, [], [])
+    assert record(checked)["country_code"] is None
 
 
 def test_lower_case_country_is_accepted_and_upper_cased():
@@ -80,16 +100,11 @@ def test_mobile_numbers_are_normalised_to_e164_with_the_rows_country(country, ra
     assert check_mobile(raw, country) == (e164, None)
 
 
-def test_invalid_mobile_rejects_the_row_with_the_reason():
-    checked = validate_chunk(chunk(mobile=["12"], email=[""]))
-    assert checked.rejected_rows == 1
-    assert checked.issues[0].column == "Mobile Number"
-    assert "not a valid phone number for country DE" in checked.issues[0].reason
-
-
-def test_email_or_mobile_is_required():
-    checked = validate_chunk(chunk(mobile=[""], email=[""]))
-    assert [i.reason for i in checked.issues] == ["either Email or Mobile Number is required"]
+def test_an_invalid_mobile_is_ignored_and_the_rest_of_the_row_is_staged():
+    checked = validate_chunk(chunk(mobile=["12"], email=["a@example.com"]))
+    assert checked.rejected_rows == 0
+    assert (record(checked)["mobile_e164"], record(checked)["email"]) == (None, "a@example.com")
+    assert ignored(checked) == [(2, "Mobile Number", "not a valid phone number for country DE")]
 
 
 @pytest.mark.parametrize(
@@ -125,9 +140,10 @@ def test_email_key_is_lower_case_and_bad_addresses_are_explained():
     )
     assert record(checked)["email"] == "Anna.Muster@Example.COM"
     assert record(checked)["email_key"] == "anna.muster@example.com"
-    (issue,) = checked.issues
-    assert (issue.line_no, issue.column) == (3, "Email")
-    assert issue.reason.startswith("invalid e-mail address:")
+    assert (record(checked, 1)["email"], record(checked, 1)["email_key"]) == (None, None)
+    ((line, column, reason),) = ignored(checked)
+    assert (line, column) == (3, "Email")
+    assert reason.startswith("invalid e-mail address:")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +157,18 @@ def test_language_tags_are_normalised(raw, tag):
 def test_a_bad_language_only_warns_and_the_row_lands():
     checked = validate_chunk(chunk(email=["a@example.com"], language=["klingon!"]))
     assert record(checked)["language"] is None
-    assert [i.severity for i in checked.issues] == ["warning"]
+    assert [(i.severity, i.reason) for i in checked.issues] == [
+        ("warning", "'klingon!' is not a language code such as de, en-US or fr-CA; Language left unchanged")
+    ]
+
+
+def test_a_language_tag_longer_than_its_column_is_ignored_with_a_warning():
+    tag = "de-" + "-".join(["abcdefgh"] * 4)  # a valid-looking BCP 47 tag of 38 characters
+    checked = validate_chunk(chunk(email=["a@example.com", "b@example.com"], language=[tag, "de-AT"]))
+    assert [r[RECORD_FIELDS.index("language")] for r in checked.records] == [None, "de-AT"]
+    assert [(i.line_no, i.column, i.severity, i.reason) for i in checked.issues] == [
+        (2, "Language", "warning", "longer than 35 characters; Language left unchanged")
+    ]
 
 
 def test_opt_out_words_in_english_and_german():
@@ -188,38 +215,51 @@ def test_check_country_upper_cases_and_says_which_codes_are_valid():
     country, valid = check_country(rows)
     assert country.tolist() == ["DE", "+1", "", "GERMANY"]
     assert valid.tolist() == [True, False, False, False]
-    assert rows.bad.tolist() == [False, True, True, True]
-    # Empty cells first, then dial codes, then other values.
-    assert [(line, reason) for line, _, _, reason in found(rows)] == [
-        (4, "Country Code is required"),
-        (3, "'+1' is a dial code; expected an ISO 3166 alpha-2 country code such as US, CA, BR, AU"),
-        (5, "'Germany' is not an ISO 3166 alpha-2 country code (such as US, CA, BR, AU)"),
+    assert not rows.bad.any()
+    assert rows.ignored["country_code"].tolist() == [False, True, False, True]
+    # Dial codes first, then other values; an empty cell is no issue here.
+    assert ignored(rows) == [
+        (
+            3,
+            "Country Code",
+            "'+1' is a dial code; expected an ISO 3166 alpha-2 country code such as US, CA, BR, AU",
+        ),
+        (5, "Country Code", "'Germany' is not an ISO 3166 alpha-2 country code (such as US, CA, BR, AU)"),
     ]
 
 
-def test_check_names_requires_first_and_last_name():
-    rows = checks(first_name=["A", ""], last_name=["", "B"])
-    check_names(rows)
-    assert found(rows) == [
-        (3, "First Name", "error", "First Name is required"),
-        (2, "Last Name", "error", "Last Name is required"),
-    ]
-    assert rows.bad.tolist() == [True, True]
-
-
-def test_check_lengths_rejects_cells_over_the_limit_of_their_column_only():
+def test_check_lengths_ignores_optional_cells_over_the_limit_of_their_column_only():
     rows = checks(organization=["O" * 300, "O" * 301], salesperson=["S" * 51, "S" * 50])
-    check_lengths(rows)
+    lengths(rows)
     assert found(rows) == [
-        (3, "Organization", "error", "longer than 300 characters"),
-        (2, "Salesperson", "error", "longer than 50 characters"),
+        (3, "Organization", "warning", "longer than 300 characters; Organization left unchanged"),
+        (2, "Salesperson", "warning", "longer than 50 characters; Salesperson left unchanged"),
     ]
-    assert rows.bad.tolist() == [True, True]
+    assert not rows.bad.any()
+
+
+def test_check_lengths_rejects_a_row_whose_external_id_is_too_long():
+    rows = checks(external_id=["E" * 201, "E" * 200])
+    lengths(rows)
+    assert found(rows) == [(2, "External ID", "error", "longer than 200 characters")]
+    assert rows.bad.tolist() == [True, False]
+
+
+def test_check_lengths_leaves_names_too_long_to_the_new_contact_rule():
+    rows = checks(first_name=["F" * 201], last_name=["L" * 200])
+    lengths(rows)
+    assert (found(rows), ignored(rows)) == ([], [(2, "First Name", "longer than 200 characters")])
+
+
+def test_check_lengths_measures_the_normalised_value():
+    rows = checks(salesperson=["ß" * 50])  # upper-cased it is "SS" * 50: too long for the column
+    lengths(rows, salesperson_code=rows.column("salesperson").str.upper())
+    assert [i.reason for i in rows.issues] == ["longer than 50 characters; Salesperson left unchanged"]
 
 
 def test_check_lengths_counts_characters_after_trimming():
     rows = checks(account_number=["  " + "9" * 100 + "  "])
-    check_lengths(rows)
+    lengths(rows)
     assert rows.issues == []
 
 
@@ -228,31 +268,28 @@ def test_check_email_column_keeps_fast_addresses_and_normalises_the_rest():
     emails = check_email_column(rows)
     assert emails[:3] == ["Anna@EXAMPLE.com", "ÄÖ@bücher.de", ""]
     # The fast pattern accepts it, but a special-use TLD goes to email-validator, which rejects it.
-    ((line, column, severity, reason),) = found(rows)
-    assert (line, column, severity) == (5, "Email", "error")
+    ((line, column, reason),) = ignored(rows)
+    assert (line, column) == (5, "Email")
     assert "special-use or reserved name" in reason
-    assert rows.bad.tolist() == [False, False, False, True]
+    assert rows.ignored["email"].tolist() == [False, False, False, True]
+    assert not rows.bad.any()
 
 
 def test_check_mobile_column_reads_numbers_only_in_a_valid_country():
     rows = checks(mobile=["0151 23456789", "0151 23456789", "12", ""])
     country, valid = check_country(rows)
-    valid[1] = False  # as if the country of row 3 had been rejected
+    valid[1] = False  # as if the country of row 3 were empty or invalid
     mobiles = check_mobile_column(rows, country, valid)
     assert mobiles == ["+4915123456789", "", "", ""]
-    assert found(rows) == [(4, "Mobile Number", "error", "not a valid phone number for country DE")]
-
-
-def test_check_reachable_needs_an_email_or_a_mobile_cell():
-    rows = checks(email=["a@example.com", "", ""], mobile=["", "0151 23456789", ""])
-    check_reachable(rows)
-    assert found(rows) == [(4, "Email", "error", "either Email or Mobile Number is required")]
-
-
-def test_check_reachable_without_a_mobile_column():
-    rows = checks(email=["", "a@example.com"])
-    check_reachable(rows)
-    assert rows.bad.tolist() == [True, False]
+    assert ignored(rows) == [
+        (
+            3,
+            "Mobile Number",
+            "not read: a mobile number is read in the row's Country Code, which is empty or invalid",
+        ),
+        (4, "Mobile Number", "not a valid phone number for country DE"),
+    ]
+    assert not rows.bad.any()
 
 
 def test_check_language_normalises_and_only_warns_on_bad_tags():
@@ -279,12 +316,22 @@ def test_cells_are_trimmed_and_spreadsheet_escapes_undone_before_any_check():
 # ---------------------------------------------------------------- whole chunks
 
 
-def test_a_row_with_several_errors_lists_them_in_field_order_and_counts_once():
+def test_a_row_with_several_bad_cells_lists_them_in_field_order_and_is_staged():
     checked = validate_chunk(
-        chunk(country_code=["+1"], first_name=[""], email=["bad@@example.com"], language=["!"])
+        chunk(
+            country_code=["+1"], first_name=[""], email=["bad@@example.com"], language=["!"], segments=["VIP"]
+        )
     )
-    assert [i.column for i in checked.issues] == ["Country Code", "First Name", "Email", "Language"]
-    assert (checked.rejected_rows, checked.records, checked.segments) == (1, [], [])
+    assert [c.column_name for c in checked.cells] == ["Country Code", "Email"]
+    assert [(i.column, i.severity) for i in checked.issues] == [("Language", "warning")]
+    assert (checked.rejected_rows, len(checked.records), checked.segments) == (0, 1, [(2, "vip", "VIP")])
+
+
+def test_a_row_with_an_error_counts_once_and_its_ignored_cells_are_still_reported():
+    checked = validate_chunk(chunk(external_id=["E" * 201], country_code=["+1"], email=["a@example.com"]))
+    assert (checked.rejected_rows, checked.records) == (1, [])
+    assert [i.column for i in checked.issues] == ["External ID"]
+    assert [c.column_name for c in checked.cells] == ["Country Code"]
 
 
 def test_records_hold_none_for_empty_cells_and_upper_case_salesperson_codes():
@@ -308,7 +355,7 @@ def test_records_hold_none_for_empty_cells_and_upper_case_salesperson_codes():
 
 def test_segments_of_rejected_rows_are_dropped():
     checked = validate_chunk(
-        chunk(email=["a@example.com", ""], segments=["VIP; news", "VIP"], first_name=["A", "A"])
+        chunk(external_id=["E1", "E" * 201], segments=["VIP; news", "VIP"], first_name=["A", "A"])
     )
     assert checked.segments == [(2, "vip", "VIP"), (2, "news", "news")]
 
