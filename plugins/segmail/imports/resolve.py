@@ -198,11 +198,11 @@ _CAUSE = " OR ".join(f"(d.field IN ({_fields(group)}) AND {missing})" for group,
 def reject_incomplete_new_contacts(conn: Connection, run_id: int) -> tuple[int, int]:
     """Reject the rows that match no stored contact and lack what a new contact needs; the ignored
     cells of the other rows become warnings. Returns (rows rejected, warnings)."""
-    any_missing = " OR ".join(f"({missing})" for _, missing, _ in _NEEDS)
+    any_missing = " OR ".join(f"({_missing(group, STAGE)})" for group in NEW_CONTACT_NEEDS)
     rejected = conn.execute(
         text(
-            f"UPDATE {STAGE} AS s SET state = 'incomplete' WHERE s.state = 'ok' AND ({any_missing})"
-            f" AND NOT EXISTS (SELECT 1 FROM {STAGE_MATCH} m WHERE m.line_no = s.line_no)"
+            f"UPDATE {STAGE} SET state = 'incomplete' WHERE state = 'ok' AND ({any_missing})"
+            f" AND NOT EXISTS (SELECT 1 FROM {STAGE_MATCH} m WHERE m.line_no = {STAGE}.line_no)"
         )
     ).rowcount
     if rejected:

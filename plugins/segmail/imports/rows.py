@@ -297,7 +297,8 @@ def _segments(rows: RowChecks) -> list[tuple[int, str, str]]:
 
 
 def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
-    """Check and normalise a chunk; the order of the checks is the order of a row's issues."""
+    """Check and normalise a chunk; the order of the checks is the order of a row's issues (the
+    `CellIssue`s are reported after matching)."""
     rows = RowChecks(chunk)
     country, country_ok = check_country(rows)
     emails = check_email_column(rows)

@@ -54,7 +54,7 @@ def test_a_german_update_file_with_empty_email_and_mobile_updates_the_matched_co
 
 def test_a_replace_file_of_external_ids_and_segments_moves_customers(engine, seeded, write_csv):
     before = stored(engine)
-    path = write_csv("Externe ID;Segmente\nE1;Newsletter\nE2;\"VIP; Service Plan\"\n", name="moves.csv")
+    path = write_csv('Externe ID;Segmente\nE1;Newsletter\nE2;"VIP; Service Plan"\n', name="moves.csv")
     result = import_file(path, mode="replace", engine=engine)
     assert (result.status, result.updated, result.rejected, result.warnings) == ("succeeded", 2, 0, 0)
     assert segments_of(engine) == {"E1": ["Newsletter"], "E2": ["Service Plan", "VIP"]}
