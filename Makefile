@@ -4,15 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Airflow settings for the embedded setup (SQLite metadata DB under .airflow/).
+# Airflow settings for the embedded setup (SQLite metadata DB under .airflow/). The segmail plugin comes
+# through the package's entry point, so Airflow's plugins folder stays its default.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export SEGMAIL_INCLUDE_DIR := $(CURDIR)/include
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test lint bench-import bench-send airflow serve-public clean
+.PHONY: install demo test lint bench-import bench-send bench-feedback airflow serve-public clean
 
 install: $(STAMP)
 
@@ -30,6 +30,7 @@ demo: install
 test: install
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-debian.sh /usr/sbin/dnsmasq=dnsmasq-base
+	bash scripts/ensure-debian.sh /usr/sbin/postfix=postfix /usr/sbin/dovecot=dovecot-imapd
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -45,6 +46,11 @@ clean:
 
 bench-send: install
 	$(BIN)/python bench/bench_send.py $(BENCH_ARGS)
+
+# Reading a bounce mailbox of 10,000 reports from a private Dovecot (root: Postfix and Dovecot from Debian).
+bench-feedback: install
+	bash scripts/ensure-debian.sh /usr/sbin/postfix=postfix /usr/sbin/dovecot=dovecot-imapd
+	$(BIN)/python bench/bench_feedback.py $(BENCH_ARGS)
 
 # Airflow with the UI on http://127.0.0.1:8080 (SEGMAIL_UI_PORT), the public unsubscribe app on
 # http://127.0.0.1:8090 (SEGMAIL_PUBLIC_PORT), a local SMTP sink and the sample data.

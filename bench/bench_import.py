@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -38,6 +39,17 @@ def peak_mb() -> float:
     return max(own, children) / 1024
 
 
+class PhaseCapture(logging.Handler):
+    """Keeps the phase timings the import logs at the end of each file."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.phases: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.phases = getattr(record, "phases", None) or self.phases
+
+
 def child_segmail(url: str, files: list[str]) -> dict:
     from segmail.contacts import segments
     from segmail.imports.pipeline import import_file
@@ -48,11 +60,17 @@ def child_segmail(url: str, files: list[str]) -> dict:
     upgrade(engine)
     for name in SEGMENTS:
         segments.create_segment(name=name, engine=engine)
+    capture = PhaseCapture()
+    logger = logging.getLogger("segmail.imports.pipeline")
+    logger.addHandler(capture)
+    logger.setLevel(logging.INFO)
     timings = []
     for path in files:
+        capture.phases = {}
         start = time.perf_counter()
         result = import_file(path, engine=engine)
-        timings.append({"seconds": time.perf_counter() - start, "summary": result.summary_line()})
+        seconds = time.perf_counter() - start
+        timings.append({"seconds": seconds, "summary": result.summary_line(), "phases": capture.phases})
     return {"timings": timings, "peak_mb": peak_mb()}
 
 
@@ -171,6 +189,8 @@ def main() -> None:
         f"{'baseline':<22} {'s':>6} {'rows/s':>9} {'segmail/baseline':>16}"
     )
     lines = [header, "-" * len(header)]
+    results = []
+    print(f"load average before the runs: {load()}", flush=True)
     for engine_name in args.engines.split(","):
         url, drop = fresh_database(engine_name, data, "segmail")
         try:
@@ -190,9 +210,36 @@ def main() -> None:
                 f"{label:<22} {b:>6.1f} {args.rows / b:>9,.0f} {b / s:>15.0%}"
             )
             print(f"  {engine_name} {name}: {ours['timings'][i]['summary']}", flush=True)
+            print(phase_table(ours["timings"][i]), flush=True)
+        results.append(result_line(engine_name, args.rows, ours, base, label))
     print()
     print("\n".join(lines))
-    print("\ntargets (2 cores): 1,000,000 rows in <= 20 s on PostgreSQL, <= 40 s on SQLite, peak <= 500 MB")
+    print(f"\nload average after the runs: {load()}")
+    print("targets (2 cores): 1,000,000 rows in <= 20 s on PostgreSQL, <= 30 s on SQLite, peak <= 500 MB")
+    print("\n".join(results))
+
+
+def phase_table(timing: dict) -> str:
+    """The import's own phases; `other` is what they do not cover (run bookkeeping, commit)."""
+    phases = dict(timing["phases"])
+    phases["other (run record, commit)"] = timing["seconds"] - sum(phases.values())
+    width = max(map(len, phases))
+    return "\n".join(f"    {name:<{width}} {seconds:>7.2f} s" for name, seconds in phases.items())
+
+
+def result_line(engine_name: str, rows: int, ours: dict, base: dict, label: str) -> str:
+    """RESULT import <db>: rows/s of the slower pass, both passes, the raw baseline, peak memory."""
+    first, again = (t["seconds"] for t in ours["timings"])
+    dialect = "postgresql" if engine_name == "postgres" else engine_name
+    return (
+        f"RESULT import {dialect}: {rows / max(first, again):,.0f} rows/s, first {first:.1f} s,"
+        f" re-import {again:.1f} s, {label} {base['timings'][0]['seconds']:.1f} s,"
+        f" peak {ours['peak_mb']:.0f} MB"
+    )
+
+
+def load() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

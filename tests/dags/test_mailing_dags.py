@@ -53,6 +53,31 @@ def test_newsletter_dag_sends_in_mapped_batches_and_summarizes(newsletter_audien
 
 
 @pytest.mark.airflow
+def test_an_interval_is_sent_once_even_when_its_dag_run_is_created_again(newsletter_audience, smtp_sink, smtp_pool):
+    """`dag.test()` (like `airflow dags test`) deletes the DAG run of the same logical date and creates
+    a new one with a new run id: the mailing run of that interval is carried on, nothing is sent twice.
+    A run without a logical date is a new run."""
+    from datetime import UTC, datetime
+
+    engine = newsletter_audience
+    dag = get_dag("mailing__newsletter")
+    interval = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    first = dag.test(logical_date=interval)
+    assert first.state == "success", states(first)
+    assert len(smtp_sink.messages) == 4
+    second = dag.test(logical_date=interval)
+    assert second.state == "success", states(second)
+    assert second.run_id != first.run_id
+    assert len(smtp_sink.messages) == 4  # the interval was sent once
+    with engine.connect() as conn:
+        runs = conn.execute(text("SELECT dag_run_id FROM segmail_mailing_runs")).scalars().all()
+    assert runs == [second.run_id]
+    third = dag.test(logical_date=None)
+    assert third.state == "success", states(third)
+    assert len(smtp_sink.messages) == 8  # a new run
+
+
+@pytest.mark.airflow
 def test_newsletter_dag_goes_red_when_too_many_mails_fail(newsletter_audience, smtp_sink, smtp_pool):
     for address in ("anna@example.com", "bob@example.com"):
         smtp_sink.handler.refuse[address] = "550 5.7.1 Rejected by policy"

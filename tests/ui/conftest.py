@@ -8,7 +8,10 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -17,6 +20,20 @@ from segmail.dev.smtpsink import SmtpSink, free_port
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FORMULA_REASON = '=HYPERLINK("https://evil.example","asked by phone")'  # must reach a CSV escaped
+USERS = {"admin": "admin", "viewer": "viewer"}  # name: role of the simple auth manager
+TOO_LATE_RUN = "scheduled__2026-01-05T08:00:00+00:00"  # a scheduled run that started weeks late
+DRY_RUN = "manual__dry-run"
+# An Excel-saved German file (Windows-1252, semicolons) with three bad rows: a bad e-mail (row 2),
+# a quoted line break and no address (row 4, spanning two lines), a formula as country code (row 5).
+INBOX_FILE = "Kunden März.csv"
+INBOX_ROWS = (
+    "Ländervorwahl;Vorname;Nachname;E-Mail;Handynummer;Externe ID;Segmente\r\n"
+    "AT;Jürgen;Groß;juergen.gross(at)example.at;;CRM-9001;Newsletter\r\n"
+    "AT;Max;Gut;max.gut@example.at;;CRM-9002;Newsletter\r\n"
+    'DE;"Zeile mit\r\nUmbruch";Muster;;;CRM-9003;Newsletter\r\n'
+    "=1+2;Eve;Formel;eve@example.de;;CRM-9004;Newsletter\r\n"
+    "AT;Ok;Zwei;ok.zwei@example.at;;CRM-9005;Newsletter\r\n"
+)
 
 
 def seed_demo_data(url: str, tmp: Path) -> dict:
@@ -51,6 +68,9 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
                     transport=SmtpHookTransport("smtp_default"),
                 )
             summary.summarize_run(run_id, mailing=mailing, engine=engine)  # 1 of 20 failed: within 5 %
+            dry_run_id = seed_dry_run(engine)
+        seed_too_late_run()
+        inbox_import_id = seed_inbox_import(tmp)
     finally:
         os.environ.pop("SEGMAIL_DB_URL", None)
         os.environ.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)
@@ -62,7 +82,54 @@ def seed_demo_data(url: str, tmp: Path) -> dict:
         "import_run_id": result.import_run_id,
         "failed_contact": gruber,
         "sent_contact": camille,
+        "dry_run_id": dry_run_id,
+        "dry_dag_run": DRY_RUN,
+        "too_late_dag_run": TOO_LATE_RUN,
+        "inbox_import_id": inbox_import_id,
+        "inbox_file": INBOX_FILE,
     }
+
+
+def seed_dry_run(engine) -> int:
+    """A manual dry run of the newsletter: every mail rendered, none sent; the DAG run is green."""
+    from segmail.mailings import audience, deliveries, send, summary
+    from segmail.mailings.definition import get_mailing
+    from segmail.mailings.transport import SmtpHookTransport
+
+    mailing = get_mailing("newsletter")
+    run_id = audience.freeze_audience(mailing, dag_run_id=DRY_RUN, dry_run=True, engine=engine)
+    for batch in deliveries.plan_batches(run_id, batch_size=500, engine=engine):
+        transport = SmtpHookTransport("smtp_default")
+        send.send_batch(batch["batch_id"], mailing=mailing, engine=engine, transport=transport)
+    summary.summarize_run(run_id, mailing=mailing, engine=engine)
+    return run_id
+
+
+def seed_too_late_run() -> None:
+    """The freeze_audience task of a scheduled run that starts weeks after its time: skipped."""
+    from airflow.sdk.exceptions import AirflowSkipException
+    from segmail.orchestration import tasks
+
+    params = {"dry_run": False, "languages": ["de", "en", "fr"], "max_recipients": 0}
+    due = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    dag_run = SimpleNamespace(run_type="scheduled", run_after=due, logical_date=due)
+    try:
+        tasks.freeze_audience("newsletter", params=params, run_id=TOO_LATE_RUN, dag_run=dag_run)
+    except AirflowSkipException:
+        return
+    raise AssertionError("a run weeks late was not skipped")
+
+
+def seed_inbox_import(tmp: Path) -> int:
+    """INBOX_FILE through the inbox, as the nightly DAG imports it: archived with its report."""
+    from segmail.imports.inbox import import_inbox_file
+
+    inbox = tmp / "inbox"
+    inbox.mkdir()
+    (inbox / INBOX_FILE).write_bytes(INBOX_ROWS.encode("cp1252"))
+    result = import_inbox_file(str(inbox / INBOX_FILE))
+    assert (result["created"], result["rejected"]) == (2, 3), result
+    return result["import_run_id"]
 
 
 def seed_feedback(engine, run_id: int) -> tuple[int, int]:
@@ -99,12 +166,12 @@ def api_server(airflow_home, tmp_path_factory):
     url = f"sqlite:///{tmp / 'segmail.db'}"
     ids = seed_demo_data(url, tmp)
     passwords = tmp / "passwords.json"
-    passwords.write_text(json.dumps({"admin": "ui-test-password"}))
+    passwords.write_text(json.dumps({name: f"ui-test-{name}" for name in USERS}))
     port = free_port()
     env = {
         **os.environ,
         "SEGMAIL_DB_URL": url,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__PORT": str(port),
     }
@@ -131,10 +198,7 @@ def api_server(airflow_home, tmp_path_factory):
                     + (tmp / "api-server.log").read_text()[-3000:]
                 )
             time.sleep(0.5)
-        token = httpx.post(
-            f"{base}/auth/token", json={"username": "admin", "password": "ui-test-password"}, timeout=10
-        ).json()["access_token"]
-        yield base, token, ids
+        yield base, login(base, "admin"), ids
     finally:
         process.terminate()
         try:
@@ -142,6 +206,43 @@ def api_server(airflow_home, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def login(base: str, user: str) -> str:
+    """A JWT of one of USERS, as Airflow's UI gets it."""
+    answer = httpx.post(
+        f"{base}/auth/token", json={"username": user, "password": f"ui-test-{user}"}, timeout=10
+    )
+    return answer.json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+def viewer_token(api_server) -> str:
+    """A user with Airflow's viewer role: may see runs, not contacts."""
+    return login(api_server[0], "viewer")
+
+
+@pytest.fixture
+def monitoring_client(engine):
+    """The monitoring app in-process on the test database (SQLite, PostgreSQL), mounted at /segmail as
+    in the api-server; the login is an admin user's, the authorization the auth manager's own."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi import FastAPI
+    from segmail.web.access import require_login
+    from segmail.web.monitoring import create_app
+
+    with warnings.catch_warnings():  # Starlette would like httpx2 one day (Airflow's app imports it too)
+        warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+        from airflow.api_fastapi.app import create_auth_manager
+        from fastapi.testclient import TestClient
+
+    create_auth_manager()  # the configured (simple) auth manager decides, as in the api-server
+    app = create_app()
+    app.dependency_overrides[require_login] = lambda: SimpleAuthManagerUser(username="admin", role="admin")
+    root = FastAPI()
+    root.mount("/segmail", app)
+    with TestClient(root, raise_server_exceptions=True) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

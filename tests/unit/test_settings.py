@@ -105,3 +105,28 @@ def test_no_signing_connection_means_no_keys(clean_env, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_SEGMAIL_SIGNING", raising=False)
     monkeypatch.setattr(settings, "connection", lambda conn_id, use_airflow=True: None)
     assert settings.signing_keys() == ()
+
+
+def test_bounce_mailbox_settings_defaults_and_rates(monkeypatch):
+    for name in (
+        "SEGMAIL_FEEDBACK_CRON",
+        "SEGMAIL_FEEDBACK_BATCH_SIZE",
+        "SEGMAIL_MAX_BOUNCE_RATE",
+        "SEGMAIL_MAX_COMPLAINT_RATE",
+        "SEGMAIL_SOFT_BOUNCE_LIMIT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    config = settings.current()
+    assert (config.feedback_cron, config.feedback_batch_size, config.soft_bounce_limit) == (
+        "*/15 * * * *",
+        200,
+        3,
+    )
+    assert (config.max_bounce_rate, config.max_complaint_rate) == (0.05, 0.003)
+    monkeypatch.setenv("SEGMAIL_FEEDBACK_CRON", "")
+    monkeypatch.setenv("SEGMAIL_MAX_COMPLAINT_RATE", "0.1%")
+    assert settings.current().feedback_cron is None  # only when triggered
+    assert settings.current().max_complaint_rate == pytest.approx(0.001)
+    monkeypatch.setenv("SEGMAIL_MAX_BOUNCE_RATE", "lots")
+    with pytest.raises(ValueError, match="SEGMAIL_MAX_BOUNCE_RATE must be a share such as 0.05 or 5%"):
+        settings.current()

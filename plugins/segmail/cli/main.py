@@ -177,6 +177,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             "skipped",
             "pending",
             "unsubscribed",
+            "bounced_hard",
+            "bounced_soft",
+            "complained",
+            "bounce_rate",
+            "complaint_rate",
             "languages",
             "created_at",
         )

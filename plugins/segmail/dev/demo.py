@@ -20,6 +20,7 @@ from segmail.dev.local import (
     configure_unsubscribe,
     drop_sample_into_inbox,
     ensure_smtp_pool,
+    mark_seeded,
     migrate_databases,
     seed_sample_setup,
 )
@@ -104,6 +105,7 @@ def import_sample() -> dict | None:
     step("Dropping the sample contact file into the inbox")
     # A new name each time, so a second demo shows a re-import that changes nothing.
     target = drop_sample_into_inbox()
+    mark_seeded(target.name)  # `make airflow` then does not seed again
     inbox_dir = target.parent
     print(target)
 
@@ -189,7 +191,7 @@ def send_mailings() -> tuple[DagRun, DagRun, int, Path]:
 
     outbox = airflow_home() / "segmail" / "outbox" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     with SmtpSink(store_dir=outbox) as sink:
-        os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_uri
+        os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_json
         ensure_smtp_pool()
         run, mailing_run_id = send_newsletter(sink, outbox)
         test_run = send_test_mail(sink)

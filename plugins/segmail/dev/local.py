@@ -4,6 +4,10 @@ Everything lives under AIRFLOW_HOME (default `.airflow/` in the checkout): Airfl
 metadata DB, segmail's SQLite DB, the inbox, the outbox of the local SMTP server, the login
 password and the key that signs unsubscribe links (both generated on first use, never in code,
 never printed).
+
+`make airflow` listens on 127.0.0.1 only (AIRFLOW__API__HOST and SEGMAIL_PUBLIC_HOST open it up),
+seeds the sample data on its first start only, and on Ctrl-C or SIGTERM stops every process it
+started (see `segmail.dev.processes`).
 """
 
 from __future__ import annotations
@@ -12,22 +16,29 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
+
+from segmail.dev.processes import GRACE_SECONDS, Children
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout: plugins/segmail/dev/local.py
 SMTP_POOL_SLOTS = 4
 SIGNING_KEY_FILE = "segmail_signing_key"
+SEEDED_MARKER = "sample-seeded"  # in AIRFLOW_HOME/segmail: the sample data went in once
 DEMO_MAILTO = "unsubscribe@autohaus-demo.example"  # the demo mailings' From domain
+MAX_PARALLELISM = 16
 
 
 def configure_environment() -> None:
-    """Defaults for running outside `make` too; must happen before Airflow is imported."""
+    """Defaults for running outside `make` too; must happen before Airflow is imported. The plugin
+    comes through the package's `airflow.plugins` entry point, so Airflow's plugins folder stays its
+    default (AIRFLOW_HOME/plugins) rather than plugins/, which only holds the package itself."""
     os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -122,28 +133,30 @@ def configure_unsubscribe() -> str:
     return os.environ["SEGMAIL_PUBLIC_URL"]
 
 
-def start_public_app() -> tuple[subprocess.Popen, str]:
+def start_public_app(children: Children) -> str:
     """`segmail serve-public` as a child process, logging to AIRFLOW_HOME/segmail/public.log;
-    returns it and the address it listens on, once it answers."""
+    returns the address it listens on, once it answers."""
     from segmail import settings
 
     config = settings.current()
     log_path = home() / "segmail" / "public.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a") as log:
-        app = subprocess.Popen(
-            [sys.executable, "-m", "segmail.cli.main", "serve-public"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        app = children.start(
+            [sys.executable, "-m", "segmail.cli.main", "serve-public"], stdout=log, stderr=subprocess.STDOUT
         )
     address = f"http://{config.public_host}:{config.public_port}"
-    if not _answers(app, address.replace("0.0.0.0", "127.0.0.1") + "/healthz"):
-        app.kill()
+    if not _answers(app, _local(address) + "/healthz"):
         sys.exit(
             f"the public app did not start on {address} (see {log_path}); "
             "is the port taken? SEGMAIL_PUBLIC_PORT chooses another"
         )
-    return app, address
+    return address
+
+
+def _local(address: str) -> str:
+    """An address to reach a server at from this machine (one listening on all interfaces, too)."""
+    return address.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")
 
 
 def _answers(process: subprocess.Popen, url: str, *, seconds: float = 30) -> bool:
@@ -159,16 +172,6 @@ def _answers(process: subprocess.Popen, url: str, *, seconds: float = 30) -> boo
     return False
 
 
-def stop(*processes: subprocess.Popen) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def drop_sample_into_inbox() -> Path:
     from segmail.imports import inbox
     from segmail.settings import include_dir
@@ -180,56 +183,123 @@ def drop_sample_into_inbox() -> Path:
     return target
 
 
-def start_smtp_sink(port: int) -> subprocess.Popen:
+def seed_sample_once() -> str:
+    """Salespeople, segments and the sample contacts on the first start only (also after `make
+    demo`, which seeds too), so a restart does not drop the sample into the inbox again or undo
+    edits to the sample salespeople; says what happened, for the banner."""
+    marker = home() / "segmail" / SEEDED_MARKER
+    if marker.exists():
+        return f"sample data seeded on the first start ({marker.read_text().strip()})"
+    seed_sample_setup()
+    sample = drop_sample_into_inbox()
+    mark_seeded(sample.name)
+    return f"sample contacts dropped: {sample.name}"
+
+
+def mark_seeded(sample_name: str) -> None:
+    marker = home() / "segmail" / SEEDED_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{sample_name}\n")
+
+
+def start_smtp_sink(children: Children, port: int) -> None:
+    from segmail.dev.smtpsink import smtp_connection_json
+
     outbox = home() / "segmail" / "outbox"
-    sink = subprocess.Popen(
+    sink = children.start(
         [sys.executable, "-m", "segmail.dev.smtpsink", str(outbox), str(port)],
         stdout=subprocess.PIPE,
         text=True,
     )
     print(sink.stdout.readline().strip(), flush=True)
-    os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true"
-    return sink
+    os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection_json(port)
 
 
-def run_airflow() -> int:
-    """`make airflow`: prepare everything, then `airflow standalone` and the public app until Ctrl-C."""
-    configure_environment()
+def configure_airflow(port: int) -> str:
+    """The api-server on 127.0.0.1 (unless AIRFLOW__API__HOST says otherwise), the LocalExecutor
+    with parallelism sized to the machine; returns the UI's address."""
+    os.environ["AIRFLOW__API__PORT"] = str(port)
+    os.environ.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
+    address = _local(f"http://{os.environ['AIRFLOW__API__HOST']}:{port}")
+    # Task processes report to the api-server's execution API: same port as the UI.
+    os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{address}/execution/"
+    os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", str(laptop_parallelism()))
+    return address
+
+
+def laptop_parallelism(cores: int | None = None) -> int:
+    """Task slots (and so LocalExecutor workers): two per core, between 4 and MAX_PARALLELISM."""
+    return max(4, min(MAX_PARALLELISM, 2 * (cores or os.cpu_count() or 1)))
+
+
+def print_banner(*, ui: str, password: str, public: str, seeded: str) -> None:
+    from segmail import settings
+
+    listens = os.environ["AIRFLOW__API__HOST"]
+    where = "" if listens == "127.0.0.1" else f"   (listening on {listens})"
+    print(
+        f"""
+segmail on Airflow
+  UI:        {ui}/{where}   (log in as admin / {password})
+  pages:     {ui}/segmail/   ("Segment mailings" in the UI navigation)
+  public:    {public}   (unsubscribe links in mails: {settings.current().public_url}/u/...; log {home() / "segmail" / "public.log"})
+  inbox:     {settings.current().inbox}   ({seeded})
+  outbox:    {home() / "segmail" / "outbox"}   (every mail sent, as .eml)
+Trigger contacts_import, then mailing__newsletter. Ctrl-C stops everything (within {GRACE_SECONDS:.0f} s).
+""",
+        flush=True,
+    )
+
+
+class _Stop(BaseException):
+    """Ctrl-C, SIGTERM or SIGHUP arrived (a BaseException, so no `except Exception` swallows it)."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _on_signals(handler: signal.Handlers | object) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
+def start_everything(children: Children) -> subprocess.Popen:
+    """Databases, login, pool and sample data, then the SMTP sink, the public app and `airflow
+    standalone` (returned), each a child in its own session."""
     from segmail import settings
     from segmail.dev.smtpsink import free_port
 
     config = settings.current()
-    port = config.ui_port
-    os.environ["AIRFLOW__API__PORT"] = str(port)
-    # Task processes report to the api-server's execution API: same port as the UI.
-    os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
-    os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    ui = configure_airflow(config.ui_port)
     password = ensure_login()
-    public_url = configure_unsubscribe()
+    configure_unsubscribe()
     migrate_databases()
-    seed_sample_setup()
     ensure_smtp_pool()
-    sample = drop_sample_into_inbox()
-    sink = start_smtp_sink(config.smtp_port or free_port())
-    public, public_address = start_public_app()
-    print(
-        f"""
-segmail on Airflow
-  UI:        http://127.0.0.1:{port}/   (log in as admin / {password})
-  pages:     http://127.0.0.1:{port}/segmail/   ("Segment mailings" in the UI navigation)
-  public:    {public_address}   (unsubscribe links in mails: {public_url}/u/...; log {home() / "segmail" / "public.log"})
-  inbox:     {sample.parent}   (sample contacts dropped: {sample.name})
-  outbox:    {home() / "segmail" / "outbox"}   (every mail sent, as .eml)
-Trigger contacts_import, then mailing__newsletter. Ctrl-C stops everything.
-""",
-        flush=True,
-    )
+    seeded = seed_sample_once()
+    start_smtp_sink(children, config.smtp_port or free_port())
+    public = start_public_app(children)
+    print_banner(ui=ui, password=password, public=public, seeded=seeded)
+    return children.start(["airflow", "standalone"])
+
+
+def run_airflow() -> int:
+    """`make airflow`: everything until Ctrl-C (or SIGTERM), then stop all of it; a second Ctrl-C
+    while stopping kills at once."""
+    configure_environment()
+    children = Children()
+    _on_signals(_raise_stop)
     try:
-        return subprocess.call(["airflow", "standalone"])
-    except KeyboardInterrupt:
-        return 0
+        code = start_everything(children).wait()
+        print(f"airflow standalone exited ({code}); stopping the rest", flush=True)
+    except _Stop as stop:
+        code = 0
+        print(f"\n{stop}: stopping Airflow, the public app and the SMTP sink ...", flush=True)
     finally:
-        stop(public, sink)
+        _on_signals(lambda *_: setattr(children, "hurry", True))
+        print(children.stop(), flush=True)
+    return code
 
 
 def run_public() -> int:

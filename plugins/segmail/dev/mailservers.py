@@ -6,7 +6,7 @@ under one temporary directory and stops exactly what it started; nothing of the 
 Postfix or Dovecot (configuration, services, spool) is touched. Postfix needs root (its master
 process drops privileges per daemon), so this runs where the test machine runs: as root.
 
-The relay segmail sends to accepts mail for `RECIPIENTS_DOMAIN`, whose listed users get a Maildir;
+The relay segmail sends to accepts mail for `recipients_domain`, whose listed users get a Maildir;
 unknown users are accepted and then bounced by Postfix itself (`smtpd_reject_unlisted_recipient =
 no`: a real, asynchronous DSN). A "full" user is routed to a second Postfix smtpd that answers
 `452 4.2.2 Mailbox full`; with `maximal_queue_lifetime = 0` Postfix gives up after that first try
@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -30,7 +31,6 @@ from segmail.dev.smtpsink import free_port
 
 POSTFIX = "/usr/sbin/postfix"
 DOVECOT = "/usr/sbin/dovecot"
-RECIPIENTS_DOMAIN = "recipients.test"
 MAILBOX_UID = 65534  # nobody: owns the Maildirs; Postfix's virtual agent and Dovecot's imap run as it
 IMAP_USER = "feedback"
 IMAP_PASSWORD = "feedback-secret"  # a throwaway instance on loopback only
@@ -70,6 +70,7 @@ class MailServers:
     feedback_domains: tuple[str, ...]
     users: tuple[str, ...] = ("good",)
     full_users: tuple[str, ...] = ("full",)
+    recipients_domain: str = "recipients.example"  # .example: addresses segmail's checks accept
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="segmail-mail-")))
     smtp_port: int = field(default_factory=free_port)
     full_port: int = field(default_factory=free_port)
@@ -82,7 +83,7 @@ class MailServers:
         return self.root / "mail" / "feedback"
 
     def user_maildir(self, user: str) -> Path:
-        return self.root / "mail" / RECIPIENTS_DOMAIN / user
+        return self.root / "mail" / self.recipients_domain / user
 
     @property
     def smtp_uri(self) -> str:
@@ -116,13 +117,20 @@ class MailServers:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if "dovecot" in self._started:
-            subprocess.run([DOVECOT, "-c", str(self.root / "dovecot.conf"), "stop"], capture_output=True)
+        """Stop what was started (the two master processes, found by their pid files), then remove
+        the directory with the queue, the Maildirs and the logs."""
+        postfix_pid = _pid(self.root / "postfix-queue" / "pid" / "master.pid")
+        dovecot_pid = _pid(self.root / "dovecot-run" / "master.pid")
         if "postfix" in self._started:
-            subprocess.run([POSTFIX, "-c", str(self.root / "postfix"), "stop"], capture_output=True)
+            subprocess.run(
+                [POSTFIX, "-c", str(self.root / "postfix"), "stop"], capture_output=True, timeout=60
+            )
+        if "dovecot" in self._started and dovecot_pid:
+            os.kill(dovecot_pid, signal.SIGTERM)
         self._started.clear()
-        _wait_for_exit(self.root / "postfix-queue" / "pid" / "master.pid")
-        _wait_for_exit(self.root / "dovecot-run" / "master.pid")
+        for pid in (postfix_pid, dovecot_pid):
+            if pid:
+                _wait_for_exit(pid)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _start_postfix(self) -> None:
@@ -140,10 +148,12 @@ class MailServers:
         (config / "master.cf").write_text(self._master_cf())
         (config / "vmailbox").write_text(self._mailboxes())
         (config / "transport").write_text(
-            "".join(f"{u}@{RECIPIENTS_DOMAIN} smtp:[127.0.0.1]:{self.full_port}\n" for u in self.full_users)
+            "".join(
+                f"{u}@{self.recipients_domain} smtp:[127.0.0.1]:{self.full_port}\n" for u in self.full_users
+            )
         )
         (config / "full").write_text(
-            "".join(f"{u}@{RECIPIENTS_DOMAIN} 452 4.2.2 Mailbox full\n" for u in self.full_users)
+            "".join(f"{u}@{self.recipients_domain} 452 4.2.2 Mailbox full\n" for u in self.full_users)
         )
         self._started.append("postfix")
         try:
@@ -153,21 +163,21 @@ class MailServers:
         _wait_for_port(self.smtp_port, self.root / "maillog")
 
     def _mailboxes(self) -> str:
-        lines = [f"{user}@{RECIPIENTS_DOMAIN} {RECIPIENTS_DOMAIN}/{user}/" for user in self.users]
+        lines = [f"{user}@{self.recipients_domain} {self.recipients_domain}/{user}/" for user in self.users]
         lines += [f"@{domain} feedback/" for domain in self.feedback_domains]
         return "\n".join(lines) + "\n"
 
     def _main_cf(self) -> str:
         root = self.root
-        domains = ", ".join((RECIPIENTS_DOMAIN, *self.feedback_domains))
+        domains = ", ".join((self.recipients_domain, *self.feedback_domains))
         return f"""\
 compatibility_level = 3.6
 queue_directory = {root}/postfix-queue
 data_directory = {root}/postfix-data
 maillog_file = {root}/maillog
 maillog_file_prefixes = {root}
-myhostname = relay.segmail.test
-mydomain = segmail.test
+myhostname = relay.segmail.example
+mydomain = segmail.example
 myorigin = $myhostname
 mydestination =
 inet_interfaces = loopback-only
@@ -199,7 +209,7 @@ maximal_backoff_time = 2s
     def _master_cf(self) -> str:
         full_smtpd = (
             f"127.0.0.1:{self.full_port} inet n - n - - smtpd\n"
-            "  -o myhostname=mx.recipients.test\n"
+            "  -o myhostname=mx.recipients.example\n"
             "  -o smtpd_recipient_restrictions=check_recipient_access,texthash:"
             f"{self.root}/postfix/full,reject\n"
         )
@@ -313,16 +323,23 @@ def _wait_for_port(port: int, log: Path, *, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
-def _wait_for_exit(pid_file: Path, *, timeout: float = 15) -> None:
-    """Until the process in the pid file (if any) has gone."""
+def _pid(pid_file: Path) -> int | None:
     try:
-        pid = int(pid_file.read_text().split()[0])
+        return int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return
+        return None
+
+
+def _running(pid: int) -> bool:
+    """True while the process exists and is not a zombie (nobody may reap a daemon here soon)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _wait_for_exit(pid: int, *, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -219,10 +219,59 @@ def process_mailbox(
     seen: set[int] = set()
     with mailbox:
         while max_messages is None or tally.counts["messages"] < max_messages:
-            room = batch_size if max_messages is None else min(batch_size, max_messages - tally.counts["messages"])
+            room = (
+                batch_size
+                if max_messages is None
+                else min(batch_size, max_messages - tally.counts["messages"])
+            )
             uids = [uid for uid in mailbox.uids() if uid not in seen][:room]
             if not uids:
                 break
             seen.update(uids)  # a message that could not be moved is not read twice in one run
             _process_batch(mailbox, uids, tally, context=context, engine=engine)
     return tally
+
+
+# ---------------------------------------------------------------- the DAG's entry points
+
+MAX_PER_RUN = 10_000  # one run's share; a bigger backlog is read by the next runs
+
+
+def read_feedback(*, engine: Engine | None = None, max_messages: int | None = MAX_PER_RUN) -> dict:
+    """Read the configured bounce mailbox, apply every report, refresh the touched runs' totals.
+    Returns counts per class and the ids of runs that crossed a rate limit (references only)."""
+    from segmail import settings
+    from segmail.feedback.mailbox import configured_mailbox
+    from segmail.mailings.summary import refresh_totals
+
+    tally = process_mailbox(
+        configured_mailbox(),
+        context=FeedbackContext.from_settings(),
+        engine=engine,
+        batch_size=settings.current().feedback_batch_size,
+        max_messages=max_messages,
+    )
+    crossed = refresh_totals(tally.runs, engine=engine)
+    for run_id, limits in crossed.items():
+        log.warning("mailing run %s: %s", run_id, "; ".join(limits))
+    return {**tally.counts, "runs_updated": len(tally.runs), "crossed_limits": sorted(crossed)}
+
+
+def summarize_feedback(counts: dict, *, engine: Engine | None = None) -> str:
+    """The run's summary, one line per class; raises when a mailing run crossed a rate limit."""
+    from segmail.errors import SegmailError
+    from segmail.store.read import mailing_run_limits
+
+    lines = [
+        f"{name.replace('_', ' '):>18}: {value}" for name, value in counts.items() if name != "crossed_limits"
+    ]
+    summary = "\n".join(lines)
+    crossed = mailing_run_limits(counts.get("crossed_limits") or [], engine=engine)
+    if crossed:
+        raise SegmailError(
+            "mailing runs crossed a rate limit with the reports read now: "
+            + "; ".join(f"run {run} ({mailing}): {', '.join(limits)}" for run, mailing, limits in crossed)
+            + "\n"
+            + summary
+        )
+    return summary

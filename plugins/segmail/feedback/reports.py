@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from enum import StrEnum
 
@@ -245,7 +246,7 @@ def _attached_original(message: Message) -> Message | None:
             payload = part.get_payload()
             return payload[0] if isinstance(payload, list) and payload else None
         if content_type == "text/rfc822-headers":
-            return email.message_from_bytes(part.get_payload(decode=True) or b"")
+            return BytesHeaderParser().parsebytes(part.get_payload(decode=True) or b"")
     return None
 
 

@@ -203,7 +203,13 @@ def _run_phases(
     _count_outcomes(conn, result)
     result.warnings = warnings
     result.status = ImportStatus.SUCCEEDED
-    log.info("import run %s: %s; phases (s): %s", run_id, result.summary_line(), timer.phases)
+    log.info(
+        "import run %s: %s; phases (s): %s",
+        run_id,
+        result.summary_line(),
+        timer.phases,
+        extra={"phases": timer.phases},
+    )
     if not pg:
         staging.drop_staging(conn)
 

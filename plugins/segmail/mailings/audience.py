@@ -1,7 +1,10 @@
 """Freezing a run's audience: one delivery row per contact, created once when the run starts.
 
 The rows are the run's memory of whom it mails: a retried or cleared task finds the run of its
-DAG run and returns it unchanged, and contacts imported later do not join it. A contact that is
+DAG run and returns it unchanged, and contacts imported later do not join it. A DAG run with a
+logical date (a scheduled interval, `airflow dags test <date>`) also finds the run frozen for that
+date by an earlier DAG run that was deleted and created again, so an interval is sent at most once;
+runs without one (manual triggers that give none, asset-triggered runs) and dry runs are new runs. A contact that is
 not mailed gets a `skipped` row with the reason (opted out, suppressed, no or unusable address, an
 address already mailed in this run); contacts left out by the language filter or the recipient cap get
 no row and are counted in the run's options.
@@ -161,24 +164,52 @@ def load_candidates(conn: Connection, mailing: Mailing) -> list[Row]:
     return conn.execute(query.bindparams(*params), {"include": include, "exclude": exclude}).all()
 
 
-def _existing_run(conn: Connection, slug: str, dag_run_id: str) -> int | None:
-    return conn.execute(
-        text("SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d"),
-        {"m": slug, "d": dag_run_id},
-    ).scalar()
+_RUN_OF_DAG_RUN = text("SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d")
+_RUN_OF_INTERVAL = text("SELECT id, dag_run_id FROM segmail_mailing_runs WHERE mailing = :m AND logical_date = :l")
+_CLAIM_RUN = text("UPDATE segmail_mailing_runs SET dag_run_id = :d WHERE id = :r")
+
+
+def _existing_run(conn: Connection, slug: str, dag_run_id: str, logical_date: datetime | None) -> int | None:
+    """The run of this DAG run; else the run of its interval, which this DAG run then carries on
+    (its monitoring tab and a retry find it by the new DAG run id)."""
+    run_id = conn.execute(_RUN_OF_DAG_RUN, {"m": slug, "d": dag_run_id}).scalar()
+    if run_id is not None or logical_date is None:
+        return run_id
+    earlier = conn.execute(_RUN_OF_INTERVAL, {"m": slug, "l": logical_date}).first()
+    if earlier is None:
+        return None
+    conn.execute(_CLAIM_RUN, {"d": dag_run_id, "r": earlier.id})
+    log.info(
+        "mailing %s: the interval %s was frozen as run %s by DAG run %s; DAG run %s carries it on and"
+        " sends only what is still pending",
+        slug,
+        logical_date.isoformat(),
+        earlier.id,
+        earlier.dag_run_id,
+        dag_run_id,
+    )
+    return earlier.id
 
 
 def _insert_run(
-    conn: Connection, slug: str, *, dag_run_id: str, dry_run: bool, options: dict, now: datetime
+    conn: Connection,
+    slug: str,
+    *,
+    dag_run_id: str,
+    logical_date: datetime | None,
+    dry_run: bool,
+    options: dict,
+    now: datetime,
 ) -> int:
     return conn.execute(
         text(
-            "INSERT INTO segmail_mailing_runs (mailing, dag_run_id, status, dry_run, options, created_at)"
-            " VALUES (:m, :d, :frozen, :dry, :o, :now) RETURNING id"
+            "INSERT INTO segmail_mailing_runs (mailing, dag_run_id, logical_date, status, dry_run, options,"
+            " created_at) VALUES (:m, :d, :l, :frozen, :dry, :o, :now) RETURNING id"
         ),
         {
             "m": slug,
             "d": dag_run_id,
+            "l": logical_date,
             "frozen": RunStatus.FROZEN,
             "dry": dry_run,
             "o": json.dumps(options),
@@ -191,24 +222,33 @@ def freeze_audience(
     mailing: Mailing,
     *,
     dag_run_id: str,
+    logical_date: datetime | None = None,
     dry_run: bool = False,
     languages: list[str] | None = None,
     max_recipients: int | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Create the run's delivery rows once; a retried or cleared task returns the same run unchanged."""
+    """Create the run's delivery rows once; a retried or cleared task returns the same run unchanged,
+    and so does a new DAG run for the `logical_date` of an earlier one (never for a dry run)."""
     engine = engine or default_engine()
     now = now or datetime.now(UTC)
+    logical_date = None if dry_run else logical_date
     with engine.begin() as conn:
-        existing = _existing_run(conn, mailing.slug, dag_run_id)
+        existing = _existing_run(conn, mailing.slug, dag_run_id, logical_date)
         if existing is not None:
             return existing
         deliveries, options = select_deliveries(
             load_candidates(conn, mailing), mailing, languages=languages, max_recipients=max_recipients
         )
         run_id = _insert_run(
-            conn, mailing.slug, dag_run_id=dag_run_id, dry_run=dry_run, options=options, now=now
+            conn,
+            mailing.slug,
+            dag_run_id=dag_run_id,
+            logical_date=logical_date,
+            dry_run=dry_run,
+            options=options,
+            now=now,
         )
         bulk_insert(conn, "segmail_deliveries", DELIVERY_COLUMNS, [(run_id, *d, 0, now) for d in deliveries])
     sendable = sum(d[4] == DeliveryStatus.PENDING for d in deliveries)

@@ -1,9 +1,17 @@
 """Where sending meets the database: batch planning and every SQL statement of sending a batch.
 
 A batch holds pending deliveries of one language; planning is done once per run (a second call
-returns the same batches). `DeliveryStore` loads a batch's `pending` rows, buffers outcomes and
-writes them in small groups and always before the batch ends, and only ever moves a row away from
-`pending`, so an outcome written twice (a retried flush) changes nothing.
+returns the same batches). `DeliveryStore` loads a batch's `pending` rows and only ever moves a row
+away from `pending`, so an outcome written twice changes nothing.
+
+Durability is what bounds the crash window: `write` stores a round of SMTP results in one short
+transaction on a connection held for the batch and returns only once it is committed, and the
+transport writes no later mail's content on a connection before that (`transport.send_all`). On
+PostgreSQL the transaction runs with `SET LOCAL synchronous_commit = off`: a commit the server has
+acknowledged survives any crash of the client (only a crash of the database server itself could
+lose its last fraction of a second). On SQLite a committed WAL transaction survives the process.
+Outcomes that sent nothing (skipped, not renderable, dry run) are buffered and go with the next
+write or `flush`: losing them in a crash only means the retry decides them again.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import TypedDict
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from segmail.mailings.transport import SendError
-from segmail.store.db import default_engine
+from segmail.store.db import default_engine, is_postgres
 from segmail.store.models import ActivityKind, DeliveryStatus, OptOutSource, RunStatus
 
 OPTED_OUT_DURING_RUN = "opted out during the run"
@@ -246,12 +254,63 @@ _FAIL_PENDING = text(
     " WHERE id IN :ids AND status = :pending"
 ).bindparams(bindparam("ids", expanding=True))
 
+_WRITE_REPLY = text(
+    "UPDATE segmail_deliveries SET smtp_code = :code, smtp_response = :response, updated_at = :now"
+    " WHERE id = :id AND status = :pending"
+)
+
+
+class _Writer:
+    """One connection held for a batch, and the write statements in its driver's own style, so a
+    round of outcomes costs one round trip (PostgreSQL pipeline mode) or one short SQLite
+    transaction, without SQLAlchemy's per-statement overhead."""
+
+    STATEMENTS = (_WRITE_OUTCOME, _WRITE_REPLY, _WRITE_ACTIVITY, _SUPPRESS)
+
+    def __init__(self, engine: Engine) -> None:
+        self.postgres = is_postgres(engine)
+        self.sql = [
+            str(stmt.compile(dialect=engine.dialect)) if self.postgres else stmt.text for stmt in self.STATEMENTS
+        ]
+        self.proxy = engine.raw_connection()
+        self.db = self.proxy.driver_connection
+
+    def write(self, rows: list[list[dict]]) -> None:
+        """`rows[i]` for STATEMENTS[i], all in one transaction, committed on return."""
+        if self.postgres:
+            self._write_postgres(rows)
+        else:
+            self._write_sqlite(rows)
+
+    def _write_postgres(self, rows: list[list[dict]]) -> None:
+        with self.db.pipeline(), self.db.transaction(), self.db.cursor() as cur:
+            cur.execute("SET LOCAL synchronous_commit = off")
+            for sql, params in zip(self.sql, rows, strict=True):
+                if params:
+                    cur.executemany(sql, params)
+
+    def _write_sqlite(self, rows: list[list[dict]]) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in zip(self.sql, rows, strict=True):
+                if params:
+                    self.db.executemany(sql, params)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.proxy.close()
+
 
 class DeliveryStore:
     """The deliveries of one batch: its pending rows in, its outcomes out.
 
-    Outcomes are buffered and written every `flush_every` mails or `flush_seconds`, and by
-    `flush()`, which the sender calls in `finally`.
+    `write` stores outcomes (with whatever is buffered) and returns once they are committed;
+    `record` only buffers (outcomes that sent nothing), written every `flush_every` outcomes or
+    `flush_seconds`, with the next `write`, and by `flush()`. `close()` gives the connection back.
     """
 
     def __init__(
@@ -266,9 +325,9 @@ class DeliveryStore:
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self._monotonic = monotonic
-        self._outcomes: list[dict] = []
-        self._activity: list[dict] = []
-        self._suppressions: list[dict] = []
+        self._rows: list[list[dict]] = [[] for _ in _Writer.STATEMENTS]
+        self._buffered = 0
+        self._writer: _Writer | None = None
         self._run_id: int | None = None
         self._last_flush = monotonic()
 
@@ -292,40 +351,61 @@ class DeliveryStore:
         }
 
     def record(self, outcome: Outcome) -> None:
-        """Buffer a final outcome (and its activity line); write the buffer when it is due."""
-        self._outcomes.append(outcome.as_params())
-        if outcome.activity is not None:
-            self._activity.append(dict(vars(outcome.activity)))
-        if outcome.suppress_address is not None:
-            self._suppressions.append(
-                {
-                    "key": outcome.suppress_address.casefold(),
-                    "reason": f"hard bounce: {outcome.error.summary if outcome.error else outcome.reason}"[
-                        :2000
-                    ],
-                    "source": OptOutSource.SMTP_REJECTION,
-                    "run": self._run_id,
-                    "at": outcome.at,
-                }
-            )
+        """Buffer an outcome that sent nothing; write the buffer when it is due."""
+        self._add(outcome)
         due = self._monotonic() - self._last_flush > self.flush_seconds
-        if len(self._outcomes) >= self.flush_every or due:
+        if self._buffered >= self.flush_every or due:
             self.flush()
 
+    def write(self, outcomes: list[Outcome]) -> None:
+        """Store these outcomes, and what is buffered, in one transaction; committed on return.
+        A pending outcome (a 4xx, a drop) keeps the server's last code and reply on its row."""
+        for outcome in outcomes:
+            self._add(outcome)
+        self.flush()
+
     def flush(self) -> None:
-        if not self._outcomes:
+        if not self._buffered:
             return
-        with self.engine.begin() as conn:
-            conn.execute(_WRITE_OUTCOME, self._outcomes)
-            if self._activity:
-                conn.execute(_WRITE_ACTIVITY, self._activity)
-            if self._suppressions:
-                conn.execute(_SUPPRESS, self._suppressions)
-        self._outcomes, self._activity, self._suppressions = [], [], []
+        if self._writer is None:
+            self._writer = _Writer(self.engine)
+        self._writer.write(self._rows)
+        self._rows = [[] for _ in _Writer.STATEMENTS]
+        self._buffered = 0
         self._last_flush = self._monotonic()
 
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _add(self, outcome: Outcome) -> None:
+        outcomes, replies, activity, suppressions = self._rows
+        if outcome.status == DeliveryStatus.PENDING:
+            if outcome.code is None:  # a drop says nothing: the last reply stays
+                return
+            replies.append(outcome.as_params())
+        else:
+            outcomes.append(outcome.as_params())
+        self._buffered += 1
+        if outcome.activity is not None:
+            activity.append(dict(vars(outcome.activity)))
+        if outcome.suppress_address is not None:
+            suppressions.append(self._suppression(outcome))
+
+    def _suppression(self, outcome: Outcome) -> dict:
+        reason = outcome.error.summary if outcome.error else outcome.reason
+        return {
+            "key": outcome.suppress_address.casefold(),
+            "reason": f"hard bounce: {reason}"[:2000],
+            "source": OptOutSource.SMTP_REJECTION,
+            "run": self._run_id,
+            "at": outcome.at,
+        }
+
     def fail_pending(self, delivery_ids: list[int], *, reason: str) -> None:
-        """Mark mails that are still pending failed (retries exhausted)."""
+        """Mark mails that are still pending failed (retries exhausted); their last SMTP code and
+        reply stay in smtp_code and smtp_response."""
         with self.engine.begin() as conn:
             conn.execute(
                 _FAIL_PENDING,

@@ -122,9 +122,25 @@ class CompiledVariant:
 
     def render(self, context: dict) -> tuple[str, str, str | None]:
         """(subject, text, html) for one recipient."""
-        subject = " ".join(self.subject.render(context).split())  # no CR/LF can reach the header
-        html = self.html.render(context) if self.html is not None else None
-        return subject, self.text.render(context), html
+        subject = " ".join(_render(self.subject, context).split())  # no CR/LF can reach the header
+        html = _render(self.html, context) if self.html is not None else None
+        return subject, _render(self.text, context), html
+
+
+_TEMPLATE_GLOBALS: dict[int, tuple[Template, dict]] = {}
+
+
+def _render(template: Template, context: dict) -> str:
+    """`template.render(context)` without its per-call walk over the template's globals (a
+    ChainMap): they are merged into a dict once per template. Same output, same sandbox; an error
+    is raised as it is, without Jinja's traceback rewriting."""
+    cached = _TEMPLATE_GLOBALS.get(id(template))
+    if cached is None or cached[0] is not template:
+        if len(_TEMPLATE_GLOBALS) > 1000:
+            _TEMPLATE_GLOBALS.clear()
+        cached = _TEMPLATE_GLOBALS[id(template)] = (template, dict(template.globals))
+    variables = {**cached[1], **context}
+    return template.environment.concat(template.root_render_func(template.new_context(variables, shared=True)))
 
 
 def load_attachment(relative: str) -> Attachment:
@@ -164,6 +180,41 @@ def compile_variant(mailing: Mailing, language: str) -> CompiledVariant:
         reply_to=variant.reply_to or mailing.reply_to,
         attachments=[load_attachment(a) for a in variant.attachments],
     )
+
+
+_COMPILED: dict[tuple, CompiledVariant] = {}
+_COMPILED_MAX = 64
+
+
+def _file_stamp(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), -1, -1)
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def compiled_variant(mailing: Mailing, language: str) -> CompiledVariant:
+    """`compile_variant` once per process for the same definition and files: the batches of a run
+    in one worker share it, and a changed template or attachment is compiled again."""
+    variant = mailing.variants[language]
+    files = [templates_dir() / variant.body, *(include_dir() / a for a in variant.attachments)]
+    if variant.text_body:
+        files.append(templates_dir() / variant.text_body)
+    key = (
+        mailing.slug,
+        language,
+        variant.model_dump_json(),
+        mailing.from_,
+        mailing.reply_to,
+        tuple(_file_stamp(path) for path in files),
+    )
+    found = _COMPILED.get(key)
+    if found is None:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        found = _COMPILED[key] = compile_variant(mailing, language)
+    return found
 
 
 SAMPLE_UNSUBSCRIBE_URL = "https://unsubscribe.example/u/sample"

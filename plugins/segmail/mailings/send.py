@@ -1,19 +1,23 @@
-"""Sending one batch of a mailing run over one connection.
+"""Sending one batch of a mailing run over the transport's connections.
 
-Exactly-once rests on three things: a delivery row is unique per (run, contact) and created when
-the run starts (`audience`); a batch sends only rows still `pending`; and every outcome is written
-before the task ends, also when it fails (`DeliveryStore` flushes every few dozen mails and in
-`finally`). SMTP retries are ours: a 4xx or a dropped connection leaves the mail `pending` and the
-batch raises `TransientSendError` for Airflow's retry with backoff; on the final try those mails are
-marked `failed` with "retries exhausted: <last error>" instead. A 5xx marks the mail `failed` with
-the server's code and text. The mailing's rate limit paces each connection; a dry run renders and
-builds every mail, sends none, and marks it `skipped` ("dry run: rendered, not sent").
+Exactly-once rests on four things: a delivery row is unique per (run, contact) and created when
+the run starts (`audience`); a batch sends only rows still `pending`; every SMTP result is
+committed before the next mail's content goes out on the same connection (`send_all`'s `record`
+writes each round in one short transaction), so a task killed at any moment leaves at most one
+mail per open connection accepted by the server but still `pending` — sent again on the retry,
+with the same Message-ID; and nothing is lost, since a row leaves `pending` only when its outcome is
+written. SMTP retries are ours: a 4xx or a dropped connection leaves the mail `pending` (with the
+server's last code and reply) and the batch raises `TransientSendError` for Airflow's retry with
+backoff; on the final try those mails are marked `failed` with "retries exhausted: <last error>"
+instead, keeping that code and reply. A 5xx marks the mail `failed` with the server's code and
+text. The mailing's rate limit paces the batch; a dry run renders and builds every mail, sends
+none, and marks it `skipped` ("dry run: rendered, not sent").
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,8 +26,8 @@ from sqlalchemy import Engine
 from segmail.mailings.compose import Composed, Composer, RenderFailed, composer_for
 from segmail.mailings.definition import Mailing
 from segmail.mailings.deliveries import Activity, Batch, DeliveryStore, Outcome, PendingMail
-from segmail.mailings.render import CompiledVariant, compile_variant
-from segmail.mailings.transport import SendError, SendErrorKind, TransientSendError, Transport, classify
+from segmail.mailings.render import CompiledVariant, compiled_variant
+from segmail.mailings.transport import Outgoing, Result, SendError, SendErrorKind, TransientSendError, Transport
 from segmail.store.models import ActivityKind, DeliveryStatus
 
 DRY_RUN_REASON = "dry run: rendered, not sent"
@@ -109,48 +113,103 @@ class Recheck:
 
 
 class _BatchSender:
-    """Turns one pending mail into its `Outcome`: compose, pace, send, classify."""
+    """Turns the pending mails of a batch into what the transport sends, and the transport's
+    results into outcomes: compose, pace, and record."""
 
     def __init__(
-        self, batch: Batch, *, mailing: Mailing, composer: Composer, transport: Transport, clock: Clock
+        self,
+        batch: Batch,
+        mails: list[PendingMail],
+        *,
+        mailing: Mailing,
+        composer: Composer,
+        store: DeliveryStore,
+        clock: Clock,
     ) -> None:
         self.batch = batch
+        self.mails = mails
         self.mailing = mailing
         self.composer = composer
-        self.transport = transport
+        self.store = store
         self.clock = clock
         self.pacer = Pacer(mailing.rate_limit_per_second, clock)
+        self.recheck = Recheck(store, batch.id, clock)
+        self.result = BatchResult(batch.id)
+        self.taken = 0  # mails of `mails` decided or handed to the transport so far
+        self.handed: dict[int, PendingMail] = {}  # handed to the transport, no result yet
+        self.left_pending: list[int] = []
 
-    def deliver(self, mail: PendingMail) -> Outcome:
+    def outgoing(self) -> Iterator[Outgoing]:
+        """The mails as the transport pulls them, paced."""
+        for mail, composed in self._prepared():
+            self.pacer.wait()
+            self.handed[mail.id] = mail
+            yield Outgoing((mail, composed), composed.envelope_from, mail.email, composed.data)
+
+    def dry_run(self) -> None:
+        for mail, composed in self._prepared():
+            now = self.clock.now()
+            self._record(
+                Outcome(mail.id, DeliveryStatus.SKIPPED, now, reason=DRY_RUN_REASON, message_id=composed.message_id)
+            )
+
+    def _prepared(self) -> Iterator[tuple[PendingMail, Composed]]:
+        """Each mail composed; blocked and unrenderable ones are recorded and passed over."""
+        for mail in self.mails:
+            self.taken += 1
+            composed = self.recheck.skip(mail) or self._compose(mail)
+            if isinstance(composed, Outcome):
+                self._record(composed)
+                continue
+            yield mail, composed
+
+    def record(self, results: list[Result]) -> None:
+        """A round of SMTP results, committed before the transport goes on."""
+        outcomes = [self._outcome(result) for result in results]
+        for outcome in outcomes:
+            self.handed.pop(outcome.delivery_id, None)
+            self.result.count(outcome)
+            if outcome.status == DeliveryStatus.PENDING:
+                self.left_pending.append(outcome.delivery_id)
+        self.store.write(outcomes)
+
+    def unsettled(self) -> list[int]:
+        """Mails left pending: by their result, or because the transport stopped (a lost
+        connection) before asking for them or before answering for them."""
+        return self.left_pending + [mail.id for mail in self.mails[self.taken :]] + list(self.handed)
+
+    def _record(self, outcome: Outcome) -> None:
+        self.result.count(outcome)
+        self.store.record(outcome)
+
+    def _compose(self, mail: PendingMail) -> Composed | Outcome:
         now = self.clock.now()
         composed = self.composer.compose_delivery(self.batch.run_id, mail, date=now)
         if isinstance(composed, RenderFailed):
             return Outcome(mail.id, DeliveryStatus.FAILED, now, reason=composed.reason)
-        if self.batch.dry_run:
-            return Outcome(
-                mail.id, DeliveryStatus.SKIPPED, now, reason=DRY_RUN_REASON, message_id=composed.message_id
-            )
-        self.pacer.wait()
-        try:
-            code, reply = self.transport.send(composed.envelope_from, mail.email, composed.data)
-        except Exception as exc:
-            return self._rejected(mail, composed, classify(exc), now)
+        return composed
+
+    def _outcome(self, result: Result) -> Outcome:
+        mail, composed = result.mail.key
+        now = self.clock.now()
+        if result.error is not None:
+            return self._rejected(mail, composed, result.error, now)
         return Outcome(
             mail.id,
             DeliveryStatus.SENT,
             now,
-            code=code,
-            response=reply,
+            code=result.code,
+            response=result.text,
             message_id=composed.message_id,
             sent_at=now,
             activity=self._activity(mail, composed, now),
         )
 
     def _rejected(self, mail: PendingMail, composed: Composed, error: SendError, now: datetime) -> Outcome:
-        """A 4xx or a drop leaves the mail pending; a 5xx fails it, and "no such mailbox" also
-        suppresses the address (a hard bounce said at once)."""
+        """A 4xx or a drop leaves the mail pending (with the server's reply, if it gave one); a 5xx
+        fails it, and "no such mailbox" also suppresses the address (a hard bounce said at once)."""
         if error.kind != SendErrorKind.FAILED:
-            return Outcome(mail.id, DeliveryStatus.PENDING, now, error=error)
+            return Outcome(mail.id, DeliveryStatus.PENDING, now, code=error.code, response=error.text, error=error)
         bounced = error.mailbox_unknown
         detail = f"hard bounce at send time: {error.summary}"
         return Outcome(
@@ -205,42 +264,37 @@ def send_batch(
     clock: Clock | None = None,
     composer: Composer | None = None,
 ) -> BatchResult:
-    """Send the pending mails of one batch over one connection.
+    """Send the pending mails of one batch.
 
     Raises TransientSendError when mails stay pending (4xx, dropped connection) and this is not the
     final try; on the final try they are marked failed with the last reason instead.
     """
     store = store or DeliveryStore(engine)
     batch, mails = store.load_batch(batch_id)
-    result = BatchResult(batch_id)
     if not mails:
-        return result
-    variant = compiled or compile_variant(mailing, batch.language)
+        return BatchResult(batch_id)
+    variant = compiled or compiled_variant(mailing, batch.language)
     sender = _BatchSender(
         batch,
+        mails,
         mailing=mailing,
         composer=composer or composer_for(mailing, variant),
-        transport=transport,
+        store=store,
         clock=clock or Clock(),
     )
-    left_pending: list[int] = []
-    recheck = Recheck(store, batch_id, sender.clock)
-    with nullcontext() if batch.dry_run else transport:
+    try:
+        if batch.dry_run:
+            sender.dry_run()
+        else:
+            with transport:
+                transport.send_all(sender.outgoing(), sender.record)
+    finally:
         try:
-            for index, mail in enumerate(mails):
-                outcome = recheck.skip(mail) or sender.deliver(mail)
-                result.count(outcome)
-                if outcome.status != DeliveryStatus.PENDING:
-                    store.record(outcome)
-                    continue
-                left_pending.append(mail.id)
-                if outcome.error.kind == SendErrorKind.DISCONNECTED:  # the rest waits for the retry
-                    left_pending.extend(m.id for m in mails[index + 1 :])
-                    break
-        finally:
             store.flush()
-    _settle_pending(result, left_pending, store=store, final_try=final_try)
-    return result
+        finally:
+            store.close()
+    _settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
+    return sender.result
 
 
 def _settle_pending(

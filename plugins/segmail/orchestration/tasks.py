@@ -111,7 +111,8 @@ def run_admin_action(params: dict) -> dict:
 
 
 def freeze_audience(slug: str, *, params: dict, run_id: str, dag_run: Any = None) -> int:
-    """Fix the audience of this run; a scheduled run that starts too late is skipped, sending nothing."""
+    """Fix the audience of this run; a scheduled run that starts too late is skipped, sending nothing.
+    A DAG run for the logical date of an earlier, deleted one carries that mailing run on."""
     from datetime import UTC, datetime
 
     from airflow.sdk.exceptions import AirflowSkipException
@@ -132,6 +133,7 @@ def freeze_audience(slug: str, *, params: dict, run_id: str, dag_run: Any = None
     return audience.freeze_audience(
         mailing,
         dag_run_id=run_id,
+        logical_date=dag_run.logical_date if dag_run is not None else None,  # a scheduled interval
         dry_run=params["dry_run"],
         languages=languages,
         max_recipients=params["max_recipients"] or None,
@@ -191,3 +193,30 @@ def send_test_mail(params: dict, run_id: str) -> list[dict]:
             recipient=params["recipient"] or None,
             dag_run_id=run_id,
         )
+
+
+# ---------------------------------------------------------------- mail_feedback
+
+
+def read_feedback_mailbox() -> dict:
+    """Read the bounce mailbox in bounded batches and apply every report; counts cross XCom.
+    Skips (saying how to configure it) when no mailbox is configured."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from segmail.feedback import process
+    from segmail.feedback.mailbox import MailboxNotConfigured
+
+    require_schema()
+    with fail_task_on_user_error():
+        try:
+            return process.read_feedback()
+        except MailboxNotConfigured as exc:  # nothing is wrong: there is nothing to read yet
+            raise AirflowSkipException(str(exc)) from None
+
+
+def summarize_feedback(counts: dict) -> str:
+    """The counts per class; the run turns red when a mailing run crossed a rate limit."""
+    from segmail.feedback import process
+
+    with fail_task_on_user_error():
+        return process.summarize_feedback(counts)

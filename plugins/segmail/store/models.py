@@ -215,10 +215,12 @@ class ImportIssue(Base):
 
 
 class MailingRun(Base):
-    """One run of a mailing; keyed by the Airflow DAG run so a cleared or retried run finds its own."""
+    """One run of a mailing; keyed by the Airflow DAG run so a cleared or retried run finds its own,
+    and, when the DAG run has a logical date (scheduled runs, `airflow dags test <date>`), by
+    (mailing, logical date) too: a DAG run deleted and created again for that interval finds it."""
 
     __tablename__ = "segmail_mailing_runs"
-    __table_args__ = (UniqueConstraint("mailing", "dag_run_id"),)
+    __table_args__ = (UniqueConstraint("mailing", "dag_run_id"), UniqueConstraint("mailing", "logical_date"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     mailing: Mapped[str] = mapped_column(String(100), index=True)
@@ -229,6 +231,8 @@ class MailingRun(Base):
     totals: Mapped[str | None] = mapped_column(Text)  # JSON: counts per status and language
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The interval this run sends for; NULL for dry runs and runs without one (asset-triggered, manual)
+    logical_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeliveryBatch(Base):

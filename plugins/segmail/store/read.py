@@ -10,7 +10,14 @@ from functools import partial
 from sqlalchemy import Connection, Engine, TextClause, bindparam, select, text
 
 from segmail.store.db import default_engine, session_scope
-from segmail.store.models import DeliveryStatus, ImportRun, ImportStatus, IssueSeverity, SentTestMail
+from segmail.store.models import (
+    BounceKind,
+    DeliveryStatus,
+    ImportRun,
+    ImportStatus,
+    IssueSeverity,
+    SentTestMail,
+)
 
 IMPORT_COUNTS = ("rows", "created", "updated", "unchanged", "rejected", "duplicates", "warnings")
 
@@ -79,6 +86,7 @@ def mailing_runs(*, mailing: str | None = None, limit: int = 20, engine: Engine 
                 "skipped": totals["skipped"],
                 "pending": totals["pending"],
                 "unsubscribed": totals["unsubscribed"],
+                **{key: totals[key] for key in ("bounced", *FEEDBACK_COUNTS, *FEEDBACK_RATES)},
                 "by_language": totals["by_language"],
                 "options": json.loads(r.options or "{}"),
                 "created_at": r.created_at,
@@ -145,6 +153,9 @@ def runs_totals(run_ids: list[int], *, engine: Engine | None = None) -> dict[int
         run[status] = run.get(status, 0) + count
         run["unsubscribed"] += unsubscribed
         run["by_language"].setdefault(language, {})[status] = count
+    for run_id, feedback in runs_feedback(run_ids, engine=engine).items():
+        totals[run_id].setdefault(DeliveryStatus.BOUNCED.value, 0)
+        totals[run_id].update(feedback)
     return totals
 
 
@@ -152,15 +163,93 @@ def run_totals(run_id: int, *, engine: Engine | None = None) -> dict:
     return runs_totals([run_id], engine=engine)[run_id]
 
 
-def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = None):
-    query = (
-        "SELECT line_no, column_name, value, severity, reason FROM segmail_import_issues"
-        " WHERE import_run_id = :run"
-        + (" AND severity = :severity" if severity else "")
-        + " ORDER BY line_no, id"
-    )
+# ---------------------------------------------------------------- what came back (bounce mailbox)
+
+FEEDBACK_COUNTS = ("accepted", "delivered", "bounced_hard", "bounced_soft", "complained")
+FEEDBACK_RATES = ("bounce_rate", "complaint_rate", "unsubscribe_rate")
+_RUNS_FEEDBACK = text(
+    "SELECT mailing_run_id,"
+    " SUM(CASE WHEN status IN (:sent, :bounced) THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN bounce = :hard THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN bounce = :soft THEN 1 ELSE 0 END),"
+    " COUNT(complained_at), COUNT(unsubscribed_at)"
+    " FROM segmail_deliveries WHERE mailing_run_id IN :runs GROUP BY mailing_run_id"
+).bindparams(bindparam("runs", expanding=True))
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 5) if whole else 0.0
+
+
+def runs_feedback(run_ids: list[int], *, engine: Engine | None = None) -> dict[int, dict]:
+    """Per run, in one query: mails the relay accepted, delivered (accepted, no bounce read back),
+    hard and soft bounces and complaints from the bounce mailbox, and the rates: bounces over
+    accepted, complaints and unsubscribes over delivered (as mailbox providers count them)."""
+    out = {run_id: dict.fromkeys(FEEDBACK_COUNTS, 0) for run_id in run_ids}
+    if not run_ids:
+        return out
+    params = {
+        "runs": list(run_ids),
+        "sent": DeliveryStatus.SENT,
+        "bounced": DeliveryStatus.BOUNCED,
+        "hard": BounceKind.HARD,
+        "soft": BounceKind.SOFT,
+    }
+    with (engine or default_engine()).connect() as conn:
+        rows = conn.execute(_RUNS_FEEDBACK, params).all()
+    unsubscribed = dict.fromkeys(run_ids, 0)
+    for run_id, accepted, hard, soft, complained, unsubscribes in rows:
+        delivered = accepted - hard - soft
+        out[run_id] = dict(zip(FEEDBACK_COUNTS, (accepted, delivered, hard, soft, complained), strict=True))
+        unsubscribed[run_id] = unsubscribes
+    for run_id, feedback in out.items():
+        feedback["bounce_rate"] = _rate(
+            feedback["bounced_hard"] + feedback["bounced_soft"], feedback["accepted"]
+        )
+        feedback["complaint_rate"] = _rate(feedback["complained"], feedback["delivered"])
+        feedback["unsubscribe_rate"] = _rate(unsubscribed[run_id], feedback["delivered"])
+    return out
+
+
+def mailing_run_limits(
+    run_ids: list[int], *, engine: Engine | None = None
+) -> list[tuple[int, str, list[str]]]:
+    """(run, mailing, the rate limits its stored totals exceed) for the given runs that exceed one."""
+    if not run_ids:
+        return []
+    with (engine or default_engine()).connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, mailing, totals FROM segmail_mailing_runs WHERE id IN :ids ORDER BY id"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": list(run_ids)},
+        ).all()
+    limits = [
+        (r.id, r.mailing, list((json.loads(r.totals or "{}").get("over_limits") or {}).values()))
+        for r in rows
+    ]
+    return [entry for entry in limits if entry[2]]
+
+
+def feedback_rates(
+    *, mailing: str | None = None, limit: int = 30, engine: Engine | None = None
+) -> list[dict]:
+    """Bounce, complaint and unsubscribe rates of the last runs, oldest first (the monitoring chart)."""
+    engine = engine or default_engine()
     with engine.connect() as conn:
-        yield from conn.execute(text(query), {"run": import_run_id, "severity": severity})
+        runs = conn.execute(
+            text(
+                "SELECT id, mailing, created_at FROM segmail_mailing_runs WHERE dry_run = :no"
+                + (" AND mailing = :m" if mailing else "")
+                + " ORDER BY id DESC LIMIT :n"
+            ),
+            {"no": False, "m": mailing, "n": limit},
+        ).all()
+    feedback = runs_feedback([r.id for r in runs], engine=engine)
+    return [
+        {"run": r.id, "mailing": r.mailing, "created_at": r.created_at, **feedback[r.id]}
+        for r in reversed(runs)
+    ]
 
 
 # ---------------------------------------------------------------- monitoring pages
@@ -404,3 +493,37 @@ def rejected_reasons(engine: Engine, import_run_id: int) -> dict[int, str]:
         if line_no is not None:
             reasons.setdefault(line_no, []).append(f"{column}: {reason}" if column else reason)
     return {line_no: "; ".join(texts) for line_no, texts in reasons.items()}
+
+
+def feedback_reports_page(
+    engine: Engine, *, outcome: str | None, search: str | None, page: int, page_size: int = PAGE_SIZE
+) -> tuple[list[dict], int]:
+    """The reports read from the bounce mailbox, newest first: what each was and what it did."""
+    where, params = [], {}
+    if outcome:
+        where.append("f.outcome = :outcome")
+        params["outcome"] = outcome
+    if search:
+        where.append("(LOWER(f.address) LIKE :q OR LOWER(f.sender) LIKE :q OR LOWER(f.detail) LIKE :q)")
+        params["q"] = f"%{search.lower()}%"
+    return _paged(
+        engine,
+        columns="f.id, f.processed_at, f.reported_at, f.kind, f.severity, f.outcome, f.address, f.status_code,"
+        " f.detector, f.confidence, f.mailing_run_id, f.contact_id, f.sender, f.subject, f.detail",
+        base="FROM segmail_feedback_reports f" + (" WHERE " + " AND ".join(where) if where else ""),
+        order="f.id DESC",
+        params=params,
+        page=page,
+        page_size=page_size,
+    )
+
+
+def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = None):
+    query = (
+        "SELECT line_no, column_name, value, severity, reason FROM segmail_import_issues"
+        " WHERE import_run_id = :run"
+        + (" AND severity = :severity" if severity else "")
+        + " ORDER BY line_no, id"
+    )
+    with engine.connect() as conn:
+        yield from conn.execute(text(query), {"run": import_run_id, "severity": severity})

@@ -57,13 +57,17 @@ def may_see_contacts(user: BaseUser) -> bool:
     ) and manager.is_authorized_custom_view(method="GET", resource_name=CONTACTS_VIEW, user=user)
 
 
-def require_runs_access(user: Annotated[BaseUser, Depends(require_login)]) -> BaseUser:
+def require_runs_access(request: Request, user: Annotated[BaseUser, Depends(require_login)]) -> BaseUser:
+    """Every page's check; also notes on the request whether the pages may show contact data."""
     if not may_see_runs(user):
         raise HTTPException(403, "You may not see DAG runs, so not segmail's mailing runs either.")
+    request.state.segmail_contacts = may_see_contacts(user)
     return user
 
 
-def require_contacts_access(user: Annotated[BaseUser, Depends(require_runs_access)]) -> BaseUser:
-    if not may_see_contacts(user):
+def require_contacts_access(
+    request: Request, user: Annotated[BaseUser, Depends(require_runs_access)]
+) -> BaseUser:
+    if not request.state.segmail_contacts:
         raise HTTPException(403, CONTACTS_DENIED)
     return user

@@ -13,7 +13,6 @@ import json
 from typing import Annotated
 from urllib.parse import quote
 
-from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segmail.store import read
 from segmail.web import render
-from segmail.web.access import may_see_contacts, require_contacts_access, require_login, require_runs_access
+from segmail.web.access import require_contacts_access, require_login, require_runs_access
 
 __all__ = ["create_app", "require_login"]
 
@@ -51,7 +50,6 @@ Search = Annotated[str, Query(max_length=200, pattern=NO_NUL)]
 Mailing = Annotated[str, Query(max_length=100, pattern=NO_NUL)]
 Status = Annotated[str, Query(pattern=f"^({'|'.join(read.STATUSES)})?$")]
 PageNo = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-RunsUser = Annotated[BaseUser, Depends(require_runs_access)]
 ContactsUser = Depends(require_contacts_access)
 
 router = APIRouter()
@@ -87,7 +85,9 @@ def _is_api(request: Request) -> bool:
 
 
 def _page(request: Request, template: str, *, status_code: int = 200, **context) -> HTMLResponse:
-    html = render.TEMPLATES.get_template(template).render(base=_base(request), **context)
+    context.setdefault("contacts", getattr(request.state, "segmail_contacts", False))
+    template_ = render.TEMPLATES.get_template(template)
+    html = template_.render(base=_base(request), status_code=status_code, **context)
     return HTMLResponse(html, status_code=status_code)
 
 
@@ -162,7 +162,7 @@ def runs_data(mailing: Mailing = "", limit: Annotated[int, Query(ge=1, le=500)] 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(
-    request: Request, run_id: int, user: RunsUser, status: Status = "", q: Search = "", page: PageNo = 1
+    request: Request, run_id: int, status: Status = "", q: Search = "", page: PageNo = 1
 ) -> HTMLResponse:
     run = _existing_run(run_id)
     totals = read.run_totals(run_id, engine=_engine())
@@ -176,7 +176,7 @@ def run_page(
         "status": status,
         "q": q,
         "page": page,
-        "contacts": may_see_contacts(user),
+        "contacts": request.state.segmail_contacts,
     }
     if context["contacts"]:
         rows, total = read.run_page(_engine(), run_id, status=status or None, search=q or None, page=page)
@@ -262,7 +262,11 @@ def suppressions_csv(q: Search = "") -> StreamingResponse:
 
 @router.get("/imports", response_class=HTMLResponse)
 def imports_page(request: Request) -> HTMLResponse:
+    from segmail.web.rejected_rows import kept_a_copy
+
     imports = read.recent_imports(limit=50, engine=_engine())
+    for found in imports:
+        found["rows_back"] = bool(found["rejected"]) and kept_a_copy(found)
     return _page(request, "imports.html", imports=imports, tab="imports")
 
 
@@ -295,3 +299,23 @@ def import_rejected_csv(request: Request, import_run_id: int) -> Response:
         return _page(request, "error.html", status_code=404, message=f"{exc}.", issues=issues)
     stem = found["file_name"].rsplit(".", 1)[0]
     return render.csv_response(chunks, f"{stem}-rejected-rows.csv")
+
+
+# ---------------------------------------------------------------- the navigation icon
+
+_ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="{}" stroke-width="2"'
+    ' stroke-linecap="round" stroke-linejoin="round"><rect x="3" y="5" width="18" height="14" rx="2"/>'
+    '<path d="m3 7 9 6 9-6"/></svg>'
+)
+
+
+@router.get("/icon.svg")
+def icon() -> Response:
+    """An envelope in Airflow's foreground colour, for the sidebar entry."""
+    return Response(_ICON.format("#1b2232"), media_type="image/svg+xml")
+
+
+@router.get("/icon-dark.svg")
+def icon_dark() -> Response:
+    return Response(_ICON.format("#f8fafc"), media_type="image/svg+xml")

@@ -26,10 +26,12 @@ class SegmailUiPlugin(AirflowPlugin):
     fastapi_apps = [{"app": _app(), "url_prefix": URL_PREFIX, "name": "segmail"}]
     external_views = [
         {
-            "name": "Segment mailings",
+            "name": "Mailings",  # the sidebar shows about nine characters under the icon
             "href": f"{URL_PREFIX}/",
             "destination": "nav",
-            "url_route": "segment-mailings",
+            "url_route": "mailings",
+            "icon": f"{URL_PREFIX}/icon.svg",
+            "icon_dark_mode": f"{URL_PREFIX}/icon-dark.svg",
         },
         {
             "name": "Mailing run",

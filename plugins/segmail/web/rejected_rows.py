@@ -29,10 +29,15 @@ class OriginalUnavailable(Exception):
     """The imported file cannot be read back (an import from the command line, or a moved archive)."""
 
 
+def kept_a_copy(import_run: dict) -> bool:
+    """Whether the import came through the inbox, which archives the file beside its report."""
+    return (import_run.get("report_path") or "").endswith(REPORT_SUFFIX)
+
+
 def archived_file(import_run: dict) -> str:
     """Where the inbox archived the imported file: its report path without `.report.csv`."""
     report = import_run.get("report_path") or ""
-    if not report.endswith(REPORT_SUFFIX):
+    if not kept_a_copy(import_run):
         raise OriginalUnavailable(
             f"import #{import_run['id']} of {import_run['file_name']} kept no copy of its file"
             " (imported from the command line, not from the inbox)"

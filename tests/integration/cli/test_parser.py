@@ -13,9 +13,7 @@ from segmail.cli.imports import cmd_import, cmd_imports
     [
         pytest.param(["db", "upgrade"], cli.cmd_db_upgrade, {}, id="db-upgrade"),
         pytest.param(["-v", "imports"], cmd_imports, {"verbose": True}, id="verbose"),
-        pytest.param(
-            ["import", "c.csv", "--mode", "replace"], cmd_import, {"mode": "replace"}, id="import"
-        ),
+        pytest.param(["import", "c.csv", "--mode", "replace"], cmd_import, {"mode": "replace"}, id="import"),
         pytest.param(["imports", "--format", "json"], cmd_imports, {"format": "json"}, id="imports"),
         pytest.param(
             ["salespeople", "add", "JD", "--name", "Jane"], cli.cmd_salespeople, {"code": "JD"}, id="sp-add"

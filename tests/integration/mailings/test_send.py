@@ -185,14 +185,19 @@ def test_transient_refusals_stay_pending_and_fail_when_retries_are_exhausted(new
     )
     with pytest.raises(TransientSendError):
         send_once(False)
+    pending = deliveries(engine, run_id)
+    assert (pending["E3"]["status"], pending["E3"]["smtp_code"]) == ("pending", 451)  # the last reply, kept
     with pytest.raises(TransientSendError):
         send_once(False)  # greylisting passed: Giulia is sent now, Bob still refused
     result = send_once(True)
     assert (result.failed, result.pending) == (1, 0)
     rows = deliveries(engine, run_id)
     assert rows["E3"]["status"] == "sent" and rows["E3"]["attempts"] == 1
+    assert (rows["E3"]["smtp_code"], rows["E3"]["smtp_response"][:6]) == (250, "2.0.0 ")
     assert rows["E4"]["status"] == "failed"
     assert rows["E4"]["reason"] == "retries exhausted: 452 4.2.2 Mailbox full"
+    # The final failure keeps the server's last code and reply in their columns, not only in the reason.
+    assert (rows["E4"]["smtp_code"], rows["E4"]["smtp_response"]) == (452, "4.2.2 Mailbox full")
     assert len(by_recipient(smtp_sink)["giulia@example.it"]) == 1
 
 
@@ -253,3 +258,55 @@ def test_status_command_lists_runs_and_mails(newsletter_audience, smtp_sink, cap
     assert main(["status", "--run", str(run_id), "--failed"]) == 0
     out = capsys.readouterr().out
     assert "bob@example.com" in out and "550" in out and "anna@example.com" not in out
+
+
+@pytest.mark.parametrize("pipelining", [pytest.param(True, id="pipelined"), pytest.param(False, id="lockstep")])
+@pytest.mark.parametrize(
+    ("stage", "reply", "status"),
+    [
+        pytest.param("refuse", "550 5.1.1 <giulia@example.it>: No such user", "failed", id="rcpt-5xx"),
+        pytest.param("refuse", "452 4.2.2 Mailbox full", "pending", id="rcpt-4xx"),
+        pytest.param("refuse_content", "554 5.7.1 Message rejected as spam", "failed", id="content-5xx"),
+        pytest.param("refuse_content", "451 4.3.0 Try again later", "pending", id="content-4xx"),
+    ],
+)
+def test_each_reply_is_classified_for_its_own_mail(newsletter_audience, smtp_sink, pipelining, stage, reply, status):
+    """Against a real server, pipelined or not, over two connections: the refused mail gets its
+    code and text, the other mail of the batch is sent once."""
+    engine = newsletter_audience
+    smtp_sink.handler.pipelining = pipelining
+    getattr(smtp_sink.handler, stage)["giulia@example.it"] = reply
+    mailing = get_mailing("newsletter")
+    run_id = freeze_audience(mailing, dag_run_id="classify", engine=engine)
+    (en,) = [b for b in plan_batches(run_id, batch_size=500, engine=engine) if b["label"].startswith("en")]
+    transport = SmtpHookTransport("smtp_default", connections=2)
+    if status == "pending":
+        with pytest.raises(TransientSendError):
+            send.send_batch(en["batch_id"], mailing=mailing, engine=engine, transport=transport)
+    else:
+        send.send_batch(en["batch_id"], mailing=mailing, engine=engine, transport=transport)
+    rows = deliveries(engine, run_id)
+    code, text = reply.split(" ", 1)
+    assert (rows["E3"]["status"], rows["E3"]["smtp_code"], rows["E3"]["smtp_response"]) == (status, int(code), text)
+    assert rows["E4"]["status"] == "sent"
+    assert [r for m in smtp_sink.messages for r in m.recipients] == ["bob@example.com"]
+
+
+def test_a_new_dag_run_for_the_same_logical_date_carries_the_first_run_on(newsletter_audience, smtp_sink):
+    """Run identity: an interval (logical date) is frozen and sent once, whatever its DAG run id;
+    dry runs and runs without a logical date are new runs."""
+    engine = newsletter_audience
+    mailing = get_mailing("newsletter")
+    interval = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    first, _ = run_mailing(engine, mailing, dag_run_id="scheduled__2026-03-01T08:00:00+00:00", logical_date=interval)
+    again, _ = run_mailing(engine, mailing, dag_run_id="manual__2026-03-02T10:11:12+00:00", logical_date=interval)
+    assert again == first
+    assert len(smtp_sink.messages) == 4  # nothing twice
+    with engine.connect() as conn:
+        (dag_run_id,) = conn.execute(text("SELECT dag_run_id FROM segmail_mailing_runs WHERE id = :r"), {"r": first}).one()
+    assert dag_run_id == "manual__2026-03-02T10:11:12+00:00"  # the DAG run that exists now finds it
+    dry, _ = run_mailing(engine, mailing, dag_run_id="dry", logical_date=datetime(2026, 4, 1, 8, tzinfo=UTC), dry_run=True)
+    real, _ = run_mailing(engine, mailing, dag_run_id="real", logical_date=datetime(2026, 4, 1, 8, tzinfo=UTC))
+    manual, _ = run_mailing(engine, mailing, dag_run_id="manual", logical_date=None)
+    assert len({first, dry, real, manual}) == 4
+    assert len(smtp_sink.messages) == 12

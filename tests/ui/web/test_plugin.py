@@ -12,8 +12,9 @@ def test_the_plugin_is_loaded_once_with_the_nav_entry_and_the_dag_run_view(api_s
     (ours,) = [p for p in plugins if p["name"] == "segmail_ui"]
     assert [app["url_prefix"] for app in ours["fastapi_apps"]] == ["/segmail"]
     views = {view["name"]: view for view in ours["external_views"]}
-    assert views["Segment mailings"]["destination"] == "nav"
-    assert views["Segment mailings"]["href"] == "/segmail/"
+    assert views["Mailings"]["destination"] == "nav"
+    assert views["Mailings"]["href"] == "/segmail/"
+    assert views["Mailings"]["url_route"] == "mailings"
     assert views["Mailing run"]["destination"] == "dag_run"
     assert views["Mailing run"]["href"] == "/segmail/dag-runs/{DAG_ID}/{RUN_ID}"
     # A second load (the plugins folder and the entry point) would be reported as "already registered".

@@ -77,3 +77,18 @@ def test_an_expired_token_is_refused():
 def test_a_missing_or_weak_key_is_a_clear_error(keys):
     with pytest.raises(SegmailError, match="signing key"):
         TokenSigner(keys)
+
+
+def test_the_configured_links_carry_the_bounce_domain_for_verp(monkeypatch):
+    from segmail.feedback.links import unsubscribe_links
+
+    monkeypatch.setenv("SEGMAIL_UNSUBSCRIBE_MAILTO", "unsubscribe@shop.example")
+    monkeypatch.setenv("SEGMAIL_BOUNCE_DOMAIN", "bounces.shop.example")
+    monkeypatch.setenv("SEGMAIL_BOUNCE_LOCAL_PART", "return")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SEGMAIL_SIGNING", '{"conn_type": "generic", "password": "' + "k" * 32 + '"}'
+    )
+    return_path = unsubscribe_links().return_path(42)
+    assert return_path.startswith("return+b.") and return_path.endswith("@bounces.shop.example")
+    monkeypatch.delenv("SEGMAIL_BOUNCE_DOMAIN")
+    assert unsubscribe_links().return_path(42) is None

@@ -101,6 +101,30 @@ def test_on_the_final_try_mails_left_pending_fail_with_the_last_error():
     assert (result.sent, result.failed, result.pending) == (1, 1, 0)
     assert store.status == {1: SENT, 2: FAILED}
     assert store.failed_reasons == {2: "retries exhausted: 452 4.2.2 Mailbox full"}
+    assert store.replies == {2: (452, "4.2.2 Mailbox full")}  # the last reply stays on the row
+
+
+def test_a_drop_leaves_the_last_reply_of_the_mail_alone():
+    store = FakeStore([pending_mail(1)], replies={1: (452, "4.2.2 Mailbox full")})
+    transport = FakeTransport()
+    transport.drop_at("c1@example.com")
+    send(store, transport, final_try=True)
+    assert store.status == {1: FAILED} and store.replies == {1: (452, "4.2.2 Mailbox full")}
+
+
+def test_every_result_is_stored_before_the_next_mail_goes_out():
+    """The crash window at the sender: when mail n reaches the server, mail n-1 is already written."""
+    store = FakeStore([pending_mail(i) for i in (1, 2, 3)])
+    transport = FakeTransport()
+    at_send: list[dict] = []
+    transport.after_send = lambda recipient: at_send.append(dict(store.status))
+    send(store, transport)
+    assert at_send == [
+        {1: PENDING, 2: PENDING, 3: PENDING},
+        {1: SENT, 2: PENDING, 3: PENDING},
+        {1: SENT, 2: SENT, 3: PENDING},
+    ]
+    assert store.writes == [[1], [2], [3]] and store.closed
 
 
 def test_a_dropped_connection_leaves_the_rest_of_the_batch_pending():
