@@ -86,8 +86,9 @@ def _is_api(request: Request) -> bool:
 
 def _page(request: Request, template: str, *, status_code: int = 200, **context) -> HTMLResponse:
     context.setdefault("contacts", getattr(request.state, "segmail_contacts", False))
-    template_ = render.TEMPLATES.get_template(template)
-    html = template_.render(base=_base(request), status_code=status_code, **context)
+    html = render.TEMPLATES.get_template(template).render(
+        base=_base(request), status_code=status_code, **context
+    )
     return HTMLResponse(html, status_code=status_code)
 
 
