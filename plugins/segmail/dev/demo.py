@@ -47,25 +47,16 @@ def run_dag(dag_id: str, conf: dict) -> DagRun:
 
 
 def print_import_report(import_run_ids: list[int]) -> None:
-    from segmail.cli.main import format_table
-    from segmail.store.db import default_engine
-    from segmail.store.read import IMPORT_COUNTS, iter_issues, recent_imports
+    from segmail.cli.imports import ISSUE_COLUMNS, issue_rows
+    from segmail.cli.tables import format_table
+    from segmail.store.read import IMPORT_COUNTS, recent_imports
 
     runs = [r for r in recent_imports(limit=20) if r["id"] in import_run_ids]
     print(format_table(runs, ("id", "file_name", "status", *IMPORT_COUNTS)))
     for run_id in import_run_ids:
-        rows = [
-            {
-                "row": line,
-                "column": column or "",
-                "value": (value or "")[:30],
-                "severity": severity,
-                "reason": reason,
-            }
-            for line, column, value, severity, reason in iter_issues(default_engine(), run_id)
-        ]
+        rows, _total = issue_rows(run_id)
         print(f"\nRejected rows, duplicates and warnings of import run {run_id}:")
-        print(format_table(rows, ("row", "column", "value", "severity", "reason")))
+        print(format_table(rows, ISSUE_COLUMNS))
 
 
 def print_mailing_status(run_id: int) -> None:

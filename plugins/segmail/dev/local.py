@@ -242,7 +242,7 @@ def print_banner(*, ui: str, password: str, public: str, seeded: str) -> None:
         f"""
 segmail on Airflow
   UI:        {ui}/{where}   (log in as admin / {password})
-  pages:     {ui}/segmail/   ("Segment mailings" in the UI navigation)
+  pages:     {ui}/segmail/   ("Mailings" in the UI navigation)
   public:    {public}   (unsubscribe links in mails: {settings.current().public_url}/u/...; log {home() / "segmail" / "public.log"})
   inbox:     {settings.current().inbox}   ({seeded})
   outbox:    {home() / "segmail" / "outbox"}   (every mail sent, as .eml)

@@ -54,7 +54,9 @@ class Effect:
     suppressed: bool = False  # this report put the address on the suppression list
 
 
-def apply_report(conn: Connection, report: Report, target: Target, *, at: datetime, soft_limit: int) -> Effect:
+def apply_report(
+    conn: Connection, report: Report, target: Target, *, at: datetime, soft_limit: int
+) -> Effect:
     if report.kind == ReportKind.BOUNCE:
         failure = failure_for(report, target)
         if failure.severity == Severity.HARD:
@@ -90,7 +92,9 @@ def _params(target: Target, at: datetime, reason: str) -> dict:
 
 
 def _activity(conn: Connection, target: Target, kind: ActivityKind, at: datetime, detail: str) -> None:
-    log_activity(conn, ActivityEntry(target.contact_id, kind, at, target.mailing, target.mailing_run_id, detail))
+    log_activity(
+        conn, ActivityEntry(target.contact_id, kind, at, target.mailing, target.mailing_run_id, detail)
+    )
 
 
 def _suppress(conn: Connection, target: Target, reason: str, source: OptOutSource, at: datetime) -> bool:
@@ -130,7 +134,11 @@ def soft_bounce_streak(conn: Connection, target: Target) -> int:
         return 1
     rows = conn.execute(
         _ADDRESS_HISTORY,
-        {"key": target.email.strip().casefold(), "sent": DeliveryStatus.SENT, "bounced": DeliveryStatus.BOUNCED},
+        {
+            "key": target.email.strip().casefold(),
+            "sent": DeliveryStatus.SENT,
+            "bounced": DeliveryStatus.BOUNCED,
+        },
     ).all()
     soft = [bounce == BounceKind.SOFT for _, bounce in rows]
     ids = [delivery_id for delivery_id, _ in rows]
@@ -150,7 +158,11 @@ def _complaint(conn: Connection, report: Report, target: Target, *, at: datetime
     reason = f"spam complaint ({report.feedback_type or 'abuse'}) reported by {reporter}"
     if target.email:
         opt_out_address(
-            conn, address=target.email, source=OptOutSource.COMPLAINT, mailing_run_id=target.mailing_run_id, at=at
+            conn,
+            address=target.email,
+            source=OptOutSource.COMPLAINT,
+            mailing_run_id=target.mailing_run_id,
+            at=at,
         )
     suppressed = _suppress(conn, target, reason, OptOutSource.COMPLAINT, at)
     conn.execute(_COMPLAINED, {"id": target.delivery_id, "at": at, "now": datetime.now(UTC)})

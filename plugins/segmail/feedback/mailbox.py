@@ -70,7 +70,9 @@ class ImapMailbox:
         self.ssl = _flag(extra.get("ssl"), default=info.port != 143)
         self.starttls = _flag(extra.get("starttls"), default=False)
         self.folder = str(extra.get("folder") or "INBOX")
-        self.folder_names = {f: str(extra.get(f"{f.value}_folder") or DEFAULT_FOLDERS[f.value]) for f in Folder}
+        self.folder_names = {
+            f: str(extra.get(f"{f.value}_folder") or DEFAULT_FOLDERS[f.value]) for f in Folder
+        }
         self.timeout = timeout
         self.client = None
         self.targets: dict[Folder, str] = {}

@@ -107,7 +107,8 @@ def _row(report: Report, match: Match | None, outcome: FeedbackOutcome, now: dat
         "delivery_id": target.delivery_id if target else None,
         "mailing_run_id": target.mailing_run_id if target else None,
         "contact_id": target.contact_id if target else None,
-        "address": (target.email if target else None) or (report.addresses[0] if report.addresses else None),
+        "address": (target.email if target else None)
+        or (report.addresses[0][:320] if report.addresses else None),
         "status_code": failure.status[:20] if failure and failure.status else None,
         "action": failure.action[:20] if failure and failure.action else None,
         "diagnostic": failure.diagnostic[:2000] if failure and failure.diagnostic else None,

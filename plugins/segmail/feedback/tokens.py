@@ -54,7 +54,7 @@ def _base36(number: int) -> str:
 
 
 def _signature(key: bytes, message: str) -> str:
-    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+    digest = hmac.digest(key, message.encode(), hashlib.sha256)[:_SIGNATURE_BYTES]
     return base64.b32encode(digest).decode().rstrip("=").lower()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -153,40 +154,62 @@ class RawChunk:
     malformed: list[tuple[int, str]]
 
 
-def iter_chunks(path: Path, layout: CsvLayout, *, size: int = 20_000) -> Iterator[RawChunk]:
-    """Stream records; fully empty records (Excel's trailing `;;;;` rows) are skipped silently."""
-    fields = list(layout.columns)
-    indexes = [layout.columns[name] for name in fields]
-    width = len(layout.header)
+@dataclass
+class RecordBatch:
+    """Records as the csv module read them, the first on spreadsheet row `first_row` and each on
+    the next row (a quoted line break stays within its record); a record the csv module could not
+    read is the reason, a string. Cut here, in the reading process, and made a `RawChunk` by
+    `to_chunk` where it is validated."""
+
+    first_row: int
+    records: list[list[str] | str]
+
+
+def _records(reader: Iterator[list[str]]) -> Iterator[list[str] | str]:
+    """The reader's records; one it cannot read becomes the reason, and reading goes on."""
+    while True:
+        try:
+            yield from reader
+            return
+        except csv.Error as exc:
+            yield f"not a valid CSV record: {exc}"
+
+
+def iter_batches(path: Path, layout: CsvLayout, *, size: int = 20_000) -> Iterator[RecordBatch]:
+    """The records after the header, `size` at a time."""
     with path.open("r", encoding=layout.encoding, newline="") as fh:
         reader = csv.reader(fh, delimiter=layout.delimiter, strict=False)
         next(reader)  # header
-        row_number = 1
-        lines: list[int] = []
-        cells: list[list[str]] = [[] for _ in fields]
-        malformed: list[tuple[int, str]] = []
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                row_number += 1
-                malformed.append((row_number, f"not a valid CSV record: {exc}"))
-                continue
-            row_number += 1
-            if not any(cell.strip() for cell in record):
-                continue
-            if len(record) > width and any(cell.strip() for cell in record[width:]):
-                malformed.append((row_number, f"the row has {len(record)} cells but the header has {width}"))
-                continue
-            if len(record) < width:
-                record = record + [""] * (width - len(record))
-            lines.append(row_number)
-            for column, index in zip(cells, indexes, strict=True):
-                column.append(record[index])
-            if len(lines) >= size:
-                yield RawChunk(lines, dict(zip(fields, cells, strict=True)), malformed)
-                lines, cells, malformed = [], [[] for _ in fields], []
-        if lines or malformed:
-            yield RawChunk(lines, dict(zip(fields, cells, strict=True)), malformed)
+        records, first_row = _records(reader), 2
+        while batch := list(itertools.islice(records, size)):
+            yield RecordBatch(first_row, batch)
+            first_row += len(batch)
+
+
+def to_chunk(batch: RecordBatch, layout: CsvLayout) -> RawChunk:
+    """Fully empty records (Excel's trailing `;;;;` rows) are skipped silently; a record with more
+    non-empty cells than the header has columns is malformed; missing cells are empty."""
+    width = len(layout.header)
+    lines: list[int] = []
+    kept: list[list[str]] = []
+    malformed: list[tuple[int, str]] = []
+    for row, record in enumerate(batch.records, batch.first_row):
+        if isinstance(record, str):
+            malformed.append((row, record))
+        elif not "".join(record).strip():
+            continue
+        elif len(record) > width and "".join(record[width:]).strip():
+            malformed.append((row, f"the row has {len(record)} cells but the header has {width}"))
+        else:
+            lines.append(row)
+            kept.append(record if len(record) >= width else record + [""] * (width - len(record)))
+    cells = {name: [record[index] for record in kept] for name, index in layout.columns.items()}
+    return RawChunk(lines, cells, malformed)
+
+
+def iter_chunks(path: Path, layout: CsvLayout, *, size: int = 20_000) -> Iterator[RawChunk]:
+    """Stream records as chunks of checked-shape cells (see `to_chunk`)."""
+    for batch in iter_batches(path, layout, size=size):
+        chunk = to_chunk(batch, layout)
+        if chunk.line_numbers or chunk.malformed:
+            yield chunk

@@ -7,8 +7,8 @@ on the country and the digits: no plus sign, no extension, no letters, and the c
 number once it has 3 digits. `mobile_e164` runs, for those cells, the steps that remain, in the
 library's order and on the library's own metadata: the international prefix and the country code
 (a cell starting with either goes to the library), the national prefix, the length test, the
-region of the number and its validity. Every other cell, and every number this path does not find
-valid, goes through `check_mobile` itself, so verdicts and messages are the library's.
+region of the number and its validity. Every other cell, and every number this path cannot
+parse, goes through `check_mobile` itself, so verdicts and messages are the library's.
 tests/unit/imports/test_phones.py compares both on numbers of every country.
 """
 
@@ -24,6 +24,7 @@ _PLAIN = re.compile(r"[0-9 ().\-]{1,250}")  # phonenumbers reads at most 250 cha
 _SEPARATORS = str.maketrans("", "", " ().-")
 _MIN_DIGITS = 3  # fewer digits with separators between them are no viable number for phonenumbers
 _NSN_LENGTHS = range(2, 18)  # phonenumbers' _MIN_LENGTH_FOR_NSN.._MAX_LENGTH_FOR_NSN
+INVALID = "not a valid phone number for country {}"  # check_mobile's reason for a parsed number
 
 
 @dataclass(frozen=True)
@@ -173,16 +174,17 @@ def _strip_national_prefix(number: str, plan: _Plan) -> str:
 
 
 def _national_e164(digits: str, region: str) -> str | None:
-    """The E.164 form of a valid national number; None when the library must decide."""
+    """The E.164 form of a national number, "" when it is parsed but not valid, None when the
+    library must decide."""
     plan = _plan(region)
     if plan is None or (plan.idd is not None and plan.idd.match(digits)) or digits.startswith(plan.code):
         return None  # no metadata; an international prefix or a country code to extract
     national = _strip_national_prefix(digits, plan)
     if len(national) not in _NSN_LENGTHS:
-        return None
+        return None  # parse raises: the library words the reason
     number_region = _region_of(national, plan.code)
     if number_region is None or not _types(number_region).valid(national):
-        return None
+        return ""
     return f"+{plan.code}{national}"
 
 
@@ -202,6 +204,8 @@ def mobile_e164(value: str, country: str) -> tuple[str | None, str | None]:
             e164 = _national_e164(digits, country)
         except (IndexError, re.error):  # metadata this path does not expect: the library decides
             e164 = None
-        if e164 is not None:
+        if e164:
             return e164, None
+        if e164 is not None:
+            return None, INVALID.format(country)
     return check_mobile(value, country)

@@ -23,13 +23,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from segmail.addresses import _FAST_EMAIL, _special_use_tlds, check_email, check_mobile, iso_countries
+from segmail.addresses import _FAST_EMAIL, _special_use_tlds, check_email, iso_countries
 from segmail.imports.columns import (
     BY_KEY,
     COLUMNS,
@@ -39,6 +39,7 @@ from segmail.imports.columns import (
     SEGMENT_SEPARATOR,
 )
 from segmail.imports.csvfile import RawChunk
+from segmail.imports.phones import mobile_e164
 from segmail.language import normalize_language
 from segmail.spreadsheet import unescape_cells
 from segmail.store.models import IssueSeverity
@@ -47,6 +48,7 @@ TRUE_WORDS = frozenset({"1", "y", "yes", "true", "x", "ja", "j", "wahr", "opt ou
 FALSE_WORDS = frozenset({"", "0", "n", "no", "false", "nein", "falsch"})
 
 _DIAL_CODE = re.compile(r"^(?:\+|00)?\s*\d")
+_FAST_EMAIL_PATTERN = re.compile(_FAST_EMAIL)
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,16 @@ class CellIssue(NamedTuple):
 
 @dataclass
 class ValidatedChunk:
-    records: list[tuple]  # in RECORD_FIELDS order, empty and ignored cells as None
+    columns: dict[str, list]  # RECORD_FIELDS -> the values of the rows without errors (empty: None)
     segments: list[tuple[int, str, str]]  # (line_no, name_key, name as written)
     issues: list[Issue] = field(default_factory=list)
     rejected_rows: int = 0
     cells: list[CellIssue] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[tuple]:
+        """The rows as tuples in RECORD_FIELDS order."""
+        return list(zip(*self.columns.values(), strict=True))
 
 
 class RowChecks:
@@ -86,11 +93,8 @@ class RowChecks:
     def __init__(self, chunk: RawChunk) -> None:
         self.lines = np.asarray(chunk.line_numbers, dtype=np.int64)
         self.size = len(self.lines)
-        self.frame = pd.DataFrame(
-            {name: pd.Series(values, dtype=object) for name, values in chunk.cells.items()}
-        )
-        for name in self.frame.columns:
-            self.frame[name] = unescape_cells(self.frame[name].str.strip())
+        self.values = {name: _trimmed(cells) for name, cells in chunk.cells.items()}
+        self.empty = pd.Series([""] * self.size, dtype=object)
         self.issues = [
             Issue(line, None, None, IssueSeverity.ERROR, reason) for line, reason in chunk.malformed
         ]
@@ -100,11 +104,11 @@ class RowChecks:
         self.cells: list[CellIssue] = []
 
     def has(self, name: str) -> bool:
-        return name in self.frame.columns
+        return name in self.values
 
     def column(self, name: str) -> pd.Series:
         """The field's cells; all empty when the file has no such column."""
-        return self.frame[name] if self.has(name) else pd.Series([""] * self.size, dtype=object)
+        return self.values.get(name, self.empty)
 
     def flag(
         self,
@@ -126,9 +130,12 @@ class RowChecks:
     def _each(
         self, mask: pd.Series | np.ndarray, name: str, reason: str | Callable[[str], str]
     ) -> Iterator[tuple[int, str, str]]:
-        values = self.column(name)
-        for pos in np.flatnonzero(np.asarray(mask, dtype=bool)):
-            value = values.iat[pos]
+        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if not len(positions):
+            return
+        values = self.column(name).to_numpy()
+        for pos in positions:
+            value = values[pos]
             yield pos, value, reason(value) if callable(reason) else reason
 
     def add(
@@ -164,6 +171,25 @@ def _cached_language(value: str) -> str | None:
     return normalize_language(value) if value else ""
 
 
+def _trimmed(cells: list[str]) -> pd.Series:
+    """Cells without surrounding spaces, spreadsheet escapes undone (looked for only when a cell may
+    start with a quote)."""
+    trimmed = list(map(str.strip, cells))
+    column = pd.Series(trimmed, dtype=object)
+    joined = "\n".join(trimmed)
+    return unescape_cells(column) if joined.startswith("'") or "\n'" in joined else column
+
+
+def per_distinct(column: pd.Series, function: Callable[[str], object]) -> np.ndarray:
+    """`function` of every cell, computed once per distinct value (columns such as country, language
+    or segments hold few); an object array."""
+    codes, uniques = pd.factorize(column.to_numpy())
+    results = np.empty(len(uniques), dtype=object)
+    for i, value in enumerate(uniques):
+        results[i] = function(value)
+    return results[codes]
+
+
 def split_segments(cell: str) -> list[str]:
     """'A; B ;; a' -> ['A', 'B']: trimmed, empty parts dropped, first spelling of each name kept."""
     seen: dict[str, str] = {}
@@ -178,10 +204,12 @@ def check_country(rows: RowChecks) -> tuple[pd.Series, pd.Series]:
     """ISO 3166 alpha-2, upper-cased; a dial code such as +1 gets a message that says what is expected.
     Returns the codes and where they are valid (an invalid code is ignored)."""
     raw = rows.column("country_code")
-    country = raw.str.upper()
-    empty = raw == ""
-    wrong = ~empty & ~country.isin(iso_countries())
-    dial = raw.str.match(_DIAL_CODE)
+    country = pd.Series(per_distinct(raw, str.upper), dtype=object)
+    empty = (raw == "").to_numpy()
+    wrong = ~empty & ~country.isin(iso_countries()).to_numpy()
+    dial = np.zeros(rows.size, dtype=bool)
+    if wrong.any():
+        dial = per_distinct(raw, lambda v: bool(_DIAL_CODE.match(v))).astype(bool)
     rows.ignore(
         wrong & dial,
         "country_code",
@@ -192,7 +220,7 @@ def check_country(rows: RowChecks) -> tuple[pd.Series, pd.Series]:
         "country_code",
         lambda v: f"{v!r} is not an ISO 3166 alpha-2 country code (such as US, CA, BR, AU)",
     )
-    return country, ~empty & ~wrong
+    return country, pd.Series(~empty & ~wrong)
 
 
 def check_lengths(rows: RowChecks, values: dict[str, object]) -> None:
@@ -203,7 +231,10 @@ def check_lengths(rows: RowChecks, values: dict[str, object]) -> None:
             continue
         too_long = np.zeros(rows.size, dtype=bool)
         for name in column.staged:
-            too_long |= (pd.Series(values[name], dtype=object).str.len() > column.max_length).to_numpy()
+            if max(map(len, values[name]), default=0) > column.max_length:
+                too_long |= np.fromiter(map(len, values[name]), dtype=np.int64, count=rows.size) > column.max_length
+        if not too_long.any():
+            continue
         if column.key in rows.ignored:  # ignored already: not checked again
             too_long &= ~rows.ignored[column.key]
         check = rows.flag if column.rejects_row else rows.ignore
@@ -213,13 +244,14 @@ def check_lengths(rows: RowChecks, values: dict[str, object]) -> None:
 def check_email_column(rows: RowChecks) -> list[str]:
     """The fast pattern settles most addresses; email-validator decides (and explains) the rest.
     Returns the addresses, normalised where email-validator looked at them."""
-    raw = rows.column("email")
-    emails = raw.tolist()
-    fast = raw.str.fullmatch(_FAST_EMAIL).fillna(False).astype(bool)
-    if fast.any():
-        tld = raw[fast].str.rsplit(".", n=1).str[-1].str.lower()
-        fast[fast] = ~tld.isin(_special_use_tlds())
-    for pos in np.flatnonzero(((raw != "") & ~fast).to_numpy()):
+    emails = rows.column("email").tolist()
+    fast, special = _FAST_EMAIL_PATTERN.fullmatch, _special_use_tlds()
+    slow = [
+        pos
+        for pos, email in enumerate(emails)
+        if email and not (fast(email) and email.rsplit(".", 1)[-1].lower() not in special)
+    ]
+    for pos in slow:
         normalized, reason = check_email(emails[pos])
         if reason:
             rows.ignore_cell(pos, "email", emails[pos], f"invalid e-mail address: {reason}")
@@ -238,11 +270,11 @@ def check_mobile_column(rows: RowChecks, country: pd.Series, country_ok: pd.Seri
         f"not read: a mobile number is read in the row's {DISPLAY_NAMES['country_code']}, which is empty or invalid",
     )
     mobiles = [""] * rows.size
-    countries = country.tolist()
-    for pos in np.flatnonzero((given & country_ok).to_numpy()):
-        e164, reason = check_mobile(raw.iat[pos], countries[pos])
+    values, countries = raw.tolist(), country.tolist()
+    for pos in np.flatnonzero(given.to_numpy() & np.asarray(country_ok, dtype=bool)):
+        e164, reason = mobile_e164(values[pos], countries[pos])
         if reason:
-            rows.ignore_cell(pos, "mobile", raw.iat[pos], reason)
+            rows.ignore_cell(pos, "mobile", values[pos], reason)
         else:
             mobiles[pos] = e164
     return mobiles
@@ -251,9 +283,9 @@ def check_mobile_column(rows: RowChecks, country: pd.Series, country_ok: pd.Seri
 def check_language(rows: RowChecks) -> pd.Series:
     """BCP 47 casing; a value that is no language tag only warns and is not stored."""
     raw = rows.column("language")
-    language = raw.map(_cached_language)
+    language = pd.Series(per_distinct(raw, _cached_language), dtype=object)
     rows.ignore(
-        (raw != "") & language.isna(),
+        (raw != "").to_numpy() & language.isna().to_numpy(),
         "language",
         lambda v: f"{v!r} is not a language code such as de, en-US or fr-CA",
     )
@@ -262,10 +294,10 @@ def check_language(rows: RowChecks) -> pd.Series:
 
 def check_opt_out(rows: RowChecks) -> pd.Series:
     """Yes/no words in English and German; anything else only warns and leaves the opt-out alone."""
-    words = rows.column("email_opt_out").str.lower()
+    words = pd.Series(per_distinct(rows.column("email_opt_out"), str.lower), dtype=object)
     opt_out = words.isin(TRUE_WORDS)
     rows.flag(
-        ~opt_out & ~words.isin(FALSE_WORDS),
+        (~opt_out & ~words.isin(FALSE_WORDS)).to_numpy(),
         "email_opt_out",
         lambda v: f"{v!r} is not yes/no; opt-out left unchanged",
         severity=IssueSeverity.WARNING,
@@ -273,15 +305,28 @@ def check_opt_out(rows: RowChecks) -> pd.Series:
     return opt_out
 
 
-def _records(rows: RowChecks, values: dict[str, object], opt_out: pd.Series) -> list[tuple]:
-    """The rows without errors as RECORD_FIELDS tuples, empty cells as None, opt-out as 0/1."""
-    keep = ~rows.bad
-    columns = [np.asarray(values[name], dtype=object)[keep] for name in RECORD_FIELDS[:-1]]
-    columns.append(opt_out.to_numpy()[keep].astype(int))
-    return [
-        (int(row[0]), *(None if value == "" else value for value in row[1:-1]), int(row[-1]))
-        for row in zip(*columns, strict=True)
-    ]
+def _kept(values: object, keep: np.ndarray | None) -> list:
+    """The values of the rows in keep (all when None) as a list of Python objects."""
+    if keep is None:
+        return values.tolist() if hasattr(values, "tolist") else list(values)
+    return np.asarray(values, dtype=object)[keep].tolist()
+
+
+def _columns(rows: RowChecks, values: dict[str, object], opt_out: pd.Series) -> dict[str, list]:
+    """The rows without errors, column by column in RECORD_FIELDS order: empty cells as None,
+    opt-out as 0/1."""
+    keep = ~rows.bad if rows.bad.any() else None
+    columns = {"line_no": _kept(rows.lines, keep)}
+    for name in RECORD_FIELDS[1:-1]:
+        columns[name] = [value or None for value in _kept(values[name], keep)]
+    columns["opt_out"] = _kept(opt_out.to_numpy().astype(int), keep)
+    return columns
+
+
+@lru_cache(maxsize=8192)
+def _named_segments(cell: str) -> tuple[tuple[str, str], ...]:
+    """(key, name) of each segment a cell names; a file repeats few combinations."""
+    return tuple((name.casefold(), name) for name in split_segments(cell)) if cell else ()
 
 
 def _segments(rows: RowChecks) -> list[tuple[int, str, str]]:
@@ -289,11 +334,9 @@ def _segments(rows: RowChecks) -> list[tuple[int, str, str]]:
     if not rows.has("segments"):
         return []
     keep = ~rows.bad
-    out: list[tuple[int, str, str]] = []
-    for line, cell in zip(rows.lines[keep], rows.frame["segments"].to_numpy()[keep], strict=True):
-        if cell:
-            out.extend((int(line), name.casefold(), name) for name in split_segments(cell))
-    return out
+    named = per_distinct(rows.column("segments"), _named_segments)[keep]
+    lines = rows.lines[keep].tolist()
+    return [(line, key, name) for line, segments in zip(lines, named, strict=True) for key, name in segments]
 
 
 def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
@@ -317,9 +360,9 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
         "account_number": rows.column("account_number"),
         "organization": rows.column("organization"),
         "language": language,
-        "salesperson_code": rows.column("salesperson").str.upper(),
+        "salesperson_code": per_distinct(rows.column("salesperson"), str.upper),
     }
     check_lengths(rows, values)
     rows.blank_ignored(values)
-    records = _records(rows, values, opt_out)
-    return ValidatedChunk(records, _segments(rows), rows.issues, rows.rejected_rows, rows.cells)
+    columns = _columns(rows, values, opt_out)
+    return ValidatedChunk(columns, _segments(rows), rows.issues, rows.rejected_rows, rows.cells)

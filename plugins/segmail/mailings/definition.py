@@ -74,7 +74,13 @@ class Mailing(BaseModel):
     reply_to: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
     default_language: str
     batch_size: int = Field(default=500, ge=1, le=50_000)
-    rate_limit_per_second: float | None = Field(default=None, gt=0)
+    rate_limit_per_second: float | None = Field(default=None, gt=0, description="per send task (batch)")
+    smtp_connections: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="SMTP connections per send task; mails are pipelined over them (RFC 2920 when offered)",
+    )
     activity_log: bool = True
     failure_threshold: float = Field(default=0.05, ge=0, le=1, description="failed share that fails the run")
     salesperson: str | None = Field(default=None, description="code of the responsible salesperson")

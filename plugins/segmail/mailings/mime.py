@@ -63,6 +63,18 @@ def address_field(value: str) -> str:
     return address_header(name, address) if address else header_value(value)
 
 
+_LAST_DATE: list = [None, ""]
+
+
+def _date_header(date: datetime) -> str:
+    """RFC 5322 date, formatted once per second (the mails of a second share it)."""
+    second = date.replace(microsecond=0)
+    key = (second, second.utcoffset())
+    if _LAST_DATE[0] != key:
+        _LAST_DATE[:] = [key, format_datetime(second)]
+    return _LAST_DATE[1]
+
+
 def _b64(data: bytes) -> bytes:
     """Base64 in lines of 76 characters, each ended by CRLF (as email's encoders write it)."""
     encoded = binascii.b2a_base64(data, newline=False)
@@ -130,7 +142,7 @@ class MessageFactory:
         headers = [
             f"To: {address_header(to_name, to_addr)}",
             f"Subject: {header_value(subject)}",
-            f"Date: {format_datetime(date)}",
+            f"Date: {_date_header(date)}",
             f"Message-ID: {message_id}",
         ]
         if list_unsubscribe:  # our own signed links: only letters, digits, . + @ : / < > , and spaces

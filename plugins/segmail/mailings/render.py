@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template
+from jinja2.runtime import new_context
 from jinja2.sandbox import SandboxedEnvironment
 
 from segmail.errors import SegmailError
@@ -139,8 +140,9 @@ def _render(template: Template, context: dict) -> str:
         if len(_TEMPLATE_GLOBALS) > 1000:
             _TEMPLATE_GLOBALS.clear()
         cached = _TEMPLATE_GLOBALS[id(template)] = (template, dict(template.globals))
-    variables = {**cached[1], **context}
-    return template.environment.concat(template.root_render_func(template.new_context(variables, shared=True)))
+    globals_ = cached[1]
+    context = new_context(template.environment, template.name, template.blocks, {**globals_, **context}, True, globals_)
+    return template.environment.concat(template.root_render_func(context))
 
 
 def load_attachment(relative: str) -> Attachment:

@@ -84,7 +84,7 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
 
         @task(pool=settings.current().smtp_pool, map_index_template="{{ batch['label'] }}")
         def send_batch(batch: dict) -> dict:
-            """One SMTP connection per batch; pending mails after a 4xx or a drop make the task retry."""
+            """A batch over the mailing's SMTP connections; pending mails after a 4xx or a drop make the task retry."""
             from segmail.orchestration import tasks
 
             return tasks.send_batch(slug, batch)

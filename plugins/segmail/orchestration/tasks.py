@@ -155,12 +155,13 @@ def _final_try() -> bool:
 
 
 def send_batch(slug: str, batch: dict) -> dict:
-    """Send one batch over one SMTP connection; pending mails after a 4xx or a drop make the task retry."""
+    """Send one batch over the mailing's SMTP connections; pending mails after a 4xx or a drop make
+    the task retry."""
     from segmail.mailings import definition, send
     from segmail.mailings.transport import SmtpHookTransport
 
     mailing = definition.get_mailing(slug)
-    transport = SmtpHookTransport(mailing.smtp_conn_id)
+    transport = SmtpHookTransport(mailing.smtp_conn_id, connections=mailing.smtp_connections)
     return send.send_batch(
         batch["batch_id"], mailing=mailing, transport=transport, final_try=_final_try()
     ).as_dict()

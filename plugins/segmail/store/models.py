@@ -341,7 +341,7 @@ class FeedbackReport(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     report_key: Mapped[str] = mapped_column(String(250), unique=True)  # Message-ID, or sha256:<hex>
-    kind: Mapped[str] = mapped_column(String(20))  # bounce | complaint | unsubscribe | auto-reply | unrecognised
+    kind: Mapped[str] = mapped_column(String(20))  # feedback.reports.ReportKind
     outcome: Mapped[str] = mapped_column(String(20))  # FeedbackOutcome
     severity: Mapped[str | None] = mapped_column(String(10))  # BounceKind, for bounces
     delivery_id: Mapped[int | None] = mapped_column(Integer)

@@ -13,13 +13,12 @@ from bounce_support import (
     CONTEXT,
     FakeMailbox,
     activity,
-    delivery_rows,
     mailto_unsubscribe,
     report_for,
-    send_newsletter,
     snapshot,
     suppression,
 )
+from mailing_support import delivery_rows, send_newsletter
 from segmail.feedback.mailbox import Folder
 from segmail.feedback.process import process_mailbox
 from segmail.feedback.tokens import TokenPurpose
@@ -336,3 +335,28 @@ def test_run_totals_rates_and_the_limits_that_turn_a_run_red(sent):
     assert refresh_totals({run_id}, engine=engine) == {}  # crossed once, said once
     with pytest.raises(FailureThresholdExceeded, match="bounce rate 50.00% is above 5.00%"):
         summarize_run(run_id, mailing=get_mailing("newsletter"), engine=engine)
+
+
+def test_the_read_queries_for_the_pages_and_the_chart(sent):
+    from segmail.store.read import feedback_rates, feedback_reports_page, mailing_runs
+
+    engine, run_id, rows = sent
+    read(
+        engine,
+        report_for(rows["E3"], "postfix_unknown_user.eml"),
+        report_for(rows["E1"], "arf_abuse.eml"),
+        report_for(rows["E2"], "postfix_unknown_user.eml", token="forged"),
+    )
+    (chart,) = feedback_rates(engine=engine)
+    assert (chart["run"], chart["bounce_rate"], chart["complaint_rate"]) == (run_id, 0.25, round(1 / 3, 5))
+    (listed,) = mailing_runs(engine=engine)
+    assert (listed["bounced"], listed["bounced_hard"], listed["complained"], listed["delivered"]) == (
+        1,
+        1,
+        1,
+        3,
+    )
+    reports, total = feedback_reports_page(engine, outcome=None, search=None, page=1)
+    assert total == 3 and [r["outcome"] for r in reports] == ["unmatched", "applied", "applied"]
+    unmatched, _ = feedback_reports_page(engine, outcome="unmatched", search="chloe", page=1)
+    assert unmatched[0]["detail"].startswith("its token does not verify")

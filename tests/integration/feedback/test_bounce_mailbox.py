@@ -16,12 +16,11 @@ import pytest
 from bounce_support import (
     BOUNCE_DOMAIN,
     activity,
-    delivery_rows,
     mail_servers,
-    send_newsletter,
     snapshot,
     suppression,
 )
+from mailing_support import delivery_rows, send_newsletter
 from segmail.errors import SegmailError
 from segmail.feedback import mailbox as mailboxes
 from segmail.feedback import process

@@ -5,26 +5,15 @@ a synchronous "no such user" suppresses the address, and opt-outs that arrive mi
 from __future__ import annotations
 
 import httpx
+from mailing_support import send_newsletter
 from segmail.contacts.optouts import set_opt_out
 from segmail.contacts.suppressions import add_suppression
 from segmail.mailings.audience import freeze_audience
 from segmail.mailings.definition import get_mailing
 from segmail.mailings.deliveries import DeliveryStore, plan_batches
-from segmail.mailings.send import send_batch
-from segmail.mailings.transport import SmtpHookTransport
 from sqlalchemy import text
 
 PUBLIC_URL = "https://unsubscribe.autohaus-demo.example"  # SEGMAIL_PUBLIC_URL in tests/conftest.py
-
-
-def run_newsletter(engine, dag_run_id: str) -> int:
-    mailing = get_mailing("newsletter")
-    run_id = freeze_audience(mailing, dag_run_id=dag_run_id, engine=engine)
-    for batch in plan_batches(run_id, batch_size=500, engine=engine):
-        send_batch(
-            batch["batch_id"], mailing=mailing, engine=engine, transport=SmtpHookTransport("smtp_default")
-        )
-    return run_id
 
 
 def outcomes(engine, run_id: int) -> dict[str, tuple[str, str | None]]:
@@ -41,7 +30,7 @@ def outcomes(engine, run_id: int) -> dict[str, tuple[str, str | None]]:
 
 def test_one_click_from_a_received_mail_stops_the_next_run(newsletter_audience, smtp_sink, public_url):
     engine = newsletter_audience
-    first = run_newsletter(engine, "first")
+    first = send_newsletter(engine, "first")
     (anna,) = [m.parsed() for m in smtp_sink.messages if "anna@example.com" in m.recipients]
     https, mailto = [link.strip(" <>") for link in str(anna["List-Unsubscribe"]).split(",")]
     assert anna["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -51,7 +40,7 @@ def test_one_click_from_a_received_mail_stops_the_next_run(newsletter_audience, 
     answer = httpx.post(https.replace(PUBLIC_URL, public_url), data={"List-Unsubscribe": "One-Click"})
     assert answer.status_code == 200 and "Erledigt" in answer.text
 
-    second = run_newsletter(engine, "second")
+    second = send_newsletter(engine, "second")
     after = outcomes(engine, second)
     assert after["E1"] == ("skipped", "opted out")
     assert after["E7"][0] == "skipped"  # E7 shares anna's address
@@ -64,7 +53,7 @@ def test_no_such_user_at_send_time_suppresses_the_address(newsletter_audience, s
     smtp_sink.handler.refuse["giulia@example.it"] = (
         "550 5.1.1 <giulia@example.it>: Recipient address rejected: User unknown"
     )
-    first = run_newsletter(engine, "first")
+    first = send_newsletter(engine, "first")
     assert outcomes(engine, first)["E3"][0] == "failed"
     with engine.connect() as conn:
         suppression = conn.execute(
@@ -77,7 +66,7 @@ def test_no_such_user_at_send_time_suppresses_the_address(newsletter_audience, s
         ).scalar_one()
     assert suppression.reason.startswith("hard bounce: 550 5.1.1") and suppression.source == "smtp rejection"
     assert suppression.mailing_run_id == first and "User unknown" in bounce
-    second = run_newsletter(engine, "second")
+    second = send_newsletter(engine, "second")
     status, reason = outcomes(engine, second)["E3"]
     assert status == "skipped" and reason.startswith("suppressed: hard bounce: 550 5.1.1")
 

@@ -7,6 +7,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
+from mailing_support import delivery_rows as deliveries
 from segmail.mailings import send
 from segmail.mailings.audience import freeze_audience
 from segmail.mailings.definition import get_mailing
@@ -16,19 +17,6 @@ from segmail.mailings.transport import SmtpHookTransport, TransientSendError
 from sqlalchemy import text
 
 ATTACHMENT = Path(__file__).resolve().parents[3] / "include" / "attachments" / "preisliste-fruehjahr.pdf"
-
-
-def deliveries(engine, run_id: int) -> dict[str, dict]:
-    """external ID -> delivery row."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT c.external_id, d.* FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
-                " WHERE d.mailing_run_id = :r"
-            ),
-            {"r": run_id},
-        ).all()
-    return {r.external_id: dict(r._mapping) for r in rows}
 
 
 def run_mailing(engine, mailing, *, dag_run_id="run-1", final_try=False, **freeze):
