@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEST_SIGNING_KEY
 from segmail.feedback.mailbox import Folder
 from segmail.feedback.process import FeedbackContext
 from segmail.feedback.reports import FeedbackAddresses
 from segmail.feedback.tokens import TokenPurpose, TokenSigner
 from sqlalchemy import text
+from tests_support import TEST_SIGNING_KEY
 
 CORPUS = Path(__file__).resolve().parent / "unit" / "feedback" / "corpus"
 BOUNCE_DOMAIN = "bounces.autohaus-demo.example"

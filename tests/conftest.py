@@ -16,9 +16,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tests_support import TEST_SIGNING_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_SIGNING_KEY = b"segmail-test-signing-key-0123456789"
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="segmail-airflow-"))
 os.environ.update(
     {

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from conftest import TEST_SIGNING_KEY
 from segmail.dev.smtpsink import free_port
 from segmail.feedback.tokens import TokenSigner
 from segmail.web.public import PublicContext, create_public_app
 from sqlalchemy import Engine
+from tests_support import TEST_SIGNING_KEY
 
 
 @contextmanager

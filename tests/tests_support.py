@@ -1,8 +1,11 @@
-"""Helpers shared by the DAG tests."""
+"""Helpers shared by the tests (importable without side effects, unlike conftest.py)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+# The key tests/conftest.py configures as the `segmail_signing` connection.
+TEST_SIGNING_KEY = b"segmail-test-signing-key-0123456789"
 
 if TYPE_CHECKING:
     from airflow.models.dagrun import DagRun

@@ -156,7 +156,31 @@ def seed_feedback(engine, run_id: int) -> tuple[int, int]:
         ).scalar_one()
     assert unsubscribe(delivery, source=OptOutSource.ONE_CLICK, engine=engine)
     add_suppression(address="no.more@example.org", reason=FORMULA_REASON, engine=engine)
+    seed_bounce_and_complaint(engine, run_id)
     return ids["CRM-1001"], ids["CRM-4001"]
+
+
+def seed_bounce_and_complaint(engine, run_id: int) -> None:
+    """One sent mail of the run bounces (Postfix DSN, unknown user), another one is reported as spam
+    (ARF), both read back through the same processing as the mail_feedback DAG."""
+    from bounce_support import report_for
+    from segmail.feedback.process import FeedbackContext, process_message
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        sent = [
+            dict(row._mapping)
+            for row in conn.execute(
+                text(
+                    "SELECT id, email, message_id FROM segmail_deliveries WHERE mailing_run_id = :r"
+                    " AND status = 'sent' AND unsubscribed_at IS NULL ORDER BY id LIMIT 2"
+                ),
+                {"r": run_id},
+            )
+        ]
+    context = FeedbackContext.from_settings()
+    for delivery, template in zip(sent, ("postfix_unknown_user.eml", "arf_abuse.eml"), strict=True):
+        process_message(report_for(delivery, template), context=context, engine=engine)
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,26 @@ def runs_page(request: Request, mailing: Mailing = "") -> HTMLResponse:
             sent_total=render.sent_count(run),
         )
     peak = max([r["sent_total"] + r["failed"] + r["skipped"] for r in runs] + [1])
-    return _page(request, "runs.html", runs=runs, peak=peak, mailing=mailing, tab="runs")
+    return _page(
+        request,
+        "runs.html",
+        runs=runs,
+        peak=peak,
+        mailing=mailing,
+        tab="runs",
+        rates=_feedback_chart(mailing),
+    )
+
+
+def _feedback_chart(mailing: str) -> dict:
+    """Bounce and complaint rates of the last runs beside the limits that turn a run red."""
+    from segmail import settings
+
+    config = settings.current()
+    rates = read.feedback_rates(mailing=mailing or None, limit=30, engine=_engine())
+    bounce_limit, complaint_limit = config.max_bounce_rate, config.max_complaint_rate
+    top = max([r["bounce_rate"] for r in rates] + [r["complaint_rate"] for r in rates] + [bounce_limit, 0.01])
+    return {"runs": rates, "top": top, "bounce_limit": bounce_limit, "complaint_limit": complaint_limit}
 
 
 @router.get("/api/runs")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import TEST_SIGNING_KEY as KEY
 from segmail.feedback.tokens import TokenPurpose, TokenSigner
 from segmail.mailings.audience import freeze_audience
 from segmail.mailings.definition import get_mailing
 from sqlalchemy import text
+from tests_support import TEST_SIGNING_KEY as KEY
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

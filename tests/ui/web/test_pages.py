@@ -353,3 +353,16 @@ def test_absurd_values_through_the_api_server(api_server, path, status):
     assert answer.status_code == status
     if status == 200:
         assert "0 address(es) matching; page 1 of 1" in answer.text  # `%` taken literally
+
+
+def test_the_runs_page_charts_bounce_and_complaint_rates_against_the_limits(api_server):
+    base, token, _ = api_server
+    page = httpx.get(f"{base}/segmail/", headers={"Authorization": f"Bearer {token}"})
+    assert page.status_code == 200
+    chart = page.text.split('id="rates-chart"', 1)[1].split("</svg>", 1)[0]
+    assert (
+        "bounces / accepted" in chart and "bounce limit 5.0 %" in chart and "complaint limit 0.3 %" in chart
+    )
+    bounce_titles = [t for t in chart.split("<title>")[1:] if "bounces" in t and "1 hard" in t]
+    assert len(bounce_titles) == 1 and "complaints" not in bounce_titles[0]
+    assert any("complaints" in t and "(1 of" in t for t in chart.split("<title>")[1:])

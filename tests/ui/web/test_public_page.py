@@ -5,13 +5,13 @@ sees the page in German, clicks the button and sees the German confirmation; onl
 from __future__ import annotations
 
 import pytest
-from conftest import TEST_SIGNING_KEY
 from feedback_support import serve_public_app
 from segmail.feedback.links import UnsubscribeLinks
 from segmail.feedback.tokens import TokenSigner
 from segmail.mailings.audience import freeze_audience
 from segmail.mailings.definition import get_mailing
 from sqlalchemy import text
+from tests_support import TEST_SIGNING_KEY
 
 
 @pytest.fixture
