@@ -4,6 +4,8 @@ with a one-line instruction when the schema is not the one this code expects."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -30,15 +32,40 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
-    engine = engine or default_engine()
-    with engine.begin() as connection:
+    with _migrating(engine or default_engine()) as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: Engine | None = None, revision: str = "base") -> None:
-    engine = engine or default_engine()
-    with engine.begin() as connection:
+    with _migrating(engine or default_engine()) as connection:
         command.downgrade(alembic_config(connection), revision)
+
+
+@contextlib.contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """One transaction for the whole migration. On SQLite, foreign keys are off while it runs:
+    Alembic's batch mode rebuilds a table by dropping it, and with foreign keys on that drop
+    would cascade into its child tables (a rebuilt mailing-runs table would empty the deliveries).
+    The keys are checked before the transaction commits."""
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        raw = connection.connection.dbapi_connection
+        if sqlite:
+            raw.execute("PRAGMA foreign_keys=OFF")  # outside a transaction, or SQLite ignores it
+        try:
+            with connection.begin():
+                yield connection
+                if sqlite:
+                    _check_foreign_keys(connection)
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise SegmailError(f"migration left {len(broken)} row(s) with broken foreign keys, e.g. {broken[0]}")
 
 
 def current_revision(engine: Engine | None = None) -> str | None:

@@ -16,6 +16,20 @@ def test_migrations_go_down_and_up_again(engine):
     assert count(engine, "segmail_contacts") == 0
 
 
+def test_upgrading_a_database_with_sent_mails_keeps_every_row(newsletter_audience):
+    """Rebuilding a parent table (batch mode on SQLite) must not cascade into its children."""
+    from segmail.mailings.audience import freeze_audience
+    from segmail.mailings.definition import get_mailing
+
+    engine = newsletter_audience
+    freeze_audience(get_mailing("newsletter"), dag_run_id="before-upgrade", engine=engine)
+    before = {table: count(engine, table) for table in ("segmail_mailing_runs", "segmail_deliveries")}
+    assert before["segmail_deliveries"] == 7  # the 7 contacts of the Newsletter segment
+    migrate.downgrade(engine, "0003")
+    migrate.upgrade(engine)
+    assert {table: count(engine, table) for table in before} == before
+
+
 def test_database_url_resolution(monkeypatch, tmp_path):
     from segmail.settings import database_url
 
