@@ -161,8 +161,8 @@ def seed_feedback(engine, run_id: int) -> tuple[int, int]:
 
 
 def seed_bounce_and_complaint(engine, run_id: int) -> None:
-    """One sent mail of the run bounces (Postfix DSN, unknown user), another one is reported as spam
-    (ARF), both read back through the same processing as the mail_feedback DAG."""
+    """One sent mail of the run soft-bounces (Postfix DSN, mailbox full: it stays `sent`), another one
+    is reported as spam (ARF), both read back through the same processing as the mail_feedback DAG."""
     from bounce_support import report_for
     from segmail.feedback.process import FeedbackContext, process_message
     from sqlalchemy import text
@@ -179,7 +179,7 @@ def seed_bounce_and_complaint(engine, run_id: int) -> None:
             )
         ]
     context = FeedbackContext.from_settings()
-    for delivery, template in zip(sent, ("postfix_unknown_user.eml", "arf_abuse.eml"), strict=True):
+    for delivery, template in zip(sent, ("postfix_mailbox_full.eml", "arf_abuse.eml"), strict=True):
         process_message(report_for(delivery, template), context=context, engine=engine)
 
 
