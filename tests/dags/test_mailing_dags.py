@@ -53,7 +53,9 @@ def test_newsletter_dag_sends_in_mapped_batches_and_summarizes(newsletter_audien
 
 
 @pytest.mark.airflow
-def test_an_interval_is_sent_once_even_when_its_dag_run_is_created_again(newsletter_audience, smtp_sink, smtp_pool):
+def test_an_interval_is_sent_once_even_when_its_dag_run_is_created_again(
+    newsletter_audience, smtp_sink, smtp_pool
+):
     """`dag.test()` (like `airflow dags test`) deletes the DAG run of the same logical date and creates
     a new one with a new run id: the mailing run of that interval is carried on, nothing is sent twice.
     A run without a logical date is a new run."""

@@ -21,8 +21,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def get_segment(session: Session, name: str) -> Segment:
-    segment = session.scalar(select(Segment).where(Segment.name_key == name.strip().casefold()))
+def get_segment(session: Session, name: str, *, lock: bool = False) -> Segment:
+    """`lock`: a delete of the segment waits until this transaction ends (memberships have no
+    foreign key that would make it wait)."""
+    query = select(Segment).where(Segment.name_key == name.strip().casefold())
+    segment = session.scalar(query.with_for_update(key_share=True, read=True) if lock else query)
     if segment is None:
         raise NotFound(f"no segment named {name!r}")
     return segment
@@ -67,12 +70,15 @@ def rename_segment(*, old: str, new: str, engine: Engine | None = None) -> None:
 
 
 def delete_segment(*, name: str, engine: Engine | None = None) -> int:
-    """Delete a segment and its memberships; contacts stay. Returns how many members it had."""
+    """Delete a segment and its memberships; contacts stay. Returns how many members it had.
+
+    The segment goes first: that waits for an import that locked it (imports.resolve.
+    lock_named_segments) to commit, so the memberships deleted next include the ones it added
+    (memberships have no foreign keys that would cascade)."""
     with session_scope(engine) as session:
-        segment = get_segment(session, name)
-        members = session.execute(delete(Membership).where(Membership.segment_id == segment.id)).rowcount
-        session.delete(segment)
-        return members
+        segment_id = get_segment(session, name).id
+        session.execute(delete(Segment).where(Segment.id == segment_id))
+        return session.execute(delete(Membership).where(Membership.segment_id == segment_id)).rowcount
 
 
 def list_segments(*, engine: Engine | None = None) -> list[dict]:
@@ -145,7 +151,7 @@ def assign_segment(
 ) -> AssignResult:
     """Bulk add (or with remove=True take away) a segment for the contacts named by keys."""
     with session_scope(engine) as session:
-        segment = get_segment(session, name)
+        segment = get_segment(session, name, lock=True)
         ids, missing = _contacts_for_keys(session, keys)
         current = set(
             session.scalars(select(Membership.contact_id).where(Membership.segment_id == segment.id))

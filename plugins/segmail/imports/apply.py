@@ -1,8 +1,16 @@
-"""Import phase 5: write the resolved rows to contacts and memberships, in two set-based statements
-each. Only rows that change something are written, so a re-import touches nothing.
+"""Import phase 5: write the resolved rows to contacts and memberships, set-based. Only rows that
+change something are written, so a re-import touches nothing.
 
 Non-empty cells overwrite stored values, empty cells keep them; an import sets an e-mail opt-out
 but never clears one.
+
+Memberships have no foreign keys (checking them row by row made them the slowest part of a large
+import); these statements keep them to existing contacts and segments on their own. A membership
+is inserted only for a segment id read from segmail_segments under the import's lock
+(resolve.lock_segments, taken before staging) and for a contact that this transaction inserts or
+updates: a row whose memberships change counts as changing its contact, so `update_contacts`
+writes and row-locks that contact before its memberships are written. Memberships left behind by
+contact ids that new contacts are about to take are removed first, so none can be inherited.
 """
 
 from __future__ import annotations
@@ -11,23 +19,32 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from segmail.imports import bulkload
 from segmail.imports.columns import OVERWRITTEN
-from segmail.imports.staging import RESOLVED, SEG_RESOLVED, STAGE
+from segmail.imports.staging import RESOLVED, SEG_ADDS, SEG_REMOVES, STAGE, STAGE_SEG
 
 _TARGET = "segmail_contacts"
 
 
-def write_contacts(conn: Connection, *, now: datetime, run_id: int, source: str) -> None:
+def write_contacts(conn: Connection, *, now: datetime, run_id: int, source: str) -> int:
+    """Returns how many stored contacts were updated."""
     params = {"now": now, "run": run_id, "source": source[:200]}
-    update_contacts(conn, params)
+    updated = update_contacts(conn, params)
     insert_contacts(conn, params)
+    return updated
 
 
-def update_contacts(conn: Connection, params: dict) -> None:
-    """Non-empty cells overwrite; empty cells keep what is stored; an opt-out is never cleared."""
+def _count(conn: Connection, where: str) -> int:
+    return conn.execute(text(f"SELECT COUNT(*) FROM {RESOLVED} WHERE {where}")).scalar_one()
+
+
+def update_contacts(conn: Connection, params: dict) -> int:
+    """Non-empty cells overwrite; empty cells keep what is stored; an opt-out is never cleared. Only
+    contacts whose fields or memberships the row changes are written. Returns how many."""
     sets = ", ".join(f"{c} = COALESCE(s.{c}, {_TARGET}.{c})" for c in OVERWRITTEN)
+    differs = " OR ".join(f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM {_TARGET}.{c})" for c in OVERWRITTEN)
     newly_opted_out = f"s.opt_out = 1 AND NOT {_TARGET}.email_opt_out"
-    conn.execute(
+    return conn.execute(
         text(
             f"UPDATE {_TARGET} SET {sets},"
             f" email_opt_out_at = CASE WHEN {newly_opted_out} THEN :now ELSE {_TARGET}.email_opt_out_at END,"
@@ -36,44 +53,46 @@ def update_contacts(conn: Connection, params: dict) -> None:
             f" email_opt_out = CASE WHEN s.opt_out = 1 THEN TRUE ELSE {_TARGET}.email_opt_out END,"
             f" updated_at = :now, last_import_id = :run"
             f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no"
-            f" WHERE r.contact_id = {_TARGET}.id AND r.is_new = 0 AND (r.changed = 1 OR r.seg_changed = 1)"
+            f" WHERE r.contact_id = {_TARGET}.id AND r.is_new = 0"
+            f" AND (r.seg_changed = 1 OR {differs} OR ({newly_opted_out}))"
         ),
         params,
-    )
+    ).rowcount
 
 
 def insert_contacts(conn: Connection, params: dict) -> None:
+    """New contacts in id order; into an empty table as a bulk load (see bulkload)."""
     columns = ", ".join(OVERWRITTEN)
     staged = ", ".join(f"s.{c}" for c in OVERWRITTEN)
-    conn.execute(
-        text(
-            f"INSERT INTO {_TARGET} (id, {columns}, email_opt_out, email_opt_out_at, email_opt_out_source,"
-            f" created_at, updated_at, last_import_id)"
-            f" SELECT r.contact_id, {staged}, s.opt_out = 1, CASE WHEN s.opt_out = 1 THEN :now END,"
-            f" CASE WHEN s.opt_out = 1 THEN :source END, :now, :now, :run"
-            f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no WHERE r.is_new = 1"
-        ),
-        params,
-    )
-
-
-def apply_memberships(conn: Connection, mode: str) -> None:
-    """merge adds the listed segments; replace also removes the ones a changed row does not list."""
-    if mode == "replace":
+    with bulkload.indexes_built_after(conn, _TARGET, rows=_count(conn, "is_new = 1")) as bulk:
         conn.execute(
             text(
-                f"DELETE FROM segmail_memberships WHERE contact_id IN"
-                f" (SELECT contact_id FROM {RESOLVED} WHERE seg_changed = 1)"
-                f" AND NOT EXISTS (SELECT 1 FROM {RESOLVED} r JOIN {SEG_RESOLVED} sr ON sr.line_no = r.line_no"
-                f"  WHERE r.contact_id = segmail_memberships.contact_id"
-                f"  AND sr.segment_id = segmail_memberships.segment_id)"
-            )
+                f"INSERT INTO {_TARGET} (id, {columns}, email_opt_out, email_opt_out_at, email_opt_out_source,"
+                f" created_at, updated_at, last_import_id)"
+                f" SELECT r.contact_id, {staged}, s.opt_out = 1, CASE WHEN s.opt_out = 1 THEN :now END,"
+                f" CASE WHEN s.opt_out = 1 THEN :source END, :now, :now, :run"
+                f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no WHERE r.is_new = 1"
+                + ("" if bulk else " ORDER BY r.contact_id")  # the index build sorts anyway
+            ),
+            params,
         )
-    conn.execute(
-        text(
-            f"INSERT INTO segmail_memberships (contact_id, segment_id)"
-            f" SELECT r.contact_id, sr.segment_id FROM {RESOLVED} r JOIN {SEG_RESOLVED} sr ON sr.line_no = r.line_no"
-            f" WHERE r.is_new = 1 OR (r.seg_changed = 1 AND NOT EXISTS (SELECT 1 FROM segmail_memberships m"
-            f"  WHERE m.contact_id = r.contact_id AND m.segment_id = sr.segment_id))"
+
+
+def apply_memberships(conn: Connection, mode: str, *, first_new_id: int) -> None:
+    """merge adds the listed segments; replace also removes the ones a changed row does not list.
+    `first_new_id`: the lowest id a new contact of this import may take."""
+    landing = f"JOIN {RESOLVED} r ON r.line_no = x.line_no"
+    conn.execute(text("DELETE FROM segmail_memberships WHERE contact_id >= :first"), {"first": first_new_id})
+    if mode == "replace":
+        conn.exec_driver_sql(
+            f"DELETE FROM segmail_memberships WHERE EXISTS (SELECT 1 FROM {SEG_REMOVES} x {landing}"
+            f" WHERE x.contact_id = segmail_memberships.contact_id AND x.segment_id = segmail_memberships.segment_id)"
         )
+    new = f"SELECT r.contact_id, x.segment_id FROM {STAGE_SEG} x {landing} WHERE r.is_new = 1"
+    rows = conn.execute(text(f"SELECT COUNT(*) FROM ({new}) AS n")).scalar_one()
+    with bulkload.indexes_built_after(conn, "segmail_memberships", rows=rows):
+        conn.exec_driver_sql(f"INSERT INTO segmail_memberships (contact_id, segment_id) {new} ORDER BY 1, 2")
+    conn.exec_driver_sql(
+        f"INSERT INTO segmail_memberships (contact_id, segment_id)"
+        f" SELECT x.contact_id, x.segment_id FROM {SEG_ADDS} x {landing} ORDER BY 1, 2"
     )

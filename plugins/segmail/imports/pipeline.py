@@ -6,8 +6,9 @@ rejected whole and the database stays as it was. No query runs per row; PostgreS
 COPY, SQLite by executemany. Only rows that change something are written, so importing the same
 file twice changes nothing the second time.
 
-The phases: `staging` (read, validate, stage), `resolve` (matching, conflicts, what a new contact
-needs, duplicates, unknown references, what each row changes), `apply` (contacts, memberships).
+The phases: `staging` with `chunks` (read, validate, stage), `resolve` (matching, conflicts, what
+a new contact needs, unknown references, what each row changes) with `duplicates`, `apply`
+(contacts, memberships).
 This module keeps the run's bookkeeping (segmail_import_runs) and the transaction around them.
 """
 
@@ -20,10 +21,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Connection, Engine, text
 
 from segmail.errors import FileRejected
 from segmail.imports import apply, resolve, staging
+from segmail.imports import duplicates as duplicates_
 from segmail.imports.csvfile import CsvLayout, open_layout
 from segmail.imports.report import write_issue_report
 from segmail.store.db import default_engine, is_postgres
@@ -33,6 +36,9 @@ from segmail.store.read import IMPORT_COUNTS
 log = logging.getLogger(__name__)
 MODES = ("merge", "replace")
 _PG_IMPORT_LOCK = 7_421_001  # advisory lock id: one import applies at a time
+# For this transaction only: hash joins and sorts of a million staged rows stay in memory, and a
+# first bulk load builds its indexes in one pass (imports.bulkload).
+_PG_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB"}
 
 
 @dataclass
@@ -166,46 +172,29 @@ def _run_phases(
     pg = is_postgres(conn.engine)
     if pg:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_IMPORT_LOCK})
-    run_id = result.import_run_id
+        for setting, value in _PG_SETTINGS.items():
+            conn.exec_driver_sql(f"SET LOCAL {setting} = '{value}'")
     timer = _PhaseTimer()
-    staging.create_staging(conn)
-    staged = staging.stage_file(conn, path=path, layout=layout, run_id=run_id, chunk_size=chunk_size)
-    result.rows, result.rejected, warnings = staged.rows, staged.rejected, staged.warnings
+    staged = _stage(conn, path=path, layout=layout, result=result, chunk_size=chunk_size)
     timer("read, validate and stage")
-
-    # A row matching two different contacts is a conflict; a row matching none creates a contact
-    # and needs what a new contact needs; the ignored cells of the other rows only warn.
-    result.rejected += resolve.match_contacts(conn, run_id)
-    rejected, cell_warnings = resolve.reject_incomplete_new_contacts(conn, run_id)
-    result.rejected, warnings = result.rejected + rejected, warnings + cell_warnings
-    timer("match contacts")
-
-    # A row sharing a key with a later row that lands yields to it.
-    result.duplicates += resolve.mark_duplicates(conn, run_id, resolve.in_file_duplicates(conn))
-    timer("in-file duplicates")
-
-    # Unknown salespeople and segments only warn.
-    warnings += resolve.warn_unknown_salespeople(conn, run_id)
-    warnings += resolve.resolve_segments(conn, run_id, has_segments=layout.has_segments)
-    timer("references")
-
-    resolve.resolve_rows(conn, mode=mode if layout.has_segments else None)
-    duplicates = resolve.same_contact_duplicates(conn)
-    result.duplicates += resolve.mark_duplicates(conn, run_id, duplicates, resolved=True)
+    result.warnings += _resolve(conn, result=result, candidates=staged.candidates, timer=timer)
+    highest_id = resolve.resolve_rows(conn, mode=mode if layout.has_segments else None)
+    duplicates = duplicates_.same_contact_duplicates(conn)
+    result.duplicates += duplicates_.mark_duplicates(conn, result.import_run_id, duplicates, resolved=True)
     timer("resolve changes")
 
-    apply.write_contacts(conn, now=now, run_id=run_id, source=f"{OptOutSource.IMPORT}:{path.name}")
+    source = f"{OptOutSource.IMPORT}:{path.name}"
+    updated = apply.write_contacts(conn, now=now, run_id=result.import_run_id, source=source)
     timer("write contacts")
     if layout.has_segments:
-        apply.apply_memberships(conn, mode)
+        apply.apply_memberships(conn, mode, first_new_id=highest_id + 1)
     timer("write memberships")
 
-    _count_outcomes(conn, result)
-    result.warnings = warnings
+    _count_outcomes(conn, result, updated=updated)
     result.status = ImportStatus.SUCCEEDED
     log.info(
         "import run %s: %s; phases (s): %s",
-        run_id,
+        result.import_run_id,
         result.summary_line(),
         timer.phases,
         extra={"phases": timer.phases},
@@ -214,18 +203,44 @@ def _run_phases(
         staging.drop_staging(conn)
 
 
-def _count_outcomes(conn: Connection, result: ImportResult) -> None:
-    """Created, updated (fields or memberships) and unchanged, from the resolved rows."""
-    counts = conn.execute(
-        text(
-            f"SELECT is_new, changed, seg_changed, COUNT(*) FROM {staging.RESOLVED}"
-            f" GROUP BY is_new, changed, seg_changed"
-        )
-    ).all()
-    for is_new, changed, seg_changed, count in counts:
-        if is_new:
-            result.created += count
-        elif changed or seg_changed:
-            result.updated += count
-        else:
-            result.unchanged += count
+def _stage(
+    conn: Connection, *, path: Path, layout: CsvLayout, result: ImportResult, chunk_size: int
+) -> staging.Staged:
+    """Staging tables, filled from the file; the segments that exist are locked first."""
+    staging.create_staging(conn)
+    segments = resolve.lock_segments(conn)
+    staged = staging.stage_file(
+        conn, path=path, layout=layout, run_id=result.import_run_id, chunk_size=chunk_size, segments=segments
+    )
+    result.rows, result.rejected, result.warnings = staged.rows, staged.rejected, staged.warnings
+    return staged
+
+
+def _resolve(conn: Connection, *, result: ImportResult, candidates: np.ndarray, timer: _PhaseTimer) -> int:
+    """Matching, new-contact needs, in-file duplicates, unknown references. Returns the warnings."""
+    run_id = result.import_run_id
+    # A row matching two different contacts is a conflict; a row matching none creates a contact
+    # and needs what a new contact needs; the ignored cells of the other rows only warn.
+    result.rejected += resolve.match_contacts(conn, run_id)
+    rejected, warnings = resolve.reject_incomplete_new_contacts(conn, run_id)
+    result.rejected += rejected
+    timer("match contacts")
+
+    # A row sharing a key with a later row that lands yields to it.
+    found = duplicates_.in_file_duplicates(conn, candidates)
+    result.duplicates += duplicates_.mark_duplicates(conn, run_id, found)
+    timer("in-file duplicates")
+
+    # Unknown salespeople and segments only warn.
+    warnings += resolve.warn_unknown_salespeople(conn, run_id)
+    warnings += resolve.warn_unknown_segments(conn, run_id)
+    timer("references")
+    return warnings
+
+
+def _count_outcomes(conn: Connection, result: ImportResult, *, updated: int) -> None:
+    """Created, updated (fields or memberships) and unchanged, from the resolved rows and the
+    number of stored contacts written."""
+    counts = dict(conn.execute(text(f"SELECT is_new, COUNT(*) FROM {staging.RESOLVED} GROUP BY is_new")).all())
+    result.created, result.updated = counts.get(1, 0), updated
+    result.unchanged = counts.get(0, 0) - updated

@@ -2,44 +2,46 @@
 
 Staging tables are temporary and live inside the import's transaction (ON COMMIT DROP on
 PostgreSQL, dropped at the end on SQLite), so a failed import leaves nothing behind. Chunks are
-validated in forked worker processes while this process loads the database; memory stays bounded
-whatever the file size.
+validated and rendered in forked worker processes (imports.chunks) while this process reads the
+file and loads the database; memory stays bounded whatever the file size.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import gc
-import itertools
-import multiprocessing
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Connection, text
 
 from segmail import settings
+from segmail.imports.chunks import StagedChunk, Target, staged_chunks, without_cycle_collection
 from segmail.imports.columns import RECORD_FIELDS, STAGE_COLUMNS
-from segmail.imports.csvfile import CsvLayout, RecordBatch, iter_batches, to_chunk
-from segmail.imports.rows import CellIssue, Issue, validate_chunk
+from segmail.imports.csvfile import CsvLayout
+from segmail.imports.rows import CellIssue, Issue
 from segmail.store.db import bulk_insert, is_postgres
 from segmail.store.models import IssueSeverity
 
-STAGE = "segmail_stage"  # one row per valid record; `state` ok | duplicate | conflict
-STAGE_SEG = "segmail_stage_seg"  # the segments named by each record
-STAGE_MATCH = "segmail_stage_match"  # (line, stored contact) for each key that matches
+STAGE = "segmail_stage"  # one row per valid record; `state` ok | duplicate | conflict | incomplete
+STAGE_SEG = "segmail_stage_seg"  # (line, segment id) for each existing segment a record names
+STAGE_UNKNOWN_SEG = "segmail_stage_unknown_seg"  # (line, name) for each name that is no segment
 STAGE_CELL = "segmail_stage_cell"  # ignored cells of fields a new contact needs (rows.CellIssue)
-RESOLVED = "segmail_stage_resolved"  # the rows that land: contact id and what they change
-SEG_RESOLVED = "segmail_stage_seg_resolved"  # (line, segment id) for segments that exist
-SEG_FIELDS = ("line_no", "name_key", "name")
-_FIELDS = {STAGE: RECORD_FIELDS, STAGE_SEG: SEG_FIELDS, STAGE_CELL: CellIssue._fields}
+CANDIDATES = "segmail_stage_candidates"  # lines that may be in-file duplicates (Staged.candidates)
+MATCHED = "segmail_stage_matched"  # per matching row: the lowest and highest stored contact it matches
+SEG_ADDS = "segmail_stage_seg_adds"  # (line, contact, segment): memberships matching rows add
+SEG_REMOVES = "segmail_stage_seg_removes"  # (line, contact, segment): memberships replace removes
+RESOLVED = "segmail_stage_resolved"  # the rows that land: contact id, new or not, memberships changed
+TAKEN_OUT = "segmail_stage_taken_out"  # lines just marked as duplicates (see resolve.mark_duplicates)
+SEG_FIELDS = ("line_no", "segment_id")
+UNKNOWN_SEG_FIELDS = ("line_no", "name")
+_TABLES = (
+    STAGE, STAGE_SEG, STAGE_UNKNOWN_SEG, STAGE_CELL, CANDIDATES, MATCHED, SEG_ADDS, SEG_REMOVES, RESOLVED, TAKEN_OUT
+)
 ISSUE_FIELDS = ("import_run_id", "line_no", "column_name", "value", "severity", "reason")
 
 
-def _temporary(conn: Connection) -> str:
+def on_commit_drop(conn: Connection) -> str:
     return " ON COMMIT DROP" if is_postgres(conn.engine) else ""
 
 
@@ -47,33 +49,42 @@ def create_staging(conn: Connection) -> None:
     drop_staging(conn)
     columns = ", ".join(f"{name} {sql_type}" for name, sql_type in STAGE_COLUMNS)
     conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE} ({columns}, state VARCHAR(10) DEFAULT 'ok'){_temporary(conn)}"
+        f"CREATE TEMPORARY TABLE {STAGE} ({columns}, state VARCHAR(10) DEFAULT 'ok'){on_commit_drop(conn)}"
+    )
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {STAGE_SEG} (line_no INTEGER, segment_id INTEGER){on_commit_drop(conn)}"
     )
     # TEXT: a name too long for any segment is staged, found missing and warned about like any other.
     conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE_SEG} (line_no INTEGER, name_key TEXT, name TEXT){_temporary(conn)}"
-    )
-    conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE_MATCH} (line_no INTEGER, contact_id INTEGER){_temporary(conn)}"
+        f"CREATE TEMPORARY TABLE {STAGE_UNKNOWN_SEG} (line_no INTEGER, name TEXT){on_commit_drop(conn)}"
     )
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {STAGE_CELL} (line_no INTEGER, field VARCHAR(50), column_name VARCHAR(100),"
-        f" value TEXT, reason TEXT, warning TEXT){_temporary(conn)}"
+        f" value TEXT, reason TEXT, warning TEXT){on_commit_drop(conn)}"
     )
 
 
 def drop_staging(conn: Connection) -> None:
-    for table in (STAGE, STAGE_SEG, STAGE_MATCH, STAGE_CELL, RESOLVED, SEG_RESOLVED):
+    for table in _TABLES:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
 
 
 def create_as(conn: Connection, table: str, select_sql: str, params: dict | None = None) -> None:
-    """Bulk results go into new tables (CREATE TABLE AS): cheaper than rewriting staged rows."""
-    conn.execute(text(f"CREATE TEMPORARY TABLE {table}{_temporary(conn)} AS {select_sql}"), params or {})
+    """Bulk results go into new tables (CREATE TABLE AS): cheaper than rewriting staged rows. On
+    PostgreSQL the new table is analysed, so the statements that join it plan for its real size."""
+    conn.execute(text(f"CREATE TEMPORARY TABLE {table}{on_commit_drop(conn)} AS {select_sql}"), params or {})
+    analyze(conn, table)
+
+
+def analyze(conn: Connection, *tables: str) -> None:
+    """Statistics for the planner (PostgreSQL; temporary tables are never analysed automatically)."""
+    if is_postgres(conn.engine):
+        for table in tables:
+            conn.exec_driver_sql(f"ANALYZE {table}")
 
 
 def load(conn: Connection, table: str, columns: tuple[str, ...], rows: str | list[tuple]) -> None:
-    """COPY text on PostgreSQL, tuples on SQLite (see `StagedChunk`)."""
+    """COPY text on PostgreSQL, tuples on SQLite (see chunks.StagedChunk)."""
     if not isinstance(rows, str):
         bulk_insert(conn, table, columns, rows)
     elif rows:
@@ -89,109 +100,43 @@ def store_issues(conn: Connection, run_id: int, issues: Iterable[Issue]) -> int:
 
 
 @dataclass
-class StagedChunk:
-    """A validated chunk ready for the staging tables: `tables` maps each to its rows, as COPY text
-    on PostgreSQL (rendered in the worker, so the importing process only passes it on) or as
-    tuples for executemany on SQLite."""
-
-    rows: int  # records read, malformed ones included
-    rejected: int
-    issues: list[Issue]
-    tables: dict[str, str | list[tuple]]
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_column(values: list) -> list[str]:
-    """One column in COPY's text format: None as \\N, escapes only where a value needs them."""
-    texts = ["\\N" if value is None else str(value) for value in values]
-    probe = "".join(value for value in values if isinstance(value, str))
-    if any(special in probe for special in "\\\t\n\r"):
-        texts = [text if value is None else text.translate(_COPY_ESCAPES) for text, value in zip(texts, values)]
-    return texts
-
-
-def copy_text(columns: Iterable[list]) -> str:
-    """Rows given column by column, as the text COPY FROM STDIN reads."""
-    text = "\n".join(map("\t".join, zip(*map(_copy_column, columns), strict=True)))
-    return f"{text}\n" if text else ""
-
-
-def _table(columns: list[list], *, pg: bool) -> str | list[tuple]:
-    return copy_text(columns) if pg else list(zip(*columns, strict=True))
-
-
-@contextlib.contextmanager
-def without_cycle_collection() -> Iterator[None]:
-    """Allocation-heavy work (a cell is a string, a record a list) without the cyclic garbage
-    collector, which would otherwise scan the many young objects again and again: reference
-    counting frees them; the collector runs again afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def stage_chunk(batch: RecordBatch, *, layout: CsvLayout, pg: bool) -> StagedChunk:
-    """Shape, validate and render one batch of records (in a worker process)."""
-    with without_cycle_collection():
-        return _stage_chunk(batch, layout=layout, pg=pg)
-
-
-def _stage_chunk(batch: RecordBatch, *, layout: CsvLayout, pg: bool) -> StagedChunk:
-    chunk = to_chunk(batch, layout)
-    checked = validate_chunk(chunk)
-    tables = {
-        STAGE: _table(list(checked.columns.values()), pg=pg),
-        STAGE_SEG: _table([list(c) for c in zip(*checked.segments, strict=True)] or [[]] * 3, pg=pg),
-        STAGE_CELL: _table([list(c) for c in zip(*checked.cells, strict=True)] or [[]] * 6, pg=pg),
-    }
-    rows = len(chunk.line_numbers) + len(chunk.malformed)
-    return StagedChunk(rows, checked.rejected_rows, checked.issues, tables)
-
-
-def staged_chunks(
-    path: Path, layout: CsvLayout, *, size: int, workers: int, pg: bool
-) -> Iterator[StagedChunk]:
-    """Staged chunks in file order; a file of one batch is validated in-process."""
-    batches = iter_batches(path, layout, size=size)
-    head = list(itertools.islice(batches, 2))
-    stage = functools.partial(stage_chunk, layout=layout, pg=pg)
-    if len(head) < 2 or workers <= 1:
-        yield from map(stage, itertools.chain(head, batches))
-        return
-    yield from _stage_in_workers(stage, itertools.chain(head, batches), workers=workers)
-
-
-def _stage_in_workers(
-    stage: Callable[[RecordBatch], StagedChunk], batches: Iterable[RecordBatch], *, workers: int
-) -> Iterator[StagedChunk]:
-    """At most 2 batches per worker are in flight. Forked children never touch the parent's
-    connections and leave through os._exit, so those stay intact."""
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque[Future] = deque()
-        for batch in batches:
-            pending.append(pool.submit(stage, batch))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-@dataclass
 class Staged:
     rows: int = 0  # records read, malformed ones included
     rejected: int = 0
     warnings: int = 0
+    # Lines whose key hash is shared with another line: the rows that may be in-file duplicates.
+    candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-def stage_file(conn: Connection, *, path: Path, layout: CsvLayout, run_id: int, chunk_size: int) -> Staged:
-    """Load the valid records and their segments; store every issue found on the way."""
+def duplicate_candidates(keys: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
+    """Every line that shares a key hash with another line, for any key: a superset of the lines
+    that share a key (equal keys have equal hashes), so every row sharing a repeated key is in it."""
+    found = [np.zeros(0, dtype=np.int64)]
+    for parts in keys.values():
+        hashes = np.concatenate([h for h, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
+        lines = np.concatenate([n for _, n in parts]) if parts else np.zeros(0, dtype=np.int64)
+        order = np.argsort(hashes, kind="stable")
+        hashes, lines = hashes[order], lines[order]
+        same = hashes[1:] == hashes[:-1]
+        repeated = np.zeros(len(hashes), dtype=bool)
+        repeated[1:] |= same
+        repeated[:-1] |= same
+        found.append(lines[repeated])
+    return np.unique(np.concatenate(found))
+
+
+def _load_chunk(conn: Connection, chunk: StagedChunk) -> None:
+    load(conn, STAGE, RECORD_FIELDS, chunk.records)
+    load(conn, STAGE_SEG, SEG_FIELDS, chunk.segments)
+    load(conn, STAGE_UNKNOWN_SEG, UNKNOWN_SEG_FIELDS, chunk.unknown_segments)
+    load(conn, STAGE_CELL, CellIssue._fields, chunk.cells)
+
+
+def stage_file(
+    conn: Connection, *, path: Path, layout: CsvLayout, run_id: int, chunk_size: int, segments: dict[str, int]
+) -> Staged:
+    """Load the valid records and their segments; store every issue found on the way. `segments`:
+    name_key -> id of the segments that exist (locked by the caller)."""
     staged = Staged()
     if layout.ignored:
         staged.warnings += store_issues(
@@ -202,17 +147,18 @@ def stage_file(conn: Connection, *, path: Path, layout: CsvLayout, run_id: int, 
                 for column in layout.ignored
             ],
         )
-    workers, pg = settings.current().import_workers, is_postgres(conn.engine)
+    workers, target = settings.current().import_workers, Target(is_postgres(conn.engine), segments)
+    keys: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     with without_cycle_collection():
-        for chunk in staged_chunks(path, layout, size=chunk_size, workers=workers, pg=pg):
+        for chunk in staged_chunks(path, layout, size=chunk_size, workers=workers, target=target):
             staged.rows += chunk.rows
             staged.rejected += chunk.rejected
-            for table, rows in chunk.tables.items():
-                load(conn, table, _FIELDS[table], rows)
+            _load_chunk(conn, chunk)
             staged.warnings += sum(1 for i in chunk.issues if i.severity == IssueSeverity.WARNING)
             store_issues(conn, run_id, chunk.issues)
+            for kind, hashes in chunk.keys.items():
+                keys.setdefault(kind, []).append(hashes)
+    staged.candidates = duplicate_candidates(keys)
     conn.exec_driver_sql(f"CREATE INDEX ix_stage_cell_line ON {STAGE_CELL} (line_no)")
-    if is_postgres(conn.engine):
-        for table in (STAGE, STAGE_SEG, STAGE_CELL):
-            conn.exec_driver_sql(f"ANALYZE {table}")
+    analyze(conn, STAGE, STAGE_SEG, STAGE_UNKNOWN_SEG, STAGE_CELL)
     return staged

@@ -92,10 +92,13 @@ class _Selection:
     sendable: int = 0
     excluded_by_language: int = 0
     over_max_recipients: int = 0
+    variants: dict[str | None, str] = field(default_factory=dict)  # language tag -> variant
 
     def add(self, contact: Row) -> None:
         contact_id, email, email_key, opted_out, language, segment_id, suppressed = contact
-        variant = self.mailing.variant_for(language)
+        variant = self.variants.get(language)
+        if variant is None:
+            variant = self.variants[language] = self.mailing.variant_for(language)
         if self.wanted is not None and variant.casefold() not in self.wanted:
             self.excluded_by_language += 1
             return
@@ -165,7 +168,9 @@ def load_candidates(conn: Connection, mailing: Mailing) -> list[Row]:
 
 
 _RUN_OF_DAG_RUN = text("SELECT id FROM segmail_mailing_runs WHERE mailing = :m AND dag_run_id = :d")
-_RUN_OF_INTERVAL = text("SELECT id, dag_run_id FROM segmail_mailing_runs WHERE mailing = :m AND logical_date = :l")
+_RUN_OF_INTERVAL = text(
+    "SELECT id, dag_run_id FROM segmail_mailing_runs WHERE mailing = :m AND logical_date = :l"
+)
 _CLAIM_RUN = text("UPDATE segmail_mailing_runs SET dag_run_id = :d WHERE id = :r")
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypedDict
 
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 
 from segmail.mailings.transport import SendError
 
@@ -85,6 +85,9 @@ class PendingMail:
     sp_code: str | None = None
     sp_name: str | None = None
     sp_email: str | None = None
+
+
+_PENDING_FIELDS = tuple(PendingMail.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -295,29 +298,57 @@ _WRITE_ROUND_PG = text(
 _ROUND_COLUMNS = (  # (array prefix, the keys of a row of that statement)
     ("o", ("id", "status", "reason", "code", "response", "message_id", "sent_at", "now")),
     ("r", ("id", "code", "response", "now")),
-    ("a", ("contact_id", "at", "kind", "mailing", "run", "subject", "language", "salesperson", "message_id", "detail")),
+    (
+        "a",
+        (
+            "contact_id",
+            "at",
+            "kind",
+            "mailing",
+            "run",
+            "subject",
+            "language",
+            "salesperson",
+            "message_id",
+            "detail",
+        ),
+    ),
     ("s", ("key", "reason", "source", "run", "at")),
 )
 
 
-class _Writer:
-    """One connection held for a batch; a write is one short transaction, committed on return,
-    without SQLAlchemy's per-statement overhead: on PostgreSQL one statement (_WRITE_ROUND_PG, the
+class _BatchConnection:
+    """One database connection held for a batch, used through its driver: reads are plain
+    autocommit SELECTs (on SQLite no transaction, so they never take the write lock), a write is
+    one short transaction, committed on return — on PostgreSQL one statement (_WRITE_ROUND_PG, the
     session with synchronous_commit off), on SQLite the four statements under BEGIN IMMEDIATE."""
 
     STATEMENTS = (_WRITE_OUTCOME, _WRITE_REPLY, _WRITE_ACTIVITY, _SUPPRESS)
 
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.postgres = is_postgres(engine)
         self.proxy = engine.raw_connection()
         self.db = self.proxy.driver_connection
         if self.postgres:
-            self.sql = str(_WRITE_ROUND_PG.compile(dialect=engine.dialect))
+            self.round_sql = self.sql(_WRITE_ROUND_PG)
             self.db.autocommit = True
             self.db.execute("SET synchronous_commit = off")  # safe against a crash of this process
         else:
-            self.statements = [stmt.text for stmt in self.STATEMENTS]
+            self.statements = [self.sql(stmt) for stmt in self.STATEMENTS]
             self.queue = WriterQueue(engine.url.database)
+
+    def sql(self, stmt: TextClause) -> str:
+        """The statement in the driver's parameter style."""
+        return str(stmt.compile(dialect=self.engine.dialect)) if self.postgres else stmt.text
+
+    def query(self, stmt: TextClause, params: dict) -> tuple[tuple[str, ...], list[tuple]]:
+        cursor = self.db.cursor()
+        try:
+            cursor.execute(self.sql(stmt), params)
+            return tuple(column[0] for column in cursor.description), cursor.fetchall()
+        finally:
+            cursor.close()
 
     def write(self, rows: list[list[dict]]) -> None:
         """`rows[i]` for STATEMENTS[i], in one transaction, committed on return."""
@@ -325,7 +356,7 @@ class _Writer:
             params = {"pending": DeliveryStatus.PENDING}
             for (prefix, keys), group in zip(_ROUND_COLUMNS, rows, strict=True):
                 params.update({f"{prefix}_{key}": [row[key] for row in group] for key in keys})
-            self.db.execute(self.sql, params)
+            self.db.execute(self.round_sql, params)
             return
         with self.queue:
             self.db.execute("BEGIN IMMEDIATE")
@@ -397,29 +428,33 @@ class DeliveryStore:
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self._monotonic = monotonic
-        self._rows: list[list[dict]] = [[] for _ in _Writer.STATEMENTS]
+        self._rows: list[list[dict]] = [[] for _ in _BatchConnection.STATEMENTS]
         self._buffered = 0
-        self._writer: _Writer | None = None
+        self._connection: _BatchConnection | None = None
         self._run_id: int | None = None
         self._last_flush = monotonic()
 
+    @property
+    def _db(self) -> _BatchConnection:
+        if self._connection is None:
+            self._connection = _BatchConnection(self.engine)
+        return self._connection
+
     def load_batch(self, batch_id: int) -> tuple[Batch, list[PendingMail]]:
-        with self.engine.connect() as conn:
-            b = conn.execute(_BATCH, {"b": batch_id}).one()
-            rows = conn.execute(_PENDING_MAILS, {"b": batch_id, "pending": DeliveryStatus.PENDING}).all()
-        batch = Batch(b.id, b.mailing_run_id, b.mailing, b.language, bool(b.dry_run))
+        (b,) = self._db.query(_BATCH, {"b": batch_id})[1]
+        batch = Batch(b[0], b[2], b[3], b[1], bool(b[4]))
         self._run_id = batch.run_id
-        return batch, [PendingMail(**row._mapping) for row in rows]
+        names, rows = self._db.query(_PENDING_MAILS, {"b": batch_id, "pending": DeliveryStatus.PENDING})
+        if names == _PENDING_FIELDS:
+            return batch, [PendingMail(*row) for row in rows]
+        return batch, [PendingMail(**dict(zip(names, row, strict=True))) for row in rows]
 
     def blocked(self, batch_id: int) -> dict[int, str]:
         """Pending mails of the batch whose address opted out or was suppressed after the freeze."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                _BLOCKED, {"b": batch_id, "pending": DeliveryStatus.PENDING, "yes": True}
-            ).all()
+        _, rows = self._db.query(_BLOCKED, {"b": batch_id, "pending": DeliveryStatus.PENDING, "yes": True})
         return {
-            row.id: OPTED_OUT_DURING_RUN if row.opted_out else f"suppressed during the run: {row.reason}"
-            for row in rows
+            delivery_id: OPTED_OUT_DURING_RUN if opted_out else f"suppressed during the run: {reason}"
+            for delivery_id, reason, opted_out in rows
         }
 
     def record(self, outcome: Outcome) -> None:
@@ -439,17 +474,15 @@ class DeliveryStore:
     def flush(self) -> None:
         if not self._buffered:
             return
-        if self._writer is None:
-            self._writer = _Writer(self.engine)
-        self._writer.write(self._rows)
-        self._rows = [[] for _ in _Writer.STATEMENTS]
+        self._db.write(self._rows)
+        self._rows = [[] for _ in _BatchConnection.STATEMENTS]
         self._buffered = 0
         self._last_flush = self._monotonic()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def _add(self, outcome: Outcome) -> None:
         outcomes, replies, activity, suppressions = self._rows

@@ -7,6 +7,11 @@ Ed25519 keys (RFC 8463) as the base64 of their 32-byte seed, from an Airflow con
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from segmail.errors import SegmailError
@@ -49,27 +54,56 @@ def dkim_key_from_connection(*, domain: str, selector: str, key_conn_id: str) ->
     return DkimKey(domain=domain, selector=selector, private_key=info.password.encode())
 
 
-def sign(message: bytes, key: DkimKey) -> bytes:
-    """The message with a DKIM-Signature header in front (relaxed/relaxed canonicalization)."""
+def sign(message: bytes, key: DkimKey, *, now: float | None = None) -> bytes:
+    """The message with a DKIM-Signature header in front (relaxed/relaxed canonicalization).
+
+    Parsing, canonicalization, the header hash and folding are dkimpy's own (its `DKIM.sign`, step
+    by step); only the signature is made by `cryptography` (OpenSSL), with the key parsed once per
+    process: dkimpy's pure-Python RSA manages ~200 signatures/s, OpenSSL several times that.
+    """
     import dkim
 
-    present = {line.split(b":", 1)[0].strip().lower() for line in _header_lines(message)}
-    headers = [name for name in SIGNED_HEADERS if name.lower() in present]
     try:
-        signature = dkim.sign(
-            message,
-            key.selector.encode(),
-            key.domain.encode(),
-            key.private_key,
-            canonicalize=(b"relaxed", b"relaxed"),
-            signature_algorithm=key.algorithm,
-            include_headers=headers,
-        )
-    except dkim.DKIMException as exc:
+        signer = _signer(key.private_key, key.algorithm)
+        headers, body = dkim.rfc822_parse(message)
+    except (ValueError, TypeError, dkim.DKIMException) as exc:
         raise SegmailError(f"DKIM signing for {key.domain} failed: {exc}") from None
-    return signature + message
+    policy = dkim.CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+    present = {name.lower() for name, _ in headers}
+    included = tuple(name.lower() for name in SIGNED_HEADERS if name.lower() in present)
+    fields = [
+        (b"v", b"1"),
+        (b"a", key.algorithm),
+        (b"c", b"relaxed/relaxed"),
+        (b"d", key.domain.encode()),
+        (b"i", b"@" + key.domain.encode()),
+        (b"q", b"dns/txt"),
+        (b"s", key.selector.encode()),
+        (b"t", str(int(time.time() if now is None else now)).encode()),
+        (b"h", b" : ".join(included)),
+        (b"bh", base64.b64encode(hashlib.sha256(policy.canonicalize_body(body)).digest())),
+        (b"b", b"0" * 60),  # folds b= onto its own line, as dkimpy does
+    ]
+    value = dkim.fold(b"; ".join(b"=".join(field) for field in fields), namelen=14, linesep=b"\r\n")
+    hashed = dkim.HashThrough(hashlib.sha256(), False)
+    unsigned = (b"DKIM-Signature", b" " + dkim.RE_BTAG.sub(b"\\1", value))
+    dkim.hash_headers(hashed, policy, policy.canonicalize_headers(headers), included, unsigned, dict(fields))
+    fields[-1] = (b"b", base64.b64encode(signer(hashed.digest())))
+    value = dkim.fold(b"; ".join(b"=".join(field) for field in fields) + b"\r\n", namelen=14, linesep=b"\r\n")
+    return b"DKIM-Signature: " + value + message
 
 
-def _header_lines(message: bytes) -> list[bytes]:
-    head = message.split(b"\r\n\r\n", 1)[0]
-    return [line for line in head.split(b"\r\n") if line and not line[:1].isspace()]
+@functools.lru_cache(maxsize=16)
+def _signer(private_key: bytes, algorithm: bytes) -> Callable[[bytes], bytes]:
+    """Signs a SHA-256 digest: RSASSA-PKCS1-v1_5 (rsa-sha256), or Ed25519 over the digest
+    (ed25519-sha256, RFC 8463)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
+
+    if algorithm == b"ed25519-sha256":
+        return ed25519.Ed25519PrivateKey.from_private_bytes(base64.b64decode(private_key, validate=True)).sign
+    loaded = serialization.load_pem_private_key(private_key, password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError("the PEM key is not an RSA key")
+    pkcs1, prehashed = padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
+    return lambda digest: loaded.sign(digest, pkcs1, prehashed)

@@ -4,6 +4,10 @@ A `MessageFactory` is built once per run and language: boundaries, the static he
 base64 of every attachment are prepared then. Per message only the headers that vary and the
 two rendered bodies are encoded, with C-level base64. Contact data reaches headers only through
 `header_value` (CR/LF removed, RFC 2047 for non-ASCII) and `formataddr`, so it cannot inject headers.
+
+The bytes are in SMTP's DATA form as built: every line ends with CRLF and none begins with a dot
+(header lines begin with a name or, folded, with a space; bodies and attachments are base64), so
+the transport sends them without another pass over them (`Outgoing.ready`).
 """
 
 from __future__ import annotations

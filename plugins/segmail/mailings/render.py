@@ -141,7 +141,9 @@ def _render(template: Template, context: dict) -> str:
             _TEMPLATE_GLOBALS.clear()
         cached = _TEMPLATE_GLOBALS[id(template)] = (template, dict(template.globals))
     globals_ = cached[1]
-    context = new_context(template.environment, template.name, template.blocks, {**globals_, **context}, True, globals_)
+    context = new_context(
+        template.environment, template.name, template.blocks, {**globals_, **context}, True, globals_
+    )
     return template.environment.concat(template.root_render_func(context))
 
 

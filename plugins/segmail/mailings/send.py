@@ -27,7 +27,14 @@ from segmail.mailings.compose import Composed, Composer, RenderFailed, composer_
 from segmail.mailings.definition import Mailing
 from segmail.mailings.deliveries import Activity, Batch, DeliveryStore, Outcome, PendingMail
 from segmail.mailings.render import CompiledVariant, compiled_variant
-from segmail.mailings.transport import Outgoing, Result, SendError, SendErrorKind, TransientSendError, Transport
+from segmail.mailings.transport import (
+    Outgoing,
+    Result,
+    SendError,
+    SendErrorKind,
+    TransientSendError,
+    Transport,
+)
 from segmail.store.models import ActivityKind, DeliveryStatus
 
 DRY_RUN_REASON = "dry run: rendered, not sent"
@@ -144,13 +151,19 @@ class _BatchSender:
         for mail, composed in self._prepared():
             self.pacer.wait()
             self.handed[mail.id] = mail
-            yield Outgoing((mail, composed), composed.envelope_from, mail.email, composed.data)
+            yield Outgoing((mail, composed), composed.envelope_from, mail.email, composed.data, ready=True)
 
     def dry_run(self) -> None:
         for mail, composed in self._prepared():
             now = self.clock.now()
             self._record(
-                Outcome(mail.id, DeliveryStatus.SKIPPED, now, reason=DRY_RUN_REASON, message_id=composed.message_id)
+                Outcome(
+                    mail.id,
+                    DeliveryStatus.SKIPPED,
+                    now,
+                    reason=DRY_RUN_REASON,
+                    message_id=composed.message_id,
+                )
             )
 
     def _prepared(self) -> Iterator[tuple[PendingMail, Composed]]:
@@ -209,7 +222,9 @@ class _BatchSender:
         """A 4xx or a drop leaves the mail pending (with the server's reply, if it gave one); a 5xx
         fails it, and "no such mailbox" also suppresses the address (a hard bounce said at once)."""
         if error.kind != SendErrorKind.FAILED:
-            return Outcome(mail.id, DeliveryStatus.PENDING, now, code=error.code, response=error.text, error=error)
+            return Outcome(
+                mail.id, DeliveryStatus.PENDING, now, code=error.code, response=error.text, error=error
+            )
         bounced = error.mailbox_unknown
         detail = f"hard bounce at send time: {error.summary}"
         return Outcome(
@@ -270,29 +285,29 @@ def send_batch(
     final try; on the final try they are marked failed with the last reason instead.
     """
     store = store or DeliveryStore(engine)
-    batch, mails = store.load_batch(batch_id)
-    if not mails:
-        return BatchResult(batch_id)
-    variant = compiled or compiled_variant(mailing, batch.language)
-    sender = _BatchSender(
-        batch,
-        mails,
-        mailing=mailing,
-        composer=composer or composer_for(mailing, variant),
-        store=store,
-        clock=clock or Clock(),
-    )
     try:
-        if batch.dry_run:
-            sender.dry_run()
-        else:
-            with transport:
-                transport.send_all(sender.outgoing(), sender.record)
-    finally:
+        batch, mails = store.load_batch(batch_id)
+        if not mails:
+            return BatchResult(batch_id)
+        variant = compiled or compiled_variant(mailing, batch.language)
+        sender = _BatchSender(
+            batch,
+            mails,
+            mailing=mailing,
+            composer=composer or composer_for(mailing, variant),
+            store=store,
+            clock=clock or Clock(),
+        )
         try:
-            store.flush()
+            if batch.dry_run:
+                sender.dry_run()
+            else:
+                with transport:
+                    transport.send_all(sender.outgoing(), sender.record)
         finally:
-            store.close()
+            store.flush()  # what sent nothing is written too, also when the batch is interrupted
+    finally:
+        store.close()
     _settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
     return sender.result
 

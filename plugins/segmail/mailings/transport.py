@@ -75,12 +75,15 @@ class SmtpRefused(SegmailError):
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One mail for the wire; `key` is the caller's own handle, given back with the result."""
+    """One mail for the wire; `key` is the caller's own handle, given back with the result.
+    `ready` says the data is already in DATA form (CRLF line ends only, no line starting with a
+    dot), as segmail's MIME factory builds it; other data is made so by `wire_data`."""
 
     key: Any
     envelope_from: str
     recipient: str
     data: bytes
+    ready: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +152,8 @@ _LOST = (OSError, smtplib.SMTPServerDisconnected)
 
 
 def wire_data(data: bytes) -> bytes:
-    """The message as DATA carries it: CRLF line ends, leading dots doubled, "." to end it.
-    (What smtplib does, with cheap checks first: segmail's own messages need neither fix.)"""
+    """The message as DATA carries it: leading dots doubled and "." to end it, as smtplib does, and
+    bare CR or LF (which SMTP forbids; smtplib sends them as they are) made CRLF."""
     if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
         data = _EOLS.sub(b"\r\n", data)
     if data.startswith(b".") or b"\r\n." in data:
@@ -158,6 +161,10 @@ def wire_data(data: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+def _content(mail: Outgoing) -> bytes:
+    return mail.data + b".\r\n" if mail.ready else wire_data(mail.data)
 
 
 def envelope(mail: Outgoing) -> bytes:
@@ -169,7 +176,11 @@ def envelope(mail: Outgoing) -> bytes:
 
 def unsafe_address(mail: Outgoing) -> str | None:
     """Why an envelope address cannot go on the wire (None if it can); a sender address may be empty."""
-    if _UNSAFE_ADDRESS.search(mail.envelope_from) or not mail.recipient or _UNSAFE_ADDRESS.search(mail.recipient):
+    if (
+        _UNSAFE_ADDRESS.search(mail.envelope_from)
+        or not mail.recipient
+        or _UNSAFE_ADDRESS.search(mail.recipient)
+    ):
         return f"address not usable in SMTP: {mail.envelope_from!r} -> {mail.recipient!r}"
     return None
 
@@ -213,7 +224,7 @@ class Lane:
         if not self.alive or self.mail is None:
             return
         if self._envelope():
-            out, self.awaiting = (wire_data(self.mail.data) if self.refusal is None else b".\r\n"), b"."
+            out, self.awaiting = (_content(self.mail) if self.refusal is None else b".\r\n"), b"."
         elif self.alive:
             out, self.awaiting = b"RSET\r\n", b"RSET"
         else:
@@ -296,7 +307,9 @@ class Lane:
                 if self.awaiting == b"." and self.refusal is None:
                     return self._judged(code, reply)
                 if self.awaiting == b"RSET" and code != 250:  # the transaction could not be reset
-                    self._lose(reply_error(code, reply) if code in (-1, 421) else _lost(f"RSET refused ({code})"))
+                    self._lose(
+                        reply_error(code, reply) if code in (-1, 421) else _lost(f"RSET refused ({code})")
+                    )
         return Result(self.mail, error=self.refusal or self.loss or _lost("no reply"))
 
     def _judged(self, code: int, reply: bytes) -> Result:
@@ -441,7 +454,13 @@ class SmtpHookTransport:
         except Exception as exc:  # the first connection is open; more are an optimisation
             if not self.lanes:
                 raise
-            log.warning("SMTP connection %d of %d not opened (%s); sending over %d", index + 1, self.connections, exc, len(self.lanes))
+            log.warning(
+                "SMTP connection %d of %d not opened (%s); sending over %d",
+                index + 1,
+                self.connections,
+                exc,
+                len(self.lanes),
+            )
             return None
         self.lanes.append(lane)
         return lane

@@ -67,7 +67,9 @@ def wait_for(condition, *, timeout: float, what: str) -> None:
         time.sleep(0.002)
 
 
-@pytest.mark.parametrize("connections", [pytest.param(1, id="one-connection"), pytest.param(2, id="two-connections")])
+@pytest.mark.parametrize(
+    "connections", [pytest.param(1, id="one-connection"), pytest.param(2, id="two-connections")]
+)
 def test_a_killed_send_task_sends_at_most_the_mail_in_flight_twice_and_loses_none(
     audience, smtp_sink, connections
 ):
@@ -78,7 +80,9 @@ def test_a_killed_send_task_sends_at_most_the_mail_in_flight_twice_and_loses_non
     smtp_sink.handler.data_delay = 0.3  # each mail is kept, then answered 0.3 s later
 
     task = start_task(batch["batch_id"], connections)
-    wait_for(lambda: len(smtp_sink.messages) >= KILL_AFTER or task.poll() is not None, timeout=120, what="mails")
+    wait_for(
+        lambda: len(smtp_sink.messages) >= KILL_AFTER or task.poll() is not None, timeout=120, what="mails"
+    )
     task.send_signal(signal.SIGKILL)  # as the OOM killer would: no finally, no flush
     task.wait()
     assert task.returncode == -signal.SIGKILL, task.stderr.read()[-3000:]

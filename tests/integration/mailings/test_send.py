@@ -248,7 +248,9 @@ def test_status_command_lists_runs_and_mails(newsletter_audience, smtp_sink, cap
     assert "bob@example.com" in out and "550" in out and "anna@example.com" not in out
 
 
-@pytest.mark.parametrize("pipelining", [pytest.param(True, id="pipelined"), pytest.param(False, id="lockstep")])
+@pytest.mark.parametrize(
+    "pipelining", [pytest.param(True, id="pipelined"), pytest.param(False, id="lockstep")]
+)
 @pytest.mark.parametrize(
     ("stage", "reply", "status"),
     [
@@ -258,7 +260,9 @@ def test_status_command_lists_runs_and_mails(newsletter_audience, smtp_sink, cap
         pytest.param("refuse_content", "451 4.3.0 Try again later", "pending", id="content-4xx"),
     ],
 )
-def test_each_reply_is_classified_for_its_own_mail(newsletter_audience, smtp_sink, pipelining, stage, reply, status):
+def test_each_reply_is_classified_for_its_own_mail(
+    newsletter_audience, smtp_sink, pipelining, stage, reply, status
+):
     """Against a real server, pipelined or not, over two connections: the refused mail gets its
     code and text, the other mail of the batch is sent once."""
     engine = newsletter_audience
@@ -275,7 +279,11 @@ def test_each_reply_is_classified_for_its_own_mail(newsletter_audience, smtp_sin
         send.send_batch(en["batch_id"], mailing=mailing, engine=engine, transport=transport)
     rows = deliveries(engine, run_id)
     code, text = reply.split(" ", 1)
-    assert (rows["E3"]["status"], rows["E3"]["smtp_code"], rows["E3"]["smtp_response"]) == (status, int(code), text)
+    assert (rows["E3"]["status"], rows["E3"]["smtp_code"], rows["E3"]["smtp_response"]) == (
+        status,
+        int(code),
+        text,
+    )
     assert rows["E4"]["status"] == "sent"
     assert [r for m in smtp_sink.messages for r in m.recipients] == ["bob@example.com"]
 
@@ -286,15 +294,25 @@ def test_a_new_dag_run_for_the_same_logical_date_carries_the_first_run_on(newsle
     engine = newsletter_audience
     mailing = get_mailing("newsletter")
     interval = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-    first, _ = run_mailing(engine, mailing, dag_run_id="scheduled__2026-03-01T08:00:00+00:00", logical_date=interval)
-    again, _ = run_mailing(engine, mailing, dag_run_id="manual__2026-03-02T10:11:12+00:00", logical_date=interval)
+    first, _ = run_mailing(
+        engine, mailing, dag_run_id="scheduled__2026-03-01T08:00:00+00:00", logical_date=interval
+    )
+    again, _ = run_mailing(
+        engine, mailing, dag_run_id="manual__2026-03-02T10:11:12+00:00", logical_date=interval
+    )
     assert again == first
     assert len(smtp_sink.messages) == 4  # nothing twice
     with engine.connect() as conn:
-        (dag_run_id,) = conn.execute(text("SELECT dag_run_id FROM segmail_mailing_runs WHERE id = :r"), {"r": first}).one()
+        (dag_run_id,) = conn.execute(
+            text("SELECT dag_run_id FROM segmail_mailing_runs WHERE id = :r"), {"r": first}
+        ).one()
     assert dag_run_id == "manual__2026-03-02T10:11:12+00:00"  # the DAG run that exists now finds it
-    dry, _ = run_mailing(engine, mailing, dag_run_id="dry", logical_date=datetime(2026, 4, 1, 8, tzinfo=UTC), dry_run=True)
-    real, _ = run_mailing(engine, mailing, dag_run_id="real", logical_date=datetime(2026, 4, 1, 8, tzinfo=UTC))
+    dry, _ = run_mailing(
+        engine, mailing, dag_run_id="dry", logical_date=datetime(2026, 4, 1, 8, tzinfo=UTC), dry_run=True
+    )
+    real, _ = run_mailing(
+        engine, mailing, dag_run_id="real", logical_date=datetime(2026, 4, 1, 8, tzinfo=UTC)
+    )
     manual, _ = run_mailing(engine, mailing, dag_run_id="manual", logical_date=None)
     assert len({first, dry, real, manual}) == 4
     assert len(smtp_sink.messages) == 12

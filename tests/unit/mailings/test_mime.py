@@ -11,7 +11,7 @@ from segmail.addresses import safe_address
 from segmail.errors import SegmailError
 from segmail.mailings.definition import Mailing, load_mailing
 from segmail.mailings.mime import MessageFactory
-from segmail.mailings.render import CompiledVariant, html_to_text
+from segmail.mailings.render import Attachment, CompiledVariant, html_to_text
 
 
 def variant(**overrides) -> CompiledVariant:
@@ -28,6 +28,20 @@ def variant(**overrides) -> CompiledVariant:
     return CompiledVariant(**base)
 
 
+def build(factory: MessageFactory, **fields) -> bytes:
+    """A message to Eve; `fields` override the defaults."""
+    defaults = dict(
+        to_name="Eve",
+        to_addr="eve@example.com",
+        subject="Hi",
+        text="body",
+        html=None,
+        message_id="<m@shop.example>",
+        date=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    return factory.build(**{**defaults, **fields})
+
+
 @pytest.mark.parametrize(
     ("name", "subject"),
     [
@@ -38,16 +52,7 @@ def variant(**overrides) -> CompiledVariant:
     ],
 )
 def test_contact_data_cannot_inject_headers(name, subject):
-    factory = MessageFactory(variant(), domain="shop.example")
-    data = factory.build(
-        to_name=name,
-        to_addr="eve@example.com",
-        subject=subject,
-        text="body",
-        html=None,
-        message_id="<m@shop.example>",
-        date=datetime(2026, 11, 1, tzinfo=UTC),
-    )
+    data = build(MessageFactory(variant(), domain="shop.example"), to_name=name, subject=subject)
     message = message_from_bytes(data, policy=policy.default)
     assert message["Bcc"] is None and message["X-Injected"] is None
     assert set(message.keys()) == {
@@ -200,3 +205,41 @@ def test_a_scheduled_run_that_starts_too_late_is_not_sent(tmp_path):
     reason = mailing.too_late(scheduled_for=due, now=due + timedelta(days=21))
     assert reason.startswith("scheduled for 2026-11-01 08:00 UTC, starting 21 days, 0:00:00 later")
     assert mailing.too_late(scheduled_for=None, now=due) is None
+
+
+@pytest.mark.parametrize(
+    ("html", "attachments", "subject", "name"),
+    [
+        pytest.param(None, [], "Hi", "Eve", id="text-only"),
+        pytest.param("<p>.Dot at a line start</p>\n.x", [], "Hi", "Eve", id="html-with-dots-and-lf"),
+        pytest.param(
+            "<p>Grüße</p>",
+            [Attachment("preise.pdf", "application/pdf", b".%PDF\n" * 500)],
+            "Grüße aus Köln, " * 12,
+            "Zoë Müller " * 10,
+            id="attachment-long-non-ascii-headers",
+        ),
+    ],
+)
+def test_built_messages_are_already_in_smtp_data_form(html, attachments, subject, name):
+    """What `Outgoing(ready=True)` relies on: CRLF line ends only and no line starting with a dot,
+    also after DKIM signing, so the transport adds only the final dot."""
+    from segmail.mailings.dkim import sign
+    from segmail.mailings.transport import wire_data
+    from unit.mailings.test_dkim import rsa_key
+
+    factory = MessageFactory(
+        variant(attachments=attachments), domain="shop.example", list_id="n.shop.example"
+    )
+    data = build(
+        factory,
+        to_name=name,
+        subject=subject,
+        text=".leading dot\nand a bare LF\r.",
+        html=html,
+        list_unsubscribe="<https://u.shop.example/u/u.1.2.abc>",
+        one_click=True,
+    )
+    for message in (data, sign(data, rsa_key()[0])):
+        assert wire_data(message) == message + b".\r\n"
+        assert all(len(line) <= 998 for line in message.split(b"\r\n"))

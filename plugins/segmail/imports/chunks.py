@@ -1,0 +1,162 @@
+"""Import phase 1, the worker side: a batch of records becomes rows for the staging tables.
+
+Each batch is shaped (csvfile.to_chunk), validated (rows.validate_chunk) and rendered in a forked
+worker process, so the importing process only reads the file and passes rows on: as COPY text on
+PostgreSQL, as tuples for executemany on SQLite. Segment names are resolved here too, against the
+segments the import locked before staging (resolve.lock_segments). Each chunk also carries hashes
+of its rows' keys, from which the importing process finds the few rows that may be in-file
+duplicates (staging.duplicate_candidates) instead of grouping every staged row in SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import itertools
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segmail.imports.csvfile import CsvLayout, RecordBatch, iter_batches, to_chunk
+from segmail.imports.rows import Issue, ValidatedChunk, validate_chunk
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+@dataclass
+class StagedChunk:
+    """The rows of one batch for each staging table (COPY text or tuples), its issues, and the key
+    hashes of its records: `keys[kind]` = (hashes, line numbers)."""
+
+    rows: int  # records read, malformed ones included
+    rejected: int
+    issues: list[Issue]
+    records: str | list[tuple]  # segmail_stage
+    segments: str | list[tuple]  # (line_no, segment_id) of segments that exist
+    unknown_segments: str | list[tuple]  # (line_no, name) of names that are no segment
+    cells: str | list[tuple]  # rows.CellIssue
+    keys: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What workers need to know about where the rows go."""
+
+    pg: bool
+    segments: dict[str, int]  # name_key -> id of every segment, read under the import's lock
+
+
+def _copy_column(values: list) -> list[str]:
+    """One column in COPY's text format: None as \\N, escapes only where a value needs them."""
+    texts = ["\\N" if value is None else str(value) for value in values]
+    probe = "".join(value for value in values if isinstance(value, str))
+    if any(special in probe for special in "\\\t\n\r"):
+        texts = [text if value is None else text.translate(_COPY_ESCAPES) for text, value in zip(texts, values)]
+    return texts
+
+
+def copy_text(columns: Iterable[list]) -> str:
+    """Rows given column by column, as the text COPY FROM STDIN reads."""
+    text = "\n".join(map("\t".join, zip(*map(_copy_column, columns), strict=True)))
+    return f"{text}\n" if text else ""
+
+
+def _rows(columns: list[list], *, pg: bool) -> str | list[tuple]:
+    return copy_text(columns) if pg else list(zip(*columns, strict=True))
+
+
+def _by_row(rows: list[tuple], width: int, *, pg: bool) -> str | list[tuple]:
+    """Rows given as tuples, rendered like `_rows`."""
+    if not pg:
+        return rows
+    return copy_text([list(column) for column in zip(*rows, strict=True)] or [[]] * width)
+
+
+@contextlib.contextmanager
+def without_cycle_collection() -> Iterator[None]:
+    """Allocation-heavy work (a cell is a string, a record a list) without the cyclic garbage
+    collector, which would otherwise scan the many young objects again and again: reference
+    counting frees them; the collector runs again afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def key_hashes(columns: dict[str, list]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per key that finds duplicates (resolve.in_file_duplicates): the hash of each record's
+    non-empty key and its line. Rows with equal keys have equal hashes (the workers are forked from
+    one process, so they share its string hash seed)."""
+    lines = columns["line_no"]
+    phones = [
+        None if mobile is None else f"{country}{mobile}"
+        for country, mobile in zip(columns["country_code"], columns["mobile_e164"], strict=True)
+    ]
+    out = {}
+    for kind, values in (("external_id", columns["external_id"]), ("email_key", columns["email_key"]), ("phone", phones)):
+        present = [(hash(value), line) for value, line in zip(values, lines, strict=True) if value is not None]
+        hashes = np.fromiter((h for h, _ in present), dtype=np.int64, count=len(present))
+        out[kind] = hashes, np.fromiter((line for _, line in present), dtype=np.int64, count=len(present))
+    return out
+
+
+def _segment_rows(checked: ValidatedChunk, segments: dict[str, int]) -> tuple[list[tuple], list[tuple]]:
+    known = [(line, segments[key]) for line, key, _ in checked.segments if key in segments]
+    unknown = [(line, name) for line, key, name in checked.segments if key not in segments]
+    return known, unknown
+
+
+def stage_chunk(batch: RecordBatch, *, layout: CsvLayout, target: Target) -> StagedChunk:
+    """Shape, validate and render one batch of records (in a worker process)."""
+    with without_cycle_collection():
+        chunk = to_chunk(batch, layout)
+        checked = validate_chunk(chunk)
+        known, unknown = _segment_rows(checked, target.segments)
+        return StagedChunk(
+            rows=len(chunk.line_numbers) + len(chunk.malformed),
+            rejected=checked.rejected_rows,
+            issues=checked.issues,
+            records=_rows(list(checked.columns.values()), pg=target.pg),
+            segments=_by_row(known, 2, pg=target.pg),
+            unknown_segments=_by_row(unknown, 2, pg=target.pg),
+            cells=_by_row(checked.cells, 6, pg=target.pg),
+            keys=key_hashes(checked.columns),
+        )
+
+
+def staged_chunks(
+    path: Path, layout: CsvLayout, *, size: int, workers: int, target: Target
+) -> Iterator[StagedChunk]:
+    """Staged chunks in file order; a file of one batch is validated in-process."""
+    batches = iter_batches(path, layout, size=size)
+    head = list(itertools.islice(batches, 2))
+    stage = functools.partial(stage_chunk, layout=layout, target=target)
+    if len(head) < 2 or workers <= 1:
+        yield from map(stage, itertools.chain(head, batches))
+        return
+    yield from _stage_in_workers(stage, itertools.chain(head, batches), workers=workers)
+
+
+def _stage_in_workers(
+    stage: Callable[[RecordBatch], StagedChunk], batches: Iterable[RecordBatch], *, workers: int
+) -> Iterator[StagedChunk]:
+    """At most 2 batches per worker are in flight. Forked children never touch the parent's
+    connections and leave through os._exit, so those stay intact."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[Future] = deque()
+        for batch in batches:
+            pending.append(pool.submit(stage, batch))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
