@@ -26,6 +26,7 @@ import numpy as np
 from segmail.imports.csvfile import CsvLayout, RecordBatch, iter_batches, to_chunk
 from segmail.imports.rows import Issue, ValidatedChunk, validate_chunk
 
+_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -54,11 +55,12 @@ class Target:
 
 def _copy_column(values: list) -> list[str]:
     """One column in COPY's text format: None as \\N, escapes only where a value needs them."""
-    texts = ["\\N" if value is None else str(value) for value in values]
-    probe = "".join(value for value in values if isinstance(value, str))
-    if any(special in probe for special in "\\\t\n\r"):
-        texts = [text if value is None else text.translate(_COPY_ESCAPES) for text, value in zip(texts, values)]
-    return texts
+    if not isinstance(next((value for value in values if value is not None), ""), str):
+        return [_NULL if value is None else str(value) for value in values]  # numbers
+    probe = "".join(filter(None, values))
+    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+        return [_NULL if value is None else value.translate(_COPY_ESCAPES) for value in values]
+    return [_NULL if value is None else value for value in values]
 
 
 def copy_text(columns: Iterable[list]) -> str:

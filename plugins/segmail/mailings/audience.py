@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, text
 from segmail.addresses import safe_address
 from segmail.errors import NotFound
 from segmail.mailings.definition import Mailing
-from segmail.store.db import bulk_insert, default_engine
+from segmail.store.db import bulk_insert, default_engine, is_postgres
 from segmail.store.models import DeliveryStatus, RunStatus
 
 log = logging.getLogger(__name__)
@@ -256,6 +256,8 @@ def freeze_audience(
             now=now,
         )
         bulk_insert(conn, "segmail_deliveries", DELIVERY_COLUMNS, [(run_id, *d, 0, now) for d in deliveries])
+        if is_postgres(conn.engine):  # fresh statistics, or the run's first queries plan as if it were empty
+            conn.execute(text("ANALYZE segmail_deliveries"))
     sendable = sum(d[4] == DeliveryStatus.PENDING for d in deliveries)
     log.info(
         "mailing %s run %s: %d deliveries frozen (%d to send), options %s",
