@@ -42,7 +42,9 @@ def update_contacts(conn: Connection, params: dict) -> int:
     """Non-empty cells overwrite; empty cells keep what is stored; an opt-out is never cleared. Only
     contacts whose fields or memberships the row changes are written. Returns how many."""
     sets = ", ".join(f"{c} = COALESCE(s.{c}, {_TARGET}.{c})" for c in OVERWRITTEN)
-    differs = " OR ".join(f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM {_TARGET}.{c})" for c in OVERWRITTEN)
+    differs = " OR ".join(
+        f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM {_TARGET}.{c})" for c in OVERWRITTEN
+    )
     newly_opted_out = f"s.opt_out = 1 AND NOT {_TARGET}.email_opt_out"
     return conn.execute(
         text(

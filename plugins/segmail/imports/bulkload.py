@@ -32,7 +32,8 @@ def _postgres_indexes(conn: Connection, table: str) -> list[tuple[str, str]] | N
     key needs one of them."""
     params = {"t": table}
     if conn.execute(
-        text("SELECT 1 FROM pg_constraint WHERE confrelid = CAST(:t AS regclass) AND contype = 'f' LIMIT 1"), params
+        text("SELECT 1 FROM pg_constraint WHERE confrelid = CAST(:t AS regclass) AND contype = 'f' LIMIT 1"),
+        params,
     ).first():
         return None
     constraints = conn.execute(
@@ -51,7 +52,10 @@ def _postgres_indexes(conn: Connection, table: str) -> list[tuple[str, str]] | N
         params,
     ).all()
     return [
-        (f"ALTER TABLE {table} DROP CONSTRAINT {_quoted(name)}", f"ALTER TABLE {table} ADD CONSTRAINT {_quoted(name)} {definition}")
+        (
+            f"ALTER TABLE {table} DROP CONSTRAINT {_quoted(name)}",
+            f"ALTER TABLE {table} ADD CONSTRAINT {_quoted(name)} {definition}",
+        )
         for name, definition in constraints
     ] + [(f"DROP INDEX {_quoted(name)}", definition) for name, definition in indexes]
 
@@ -60,7 +64,9 @@ def _sqlite_indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
     """(drop, create) statements for the table's declared indexes; the ones SQLite makes for a
     primary key or a unique constraint cannot be dropped and stay."""
     rows = conn.execute(
-        text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"),
+        text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"
+        ),
         {"t": table},
     ).all()
     return [(f"DROP INDEX {_quoted(name)}", sql) for name, sql in rows]

@@ -3,9 +3,8 @@
 Each batch is shaped (csvfile.to_chunk), validated (rows.validate_chunk) and rendered in a forked
 worker process, so the importing process only reads the file and passes rows on: as COPY text on
 PostgreSQL, as tuples for executemany on SQLite. Segment names are resolved here too, against the
-segments the import locked before staging (resolve.lock_segments). Each chunk also carries hashes
-of its rows' keys, from which the importing process finds the few rows that may be in-file
-duplicates (staging.duplicate_candidates) instead of grouping every staged row in SQL.
+segments the import locked before staging (resolve.lock_segments), and each record's keys are
+hashed to the spots from which the few rows that may be in-file duplicates are found (imports.keys).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from segmail.imports.csvfile import CsvLayout, RecordBatch, iter_batches, to_chunk
+from segmail.imports.keys import key_spots, present
 from segmail.imports.rows import Issue, ValidatedChunk, validate_chunk
 
 _NULL = "\\N"
@@ -32,8 +32,8 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 @dataclass
 class StagedChunk:
-    """The rows of one batch for each staging table (COPY text or tuples), its issues, and the key
-    hashes of its records: `keys[kind]` = (hashes, line numbers)."""
+    """The rows of one batch for each staging table (COPY text or tuples), its issues, and the
+    spots of its records' keys (imports.keys)."""
 
     rows: int  # records read, malformed ones included
     rejected: int
@@ -42,7 +42,7 @@ class StagedChunk:
     segments: str | list[tuple]  # (line_no, segment_id) of segments that exist
     unknown_segments: str | list[tuple]  # (line_no, name) of names that are no segment
     cells: str | list[tuple]  # rows.CellIssue
-    keys: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    spots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # keys.present
 
 
 @dataclass(frozen=True)
@@ -94,23 +94,6 @@ def without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def key_hashes(columns: dict[str, list]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per key that finds duplicates (resolve.in_file_duplicates): the hash of each record's
-    non-empty key and its line. Rows with equal keys have equal hashes (the workers are forked from
-    one process, so they share its string hash seed)."""
-    lines = columns["line_no"]
-    phones = [
-        None if mobile is None else f"{country}{mobile}"
-        for country, mobile in zip(columns["country_code"], columns["mobile_e164"], strict=True)
-    ]
-    out = {}
-    for kind, values in (("external_id", columns["external_id"]), ("email_key", columns["email_key"]), ("phone", phones)):
-        present = [(hash(value), line) for value, line in zip(values, lines, strict=True) if value is not None]
-        hashes = np.fromiter((h for h, _ in present), dtype=np.int64, count=len(present))
-        out[kind] = hashes, np.fromiter((line for _, line in present), dtype=np.int64, count=len(present))
-    return out
-
-
 def _segment_rows(checked: ValidatedChunk, segments: dict[str, int]) -> tuple[list[tuple], list[tuple]]:
     known = [(line, segments[key]) for line, key, _ in checked.segments if key in segments]
     unknown = [(line, name) for line, key, name in checked.segments if key not in segments]
@@ -123,15 +106,16 @@ def stage_chunk(batch: RecordBatch, *, layout: CsvLayout, target: Target) -> Sta
         chunk = to_chunk(batch, layout)
         checked = validate_chunk(chunk)
         known, unknown = _segment_rows(checked, target.segments)
+        spots = key_spots(checked.columns)
         return StagedChunk(
             rows=len(chunk.line_numbers) + len(chunk.malformed),
             rejected=checked.rejected_rows,
             issues=checked.issues,
-            records=_rows(list(checked.columns.values()), pg=target.pg),
+            records=_rows([*checked.columns.values(), *spots], pg=target.pg),
             segments=_by_row(known, 2, pg=target.pg),
             unknown_segments=_by_row(unknown, 2, pg=target.pg),
             cells=_by_row(checked.cells, 6, pg=target.pg),
-            keys=key_hashes(checked.columns),
+            spots=present(spots),
         )
 
 

@@ -2,10 +2,9 @@
 its last row; the earlier rows are reported as duplicates.
 
 Only rows whose key (external ID, e-mail, country + mobile) occurs more than once can be
-duplicates. The workers hash every row's keys while staging, so the importing process knows the
-few lines whose hash is shared (staging.duplicate_candidates): a superset of the rows that share a
-key, and every row of a repeated key is among them. Those rows alone are grouped and sorted here.
-Rows rejected already (conflicts, incomplete new contacts) take no part.
+duplicates. Every row of a repeated key lies on a key spot seen more than once while staging
+(imports.keys); those few rows alone are grouped and sorted here. Rows rejected already (conflicts,
+incomplete new contacts) take no part.
 """
 
 from __future__ import annotations
@@ -14,10 +13,13 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from segmail.imports.columns import DISPLAY_NAMES
+from segmail.imports.keys import SPOT_COLUMNS
 from segmail.imports.rows import Issue
 from segmail.imports.staging import (
     CANDIDATES,
+    MATCHED,
     RESOLVED,
+    SPOTS,
     STAGE,
     TAKEN_OUT,
     analyze,
@@ -65,33 +67,34 @@ _LATER_LINES = (
 _KEY_COLUMNS = (DISPLAY_NAMES["external_id"], DISPLAY_NAMES["email"], DISPLAY_NAMES["mobile"])
 
 
-def _lines(conn: Connection, lines: list[int]) -> None:
-    """TAKEN_OUT: these lines."""
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {TAKEN_OUT}")
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {TAKEN_OUT} (line_no INTEGER PRIMARY KEY){on_commit_drop(conn)}")
-    bulk_insert(conn, TAKEN_OUT, ("line_no",), [(line,) for line in lines])
-    analyze(conn, TAKEN_OUT)
+def _numbers(conn: Connection, table: str, numbers: list[int]) -> None:
+    """A new temporary table (n) of these numbers."""
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} (n INTEGER PRIMARY KEY){on_commit_drop(conn)}")
+    bulk_insert(conn, table, ("n",), [(number,) for number in numbers])
+    analyze(conn, table)
 
 
-def _stage_candidates(conn: Connection, lines: np.ndarray) -> None:
-    """CANDIDATES: the staged rows of those lines that are still in the import."""
-    _lines(conn, lines.tolist())
-    create_as(
-        conn,
-        CANDIDATES,
-        f"SELECT s.* FROM {STAGE} s JOIN {TAKEN_OUT} k ON k.line_no = s.line_no WHERE s.state = 'ok'",
-    )
+def _stage_candidates(conn: Connection, spots: np.ndarray) -> None:
+    """CANDIDATES: the staged rows still in the import that have a key on one of the spots."""
+    _numbers(conn, SPOTS, spots.tolist())
+    on_spots = " OR ".join(f"s.{spot} IN (SELECT n FROM {SPOTS})" for spot in SPOT_COLUMNS)
+    create_as(conn, CANDIDATES, f"SELECT s.* FROM {STAGE} s WHERE s.state = 'ok' AND ({on_spots})")
 
 
-def in_file_duplicates(conn: Connection, candidates: np.ndarray) -> list[Duplicate]:
+def in_file_duplicates(conn: Connection, repeated_spots: np.ndarray) -> list[Duplicate]:
     """Every row that a later row of the same file supersedes: a row yields to the last row that
-    shares a key with it (on a tie, the external ID is named). `candidates`: the lines that may."""
-    if not len(candidates):
+    shares a key with it (on a tie, the external ID is named). `repeated_spots`: imports.keys."""
+    if not len(repeated_spots):
         return []
-    _stage_candidates(conn, candidates)
+    _stage_candidates(conn, repeated_spots)
     found: list[Duplicate] = []
     for line, *later_lines in conn.execute(text(_LATER_LINES)).all():
-        named = [(later, column) for later, column in zip(later_lines, _KEY_COLUMNS, strict=True) if later and later > line]
+        named = [
+            (later, column)
+            for later, column in zip(later_lines, _KEY_COLUMNS, strict=True)
+            if later and later > line
+        ]
         if named:
             later, column = max(named, key=lambda c: c[0])
             found.append((line, later, column))
@@ -99,7 +102,11 @@ def in_file_duplicates(conn: Connection, candidates: np.ndarray) -> list[Duplica
 
 
 def same_contact_duplicates(conn: Connection) -> list[Duplicate]:
-    """Rows with different keys that matched the same stored contact: the last one wins."""
+    """Rows with different keys that matched the same stored contact: the last one wins. Only rows
+    matched by an address can be among them: two rows that the external ID alone matched to one
+    contact share that ID, so the earlier one was an in-file duplicate already."""
+    if not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {MATCHED} WHERE by_address = 1)")).scalar_one():
+        return []
     rows = conn.execute(
         text(
             f"SELECT r.line_no, x.last FROM {RESOLVED} r JOIN (SELECT contact_id, MAX(line_no) AS last"
@@ -114,8 +121,8 @@ def mark_duplicates(conn: Connection, run_id: int, found: list[Duplicate], *, re
     """Take the earlier rows out (of the resolved rows too, once they exist) and report them."""
     if not found:
         return 0
-    _lines(conn, [line for line, _, _ in found])
-    taken_out = f"line_no IN (SELECT line_no FROM {TAKEN_OUT})"
+    _numbers(conn, TAKEN_OUT, [line for line, _, _ in found])
+    taken_out = f"line_no IN (SELECT n FROM {TAKEN_OUT})"
     conn.exec_driver_sql(f"UPDATE {STAGE} SET state = 'duplicate' WHERE {taken_out}")
     if resolved:
         conn.exec_driver_sql(f"DELETE FROM {RESOLVED} WHERE {taken_out}")

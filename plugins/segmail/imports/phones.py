@@ -104,7 +104,9 @@ def _types(region: str) -> _Types:
     descs = [d for d in descs if d is not None and d.national_number_pattern]
     by_length: dict[int, re.Pattern | None] = {}
     for length in _NSN_LENGTHS:
-        fitting = [d.national_number_pattern for d in descs if not d.possible_length or length in d.possible_length]
+        fitting = [
+            d.national_number_pattern for d in descs if not d.possible_length or length in d.possible_length
+        ]
         by_length[length] = re.compile("|".join(f"(?:{p})" for p in fitting)) if fitting else None
     general = metadata.general_desc
     return _Types(_pattern(general), frozenset(general.possible_length), by_length)

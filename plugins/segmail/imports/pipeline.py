@@ -3,8 +3,9 @@
 One file is one transaction: the staging load, in-file duplicates, matching, conflicts, contact
 upserts and segment memberships either all land or none do; a file that cannot be read is
 rejected whole and the database stays as it was. No query runs per row; PostgreSQL is fed by
-COPY, SQLite by executemany. Only rows that change something are written, so importing the same
-file twice changes nothing the second time.
+COPY text rendered in the worker processes, SQLite by executemany. Only rows that change something
+are written, so importing the same file twice changes nothing the second time. The phase timer's
+table is logged with each import (and printed by `make bench-import`).
 
 The phases: `staging` with `chunks` (read, validate, stage), `resolve` (matching, conflicts, what
 a new contact needs, unknown references, what each row changes) with `duplicates`, `apply`
@@ -25,8 +26,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, text
 
 from segmail.errors import FileRejected
-from segmail.imports import apply, resolve, staging
-from segmail.imports import duplicates as duplicates_
+from segmail.imports import apply, duplicates, resolve, staging
 from segmail.imports.csvfile import CsvLayout, open_layout
 from segmail.imports.report import write_issue_report
 from segmail.store.db import default_engine, is_postgres
@@ -38,7 +38,7 @@ MODES = ("merge", "replace")
 _PG_IMPORT_LOCK = 7_421_001  # advisory lock id: one import applies at a time
 # For this transaction only: hash joins and sorts of a million staged rows stay in memory, and a
 # first bulk load builds its indexes in one pass (imports.bulkload).
-_PG_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB"}
+_PG_SETTINGS = {"work_mem": "128MB", "maintenance_work_mem": "256MB"}
 
 
 @dataclass
@@ -177,10 +177,10 @@ def _run_phases(
     timer = _PhaseTimer()
     staged = _stage(conn, path=path, layout=layout, result=result, chunk_size=chunk_size)
     timer("read, validate and stage")
-    result.warnings += _resolve(conn, result=result, candidates=staged.candidates, timer=timer)
+    result.warnings += _resolve(conn, result=result, repeated_spots=staged.repeated_spots, timer=timer)
     highest_id = resolve.resolve_rows(conn, mode=mode if layout.has_segments else None)
-    duplicates = duplicates_.same_contact_duplicates(conn)
-    result.duplicates += duplicates_.mark_duplicates(conn, result.import_run_id, duplicates, resolved=True)
+    same_contact = duplicates.same_contact_duplicates(conn)
+    result.duplicates += duplicates.mark_duplicates(conn, result.import_run_id, same_contact, resolved=True)
     timer("resolve changes")
 
     source = f"{OptOutSource.IMPORT}:{path.name}"
@@ -216,7 +216,9 @@ def _stage(
     return staged
 
 
-def _resolve(conn: Connection, *, result: ImportResult, candidates: np.ndarray, timer: _PhaseTimer) -> int:
+def _resolve(
+    conn: Connection, *, result: ImportResult, repeated_spots: np.ndarray, timer: _PhaseTimer
+) -> int:
     """Matching, new-contact needs, in-file duplicates, unknown references. Returns the warnings."""
     run_id = result.import_run_id
     # A row matching two different contacts is a conflict; a row matching none creates a contact
@@ -227,8 +229,8 @@ def _resolve(conn: Connection, *, result: ImportResult, candidates: np.ndarray, 
     timer("match contacts")
 
     # A row sharing a key with a later row that lands yields to it.
-    found = duplicates_.in_file_duplicates(conn, candidates)
-    result.duplicates += duplicates_.mark_duplicates(conn, run_id, found)
+    found = duplicates.in_file_duplicates(conn, repeated_spots)
+    result.duplicates += duplicates.mark_duplicates(conn, run_id, found)
     timer("in-file duplicates")
 
     # Unknown salespeople and segments only warn.
@@ -241,6 +243,8 @@ def _resolve(conn: Connection, *, result: ImportResult, candidates: np.ndarray, 
 def _count_outcomes(conn: Connection, result: ImportResult, *, updated: int) -> None:
     """Created, updated (fields or memberships) and unchanged, from the resolved rows and the
     number of stored contacts written."""
-    counts = dict(conn.execute(text(f"SELECT is_new, COUNT(*) FROM {staging.RESOLVED} GROUP BY is_new")).all())
+    counts = dict(
+        conn.execute(text(f"SELECT is_new, COUNT(*) FROM {staging.RESOLVED} GROUP BY is_new")).all()
+    )
     result.created, result.updated = counts.get(1, 0), updated
     result.unchanged = counts.get(0, 0) - updated

@@ -26,12 +26,14 @@ from segmail.imports.staging import (
     MATCHED,
     RESOLVED,
     SEG_ADDS,
+    SEG_CHANGED,
     SEG_REMOVES,
     STAGE,
     STAGE_CELL,
     STAGE_SEG,
     STAGE_UNKNOWN_SEG,
     create_as,
+    index_on_sqlite,
     store_issues,
 )
 from segmail.store.db import is_postgres
@@ -63,13 +65,17 @@ def _matches(joins: tuple[tuple[str, str], ...], where: str = "1 = 1") -> str:
 
 
 # Per row: the lowest and highest contact found, without grouping the (one per row) external-ID
-# matches; e (external ID) or a (addresses) may be missing.
+# matches; e (external ID) or a (addresses) may be missing; whether an address found one (only
+# then can two rows match one contact or a row two contacts: duplicates.same_contact_duplicates).
+# (CAST: SQLite indexes a computed column of a new table for joins with integers only when it is
+# declared one.)
 _MATCHED = (
-    f"SELECT COALESCE(e.line_no, a.line_no) AS line_no,"
-    f" COALESCE(CASE WHEN e.contact_id < a.lowest THEN e.contact_id ELSE a.lowest END, e.contact_id)"
-    f"  AS contact_id,"
-    f" COALESCE(CASE WHEN e.contact_id > a.highest THEN e.contact_id ELSE a.highest END, e.contact_id)"
-    f"  AS other"
+    f"SELECT CAST(COALESCE(e.line_no, a.line_no) AS INTEGER) AS line_no,"
+    f" CAST(COALESCE(CASE WHEN e.contact_id < a.lowest THEN e.contact_id ELSE a.lowest END, e.contact_id)"
+    f"  AS INTEGER) AS contact_id,"
+    f" CAST(COALESCE(CASE WHEN e.contact_id > a.highest THEN e.contact_id ELSE a.highest END, e.contact_id)"
+    f"  AS INTEGER) AS other,"
+    f" CASE WHEN a.line_no IS NULL THEN 0 ELSE 1 END AS by_address"
     f" FROM ({_matches((_BY_EXTERNAL_ID,))}) e FULL JOIN (SELECT line_no, MIN(contact_id) AS lowest,"
     f"  MAX(contact_id) AS highest FROM ({_matches(_BY_ADDRESS)}) AS x GROUP BY line_no) a"
     f" ON a.line_no = e.line_no"
@@ -80,8 +86,7 @@ def match_contacts(conn: Connection, run_id: int) -> int:
     """MATCHED: per row that matches stored contacts, the lowest and highest of them; reject the
     rows that match two. Returns how many were rejected."""
     create_as(conn, MATCHED, _MATCHED)
-    if not is_postgres(conn.engine):
-        conn.exec_driver_sql(f"CREATE UNIQUE INDEX ix_matched_line ON {MATCHED} (line_no)")
+    index_on_sqlite(conn, MATCHED, "line_no", unique=True)
     conflicts = _conflicts(conn)
     if conflicts:
         conn.execute(
@@ -106,7 +111,9 @@ def match_contacts(conn: Connection, run_id: int) -> int:
 def _conflicts(conn: Connection) -> dict[int, list[str]]:
     """line -> the contacts it matches, as '#id (external ID x, e-mail, mobile)', when more than one."""
     conflicting = f"s.line_no IN (SELECT line_no FROM {MATCHED} WHERE contact_id <> other)"
-    if not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {MATCHED} WHERE contact_id <> other)")).scalar_one():
+    if not conn.execute(
+        text(f"SELECT EXISTS (SELECT 1 FROM {MATCHED} WHERE contact_id <> other)")
+    ).scalar_one():
         return {}
     matches = _matches((_BY_EXTERNAL_ID, *_BY_ADDRESS), conflicting)
     rows = conn.execute(
@@ -261,6 +268,11 @@ def _membership_changes(conn: Connection, mode: str | None) -> None:
     none = f"SELECT line_no, contact_id, contact_id AS segment_id FROM {MATCHED} WHERE 1 = 0"
     create_as(conn, SEG_ADDS, none if mode is None else adds)
     create_as(conn, SEG_REMOVES, removes if mode == "replace" else none)
+    create_as(conn, SEG_CHANGED, f"SELECT line_no FROM {SEG_ADDS} UNION SELECT line_no FROM {SEG_REMOVES}")
+    for table in (SEG_ADDS, SEG_REMOVES):
+        index_on_sqlite(conn, table, "line_no")
+    index_on_sqlite(conn, SEG_REMOVES, "contact_id", "segment_id")
+    index_on_sqlite(conn, SEG_CHANGED, "line_no", unique=True)
 
 
 def resolve_rows(conn: Connection, *, mode: str | None) -> int:
@@ -273,16 +285,14 @@ def resolve_rows(conn: Connection, *, mode: str | None) -> int:
     create_as(
         conn,
         RESOLVED,
-        f"SELECT s.line_no, COALESCE(m.contact_id, :base + s.line_no) AS contact_id,"
+        f"SELECT s.line_no, CAST(COALESCE(m.contact_id, :base + s.line_no) AS INTEGER) AS contact_id,"
         f" CASE WHEN m.contact_id IS NULL THEN 1 ELSE 0 END AS is_new,"
         f" CASE WHEN g.line_no IS NOT NULL THEN 1 ELSE 0 END AS seg_changed"
         f" FROM {STAGE} s LEFT JOIN {MATCHED} m ON m.line_no = s.line_no"
-        f" LEFT JOIN (SELECT line_no FROM {SEG_ADDS} UNION SELECT line_no FROM {SEG_REMOVES}) g"
-        f"  ON g.line_no = s.line_no"
+        f" LEFT JOIN {SEG_CHANGED} g ON g.line_no = s.line_no"
         f" WHERE s.state = 'ok'",
         {"base": base},
     )
-    if not is_postgres(conn.engine):
-        conn.exec_driver_sql(f"CREATE UNIQUE INDEX ix_resolved_line ON {RESOLVED} (line_no)")
-        conn.exec_driver_sql(f"CREATE INDEX ix_resolved_contact ON {RESOLVED} (contact_id)")
+    index_on_sqlite(conn, RESOLVED, "line_no", unique=True)
+    index_on_sqlite(conn, RESOLVED, "contact_id")
     return base

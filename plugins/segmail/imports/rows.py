@@ -232,7 +232,9 @@ def check_lengths(rows: RowChecks, values: dict[str, object]) -> None:
         too_long = np.zeros(rows.size, dtype=bool)
         for name in column.staged:
             if max(map(len, values[name]), default=0) > column.max_length:
-                too_long |= np.fromiter(map(len, values[name]), dtype=np.int64, count=rows.size) > column.max_length
+                too_long |= (
+                    np.fromiter(map(len, values[name]), dtype=np.int64, count=rows.size) > column.max_length
+                )
         if not too_long.any():
             continue
         if column.key in rows.ignored:  # ignored already: not checked again

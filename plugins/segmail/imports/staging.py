@@ -19,6 +19,7 @@ from segmail import settings
 from segmail.imports.chunks import StagedChunk, Target, staged_chunks, without_cycle_collection
 from segmail.imports.columns import RECORD_FIELDS, STAGE_COLUMNS
 from segmail.imports.csvfile import CsvLayout
+from segmail.imports.keys import SPOT_COLUMNS, SeenSpots
 from segmail.imports.rows import CellIssue, Issue
 from segmail.store.db import bulk_insert, is_postgres
 from segmail.store.models import IssueSeverity
@@ -27,16 +28,29 @@ STAGE = "segmail_stage"  # one row per valid record; `state` ok | duplicate | co
 STAGE_SEG = "segmail_stage_seg"  # (line, segment id) for each existing segment a record names
 STAGE_UNKNOWN_SEG = "segmail_stage_unknown_seg"  # (line, name) for each name that is no segment
 STAGE_CELL = "segmail_stage_cell"  # ignored cells of fields a new contact needs (rows.CellIssue)
-CANDIDATES = "segmail_stage_candidates"  # lines that may be in-file duplicates (Staged.candidates)
+SPOTS = "segmail_stage_spots"  # the key spots seen more than once (imports.keys)
+CANDIDATES = "segmail_stage_candidates"  # the rows on them: those that may be in-file duplicates
 MATCHED = "segmail_stage_matched"  # per matching row: the lowest and highest stored contact it matches
 SEG_ADDS = "segmail_stage_seg_adds"  # (line, contact, segment): memberships matching rows add
 SEG_REMOVES = "segmail_stage_seg_removes"  # (line, contact, segment): memberships replace removes
+SEG_CHANGED = "segmail_stage_seg_changed"  # the lines in SEG_ADDS or SEG_REMOVES
 RESOLVED = "segmail_stage_resolved"  # the rows that land: contact id, new or not, memberships changed
 TAKEN_OUT = "segmail_stage_taken_out"  # lines just marked as duplicates (see resolve.mark_duplicates)
 SEG_FIELDS = ("line_no", "segment_id")
 UNKNOWN_SEG_FIELDS = ("line_no", "name")
 _TABLES = (
-    STAGE, STAGE_SEG, STAGE_UNKNOWN_SEG, STAGE_CELL, CANDIDATES, MATCHED, SEG_ADDS, SEG_REMOVES, RESOLVED, TAKEN_OUT
+    STAGE,
+    STAGE_SEG,
+    STAGE_UNKNOWN_SEG,
+    STAGE_CELL,
+    SPOTS,
+    CANDIDATES,
+    MATCHED,
+    SEG_ADDS,
+    SEG_REMOVES,
+    SEG_CHANGED,
+    RESOLVED,
+    TAKEN_OUT,
 )
 ISSUE_FIELDS = ("import_run_id", "line_no", "column_name", "value", "severity", "reason")
 
@@ -48,6 +62,7 @@ def on_commit_drop(conn: Connection) -> str:
 def create_staging(conn: Connection) -> None:
     drop_staging(conn)
     columns = ", ".join(f"{name} {sql_type}" for name, sql_type in STAGE_COLUMNS)
+    columns += "".join(f", {spot} INTEGER" for spot in SPOT_COLUMNS)
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {STAGE} ({columns}, state VARCHAR(10) DEFAULT 'ok'){on_commit_drop(conn)}"
     )
@@ -74,6 +89,15 @@ def create_as(conn: Connection, table: str, select_sql: str, params: dict | None
     PostgreSQL the new table is analysed, so the statements that join it plan for its real size."""
     conn.execute(text(f"CREATE TEMPORARY TABLE {table}{on_commit_drop(conn)} AS {select_sql}"), params or {})
     analyze(conn, table)
+
+
+def index_on_sqlite(conn: Connection, table: str, *columns: str, unique: bool = False) -> None:
+    """SQLite joins through indexes (it has no hash join); PostgreSQL does without."""
+    if not is_postgres(conn.engine):
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        conn.exec_driver_sql(
+            f"CREATE {kind} ix_{table}_{'_'.join(columns)} ON {table} ({', '.join(columns)})"
+        )
 
 
 def analyze(conn: Connection, *tables: str) -> None:
@@ -104,29 +128,12 @@ class Staged:
     rows: int = 0  # records read, malformed ones included
     rejected: int = 0
     warnings: int = 0
-    # Lines whose key hash is shared with another line: the rows that may be in-file duplicates.
-    candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-
-def duplicate_candidates(keys: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
-    """Every line that shares a key hash with another line, for any key: a superset of the lines
-    that share a key (equal keys have equal hashes), so every row sharing a repeated key is in it."""
-    found = [np.zeros(0, dtype=np.int64)]
-    for parts in keys.values():
-        hashes = np.concatenate([h for h, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
-        lines = np.concatenate([n for _, n in parts]) if parts else np.zeros(0, dtype=np.int64)
-        order = np.argsort(hashes, kind="stable")
-        hashes, lines = hashes[order], lines[order]
-        same = hashes[1:] == hashes[:-1]
-        repeated = np.zeros(len(hashes), dtype=bool)
-        repeated[1:] |= same
-        repeated[:-1] |= same
-        found.append(lines[repeated])
-    return np.unique(np.concatenate(found))
+    # The key spots seen more than once (imports.keys): rows on them may be in-file duplicates.
+    repeated_spots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _load_chunk(conn: Connection, chunk: StagedChunk) -> None:
-    load(conn, STAGE, RECORD_FIELDS, chunk.records)
+    load(conn, STAGE, (*RECORD_FIELDS, *SPOT_COLUMNS), chunk.records)
     load(conn, STAGE_SEG, SEG_FIELDS, chunk.segments)
     load(conn, STAGE_UNKNOWN_SEG, UNKNOWN_SEG_FIELDS, chunk.unknown_segments)
     load(conn, STAGE_CELL, CellIssue._fields, chunk.cells)
@@ -148,7 +155,7 @@ def stage_file(
             ],
         )
     workers, target = settings.current().import_workers, Target(is_postgres(conn.engine), segments)
-    keys: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    seen = SeenSpots()
     with without_cycle_collection():
         for chunk in staged_chunks(path, layout, size=chunk_size, workers=workers, target=target):
             staged.rows += chunk.rows
@@ -156,9 +163,9 @@ def stage_file(
             _load_chunk(conn, chunk)
             staged.warnings += sum(1 for i in chunk.issues if i.severity == IssueSeverity.WARNING)
             store_issues(conn, run_id, chunk.issues)
-            for kind, hashes in chunk.keys.items():
-                keys.setdefault(kind, []).append(hashes)
-    staged.candidates = duplicate_candidates(keys)
+            seen.add(chunk.spots)
+    staged.repeated_spots = seen.repeated()
     conn.exec_driver_sql(f"CREATE INDEX ix_stage_cell_line ON {STAGE_CELL} (line_no)")
+    index_on_sqlite(conn, STAGE_SEG, "line_no", "segment_id")
     analyze(conn, STAGE, STAGE_SEG, STAGE_UNKNOWN_SEG, STAGE_CELL)
     return staged

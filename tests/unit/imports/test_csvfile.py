@@ -156,3 +156,20 @@ def test_unreadable_files_are_rejected_whole(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(FileRejected, match=message):
         open_layout(path)
+
+
+def test_a_record_the_csv_module_cannot_read_is_malformed_and_reading_goes_on(write_csv):
+    too_long = "x" * 140_000  # over the csv module's field limit
+    path = write_csv(
+        "Country Code,First Name,Last Name,Email\n"
+        "DE,A,B,a@example.com\n"
+        f"DE,{too_long},B,b@example.com\n"
+        'DE,"multi\nline",C,c@example.com\n'
+        "DE,D,D,d@example.com\n"
+    )
+    chunks = list(iter_chunks(path, open_layout(path), size=2))
+    assert [line for chunk in chunks for line in chunk.line_numbers] == [2, 4, 5]
+    assert [m for chunk in chunks for m in chunk.malformed] == [
+        (3, "not a valid CSV record: field larger than field limit (131072)")
+    ]
+    assert [name for chunk in chunks for name in chunk.cells["last_name"]] == ["B", "C", "D"]

@@ -48,5 +48,9 @@ def downgrade() -> None:
         " OR NOT EXISTS (SELECT 1 FROM segmail_segments g WHERE g.id = segmail_memberships.segment_id)"
     )
     with op.batch_alter_table("segmail_memberships", schema=None) as batch_op:
-        batch_op.create_foreign_key(_CONTACT_FK, "segmail_contacts", ["contact_id"], ["id"], ondelete="CASCADE")
-        batch_op.create_foreign_key(_SEGMENT_FK, "segmail_segments", ["segment_id"], ["id"], ondelete="CASCADE")
+        batch_op.create_foreign_key(
+            _CONTACT_FK, "segmail_contacts", ["contact_id"], ["id"], ondelete="CASCADE"
+        )
+        batch_op.create_foreign_key(
+            _SEGMENT_FK, "segmail_segments", ["segment_id"], ["id"], ondelete="CASCADE"
+        )
