@@ -89,7 +89,9 @@ def fail_on_rejected_files(results: Sequence[dict] | None) -> None:
     from segmail.store.models import ImportStatus
 
     rejected = [
-        f"{r['file_name']}: {r['error']}" for r in _as_list(results) if r.get("status") == ImportStatus.REJECTED
+        f"{r['file_name']}: {r['error']}"
+        for r in _as_list(results)
+        if r.get("status") == ImportStatus.REJECTED
     ]
     if rejected:
         raise AirflowFailException("rejected files (moved to rejected/):\n" + "\n".join(rejected))
