@@ -1,9 +1,13 @@
 """Import benchmark: segmail's import beside a raw bulk load of the same file, in the same run.
 
 For each database: import a generated file into an empty database (create), then a variant of it
-with the same keys and other organisations and segments (update). Baselines: PostgreSQL `COPY` of
-the file into a plain table; SQLite `executemany` of the parsed rows in one transaction. Each
-measurement runs in its own process so peak memory (RSS, workers included) is its own.
+with the same keys and other organisations and segments (update, the re-import). Baselines:
+PostgreSQL `COPY` of the file into a plain table; SQLite `executemany` of the parsed rows in one
+transaction. Each measurement runs in its own process so peak memory (RSS, workers included) is its
+own. Prints each import's phase table (as the import logs it), the load average before and after
+(the machine may be shared: compare with the baseline of the same run), and a last line per
+database: `RESULT import <db>: N rows/s (of the slower pass), first S s, re-import S s, <baseline>
+S s, peak M MB`.
 
     make bench-import                       # 1,000,000 rows, SQLite and PostgreSQL
     make bench-import BENCH_ARGS="--rows 200000 --engines sqlite"
