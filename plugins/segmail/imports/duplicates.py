@@ -24,7 +24,7 @@ from segmail.imports.staging import (
     TAKEN_OUT,
     analyze,
     create_as,
-    on_commit_drop,
+    new_table,
     store_issues,
 )
 from segmail.store.db import bulk_insert
@@ -68,9 +68,9 @@ _KEY_COLUMNS = (DISPLAY_NAMES["external_id"], DISPLAY_NAMES["email"], DISPLAY_NA
 
 
 def _numbers(conn: Connection, table: str, numbers: list[int]) -> None:
-    """A new temporary table (n) of these numbers."""
+    """A new staging table (n) of these numbers."""
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} (n INTEGER PRIMARY KEY){on_commit_drop(conn)}")
+    conn.exec_driver_sql(f"{new_table(conn, table)} (n INTEGER PRIMARY KEY)")
     bulk_insert(conn, table, ("n",), [(number,) for number in numbers])
     analyze(conn, table)
 

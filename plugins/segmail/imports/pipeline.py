@@ -199,8 +199,7 @@ def _run_phases(
         timer.phases,
         extra={"phases": timer.phases},
     )
-    if not pg:
-        staging.drop_staging(conn)
+    staging.drop_staging(conn)
 
 
 def _stage(

@@ -1,7 +1,7 @@
 """Import phase 1: stream the file, validate it in chunks, load the good rows into staging tables.
 
-Staging tables are temporary and live inside the import's transaction (ON COMMIT DROP on
-PostgreSQL, dropped at the end on SQLite), so a failed import leaves nothing behind. Chunks are
+Staging tables are made and dropped inside the import's transaction (unlogged tables on
+PostgreSQL, temporary ones on SQLite), so a failed import leaves nothing behind. Chunks are
 validated and rendered in forked worker processes (imports.chunks) while this process reads the
 file and loads the database; memory stays bounded whatever the file size.
 """
@@ -55,27 +55,33 @@ _TABLES = (
 ISSUE_FIELDS = ("import_run_id", "line_no", "column_name", "value", "severity", "reason")
 
 
-def on_commit_drop(conn: Connection) -> str:
-    return " ON COMMIT DROP" if is_postgres(conn.engine) else ""
+def new_table(conn: Connection, table: str) -> str:
+    """CREATE ... TABLE: unlogged on PostgreSQL (no WAL, and unlike a temporary table parallel
+    workers can scan it), temporary on SQLite or where the role may not create tables. Made and
+    dropped inside the import's transaction."""
+    return f"CREATE {'UNLOGGED' if _may_create(conn) else 'TEMPORARY'} TABLE {table}"
+
+
+def _may_create(conn: Connection) -> bool:
+    if not is_postgres(conn.engine):
+        return False
+    if "segmail_may_create" not in conn.info:
+        privilege = text("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+        conn.info["segmail_may_create"] = bool(conn.execute(privilege).scalar_one())
+    return conn.info["segmail_may_create"]
 
 
 def create_staging(conn: Connection) -> None:
     drop_staging(conn)
     columns = ", ".join(f"{name} {sql_type}" for name, sql_type in STAGE_COLUMNS)
     columns += "".join(f", {spot} INTEGER" for spot in SPOT_COLUMNS)
-    conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE} ({columns}, state VARCHAR(10) DEFAULT 'ok'){on_commit_drop(conn)}"
-    )
-    conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE_SEG} (line_no INTEGER, segment_id INTEGER){on_commit_drop(conn)}"
-    )
+    conn.exec_driver_sql(f"{new_table(conn, STAGE)} ({columns}, state VARCHAR(10) DEFAULT 'ok')")
+    conn.exec_driver_sql(f"{new_table(conn, STAGE_SEG)} (line_no INTEGER, segment_id INTEGER)")
     # TEXT: a name too long for any segment is staged, found missing and warned about like any other.
+    conn.exec_driver_sql(f"{new_table(conn, STAGE_UNKNOWN_SEG)} (line_no INTEGER, name TEXT)")
     conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE_UNKNOWN_SEG} (line_no INTEGER, name TEXT){on_commit_drop(conn)}"
-    )
-    conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {STAGE_CELL} (line_no INTEGER, field VARCHAR(50), column_name VARCHAR(100),"
-        f" value TEXT, reason TEXT, warning TEXT){on_commit_drop(conn)}"
+        f"{new_table(conn, STAGE_CELL)} (line_no INTEGER, field VARCHAR(50), column_name VARCHAR(100),"
+        f" value TEXT, reason TEXT, warning TEXT)"
     )
 
 
@@ -87,7 +93,7 @@ def drop_staging(conn: Connection) -> None:
 def create_as(conn: Connection, table: str, select_sql: str, params: dict | None = None) -> None:
     """Bulk results go into new tables (CREATE TABLE AS): cheaper than rewriting staged rows. On
     PostgreSQL the new table is analysed, so the statements that join it plan for its real size."""
-    conn.execute(text(f"CREATE TEMPORARY TABLE {table}{on_commit_drop(conn)} AS {select_sql}"), params or {})
+    conn.execute(text(f"{new_table(conn, table)} AS {select_sql}"), params or {})
     analyze(conn, table)
 
 
@@ -101,7 +107,7 @@ def index_on_sqlite(conn: Connection, table: str, *columns: str, unique: bool = 
 
 
 def analyze(conn: Connection, *tables: str) -> None:
-    """Statistics for the planner (PostgreSQL; temporary tables are never analysed automatically)."""
+    """Statistics for the planner (PostgreSQL; autovacuum never sees tables of an open transaction)."""
     if is_postgres(conn.engine):
         for table in tables:
             conn.exec_driver_sql(f"ANALYZE {table}")
