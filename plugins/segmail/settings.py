@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 DB_CONN_ID = "segmail_db"
 SIGNING_CONN_ID = "segmail_signing"  # password: the signing key; extra {"previous_keys": [...]}
@@ -150,6 +150,7 @@ def _from_env_value(conn_id: str, value: str) -> ConnectionInfo:
             password=data.get("password") or "",
             schema=data.get("schema") or "",
             extra=json.loads(extra) if isinstance(extra, str) else extra,
+            uri=_uri_from_json(data),
         )
     parts = urlsplit(value)
     return ConnectionInfo(
@@ -162,6 +163,20 @@ def _from_env_value(conn_id: str, value: str) -> ConnectionInfo:
         extra=dict(parse_qsl(parts.query)),
         uri=value,
     )
+
+
+def _uri_from_json(data: dict) -> str:
+    """The URI of a connection given in Airflow's JSON form (what SQLAlchemy needs for `segmail_db`);
+    empty without a `conn_type`, which names the URI scheme."""
+    if not data.get("conn_type"):
+        return ""
+    credentials = quote(data.get("login") or "", safe="")
+    if data.get("password"):
+        credentials += ":" + quote(data["password"], safe="")
+    netloc = (credentials + "@" if credentials else "") + (data.get("host") or "")
+    if data.get("port"):
+        netloc += f":{data['port']}"
+    return f"{data['conn_type'].replace('_', '-')}://{netloc}/{quote(data.get('schema') or '', safe='')}"
 
 
 def airflow_knows_more() -> bool:
@@ -220,9 +235,13 @@ def signing_keys(*, use_airflow: bool = True) -> tuple[bytes, ...]:
 
 def _airflow_connection_uri(*, use_airflow: bool) -> str | None:
     """The `segmail_db` Airflow connection's URI, if Airflow knows one; None otherwise."""
-    if env_uri := os.environ.get("AIRFLOW_CONN_SEGMAIL_DB"):
-        return env_uri
     info = connection(DB_CONN_ID, use_airflow=use_airflow)
+    if info and not info.uri:
+        from segmail.errors import SegmailError
+
+        raise SegmailError(
+            f"the {DB_CONN_ID} connection needs a conn_type (postgres or sqlite) to name the database"
+        )
     return info.uri if info else None
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from segmail import settings
+from segmail.errors import SegmailError
 
 SEGMAIL_VARIABLES = (
     "SEGMAIL_DB_URL",
@@ -130,3 +131,26 @@ def test_bounce_mailbox_settings_defaults_and_rates(monkeypatch):
     monkeypatch.setenv("SEGMAIL_MAX_BOUNCE_RATE", "lots")
     with pytest.raises(ValueError, match="SEGMAIL_MAX_BOUNCE_RATE must be a share such as 0.05 or 5%"):
         settings.current()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(
+            '{"conn_type": "postgres", "host": "db", "port": 5432, "login": "segmail", '
+            '"password": "p@ss:/", "schema": "segmail"}',
+            "postgresql+psycopg://segmail:p%40ss%3A%2F@db:5432/segmail",
+            id="json",
+        ),
+        pytest.param("postgres://conn@h/db", "postgresql+psycopg://conn@h/db", id="uri"),
+    ],
+)
+def test_the_segmail_db_connection_in_either_airflow_form(monkeypatch, value, expected):
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMAIL_DB", value)
+    assert settings.database_url(use_airflow=False) == expected
+
+
+def test_a_segmail_db_connection_without_conn_type_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMAIL_DB", '{"host": "db"}')
+    with pytest.raises(SegmailError, match="needs a conn_type"):
+        settings.database_url(use_airflow=False)

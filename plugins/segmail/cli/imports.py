@@ -14,26 +14,10 @@ from pathlib import Path
 
 from segmail.cli.tables import format_table, print_rows
 from segmail.errors import SegmailError
+from segmail.imports.csvfile import not_a_csv_file
 
 ISSUES_SHOWN = 20
 ISSUE_COLUMNS = ("row", "column", "value", "severity", "reason")
-# File signatures of what people drop instead of a CSV file, and what to call them.
-_NOT_CSV = (
-    (b"%PDF-", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one; save the sheet as CSV)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (save the sheet as CSV)"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-)
-
-
-def not_a_csv_file(path: Path) -> str | None:
-    """Why `path` is certainly not a CSV file (a known binary format), else None."""
-    with path.open("rb") as fh:
-        head = fh.read(8)
-    kind = next((name for magic, name in _NOT_CSV if head.startswith(magic)), None)
-    return f"{path.name} is {kind}, not a CSV file" if kind else None
 
 
 def _usable_path(path: Path) -> None:
@@ -81,8 +65,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     _usable_path(path)
-    if reason := not_a_csv_file(path):
-        print(f"error: {reason}", file=sys.stderr)
+    if kind := not_a_csv_file(path):
+        print(f"error: {path.name} is {kind}, not a CSV file", file=sys.stderr)
         return 1
     result = import_file(path, mode=args.mode, report_path=args.report)
     if result.status != "succeeded":

@@ -25,6 +25,22 @@ from segmail.errors import FileRejected
 from segmail.imports.columns import COLUMNS, DISPLAY_NAMES, KEY_COLUMNS, NEW_CONTACT_NEEDS
 
 _DELIMITERS = (",", ";", "\t")
+# File signatures of what people drop instead of a CSV file, and what to call them.
+_NOT_CSV = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one; save the sheet as CSV)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (save the sheet as CSV)"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+)
+
+
+def not_a_csv_file(path: Path) -> str | None:
+    """What `path` certainly is instead of a CSV file (a known binary format), else None."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    return next((name for magic, name in _NOT_CSV if head.startswith(magic)), None)
 
 
 def header_key(text: str) -> str:
@@ -131,6 +147,8 @@ def open_layout(path: Path) -> CsvLayout:
         raise FileRejected(f"no such file: {path}")
     if path.stat().st_size == 0:
         raise FileRejected("the file is empty")
+    if kind := not_a_csv_file(path):
+        raise FileRejected(f"the file is {kind}, not a CSV file")
     encoding = detect_encoding(path)
     with path.open("r", encoding=encoding, newline="") as fh:
         first_line = fh.readline()

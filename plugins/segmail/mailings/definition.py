@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -55,6 +56,36 @@ class Dkim(BaseModel):
     key_conn_id: str = Field(min_length=1, description="connection whose password is the private key")
 
 
+class OnTimeout(StrEnum):
+    """What an approval nobody answered in time decides."""
+
+    REJECT = "reject"
+    APPROVE = "approve"
+
+
+class Approval(BaseModel):
+    """The "dialog on" switch of the original product: a run stops after its audience is frozen and
+    waits for a user's answer in Airflow's Required Actions, where languages and the cap can be
+    narrowed before anything is sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    required: bool = False
+    approvers: list[str] = Field(
+        default_factory=list, description="Airflow user names; empty: any user allowed to act on the DAG"
+    )
+    timeout_hours: float = Field(default=24, gt=0, le=24 * 30)
+    on_timeout: OnTimeout = OnTimeout.REJECT
+
+    @field_validator("approvers")
+    @classmethod
+    def _names(cls, approvers: list[str]) -> list[str]:
+        names = [a.strip() for a in approvers]
+        if any(not n for n in names):
+            raise ValueError("an approver cannot be empty")
+        return list(dict.fromkeys(names))
+
+
 LIST_UNSUBSCRIBE_REPLACED = (
     "list_unsubscribe is no longer supported: segmail now builds a signed per-recipient List-Unsubscribe "
     "from the settings SEGMAIL_PUBLIC_URL (one-click) and SEGMAIL_UNSUBSCRIBE_MAILTO; remove the field"
@@ -93,6 +124,14 @@ class Mailing(BaseModel):
     max_lateness_hours: float = Field(
         default=6, gt=0, description="a scheduled run starting later is not sent"
     )
+    approval: Approval = Field(default_factory=Approval)
+    deadline_hours: float | None = Field(
+        default=None, gt=0, description="alert when a run has not finished this long after its scheduled time"
+    )
+    notify: list[str] = Field(
+        default_factory=list,
+        description="addresses told of approval requests and late runs; default: the responsible salesperson",
+    )
     variants: dict[str, Variant] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -101,6 +140,16 @@ class Mailing(BaseModel):
         if isinstance(data, dict) and "list_unsubscribe" in data:
             raise ValueError(LIST_UNSUBSCRIBE_REPLACED)
         return data
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_addresses(cls, notify: list[str]) -> list[str]:
+        from segmail.addresses import safe_address
+
+        bad = [a for a in notify if safe_address(a) is None]
+        if bad:
+            raise ValueError(f"not a usable e-mail address: {', '.join(map(repr, bad))}")
+        return notify
 
     @field_validator("variants")
     @classmethod

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,6 +36,17 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     BOUNCED = "bounced"
+    # SMS delivery reports (segmail.sms.reports): a `sent` message becomes `delivered` or `expired`,
+    # or `failed` with the report's reason.
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+
+
+class Channel(StrEnum):
+    """How a mailing reaches its contacts: e-mail to their address or SMS to their mobile."""
+
+    EMAIL = "email"
+    SMS = "sms"
 
 
 class BounceKind(StrEnum):
@@ -62,6 +74,15 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    REJECTED = "rejected"  # an approver said no, or nobody answered in time: nothing sent (see MailingApproval)
+
+
+class ApprovalStatus(StrEnum):
+    """A run's approval request (mailings with `approval: {required: true}`)."""
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 class ImportStatus(StrEnum):
@@ -97,6 +118,7 @@ class OptOutSource(StrEnum):
     SOFT_BOUNCES = "soft bounces"
     SMTP_REJECTION = "smtp rejection"
     MANUAL = "manual"
+    SMS_STOP = "sms stop"  # an inbound STOP (or a localized stop word) from the number
 
 
 class ActivityKind(StrEnum):
@@ -105,6 +127,9 @@ class ActivityKind(StrEnum):
     BOUNCE = "bounce"  # a hard bounce (at send time or read from the bounce mailbox)
     SOFT_BOUNCE = "soft bounce"
     COMPLAINT = "complaint"
+    SMS = "sms"  # an SMS of a run was sent (or failed) to the contact's mobile
+    SMS_REPORT = "sms report"  # the gateway's delivery report: delivered, failed or expired
+    SMS_OPT_OUT = "sms opt-out"  # the contact's number opted out of SMS (STOP, import, CLI)
 
 
 class Base(DeclarativeBase):
@@ -118,6 +143,7 @@ class Salesperson(Base):
     code: Mapped[str] = mapped_column(String(50), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
+    mobile_e164: Mapped[str | None] = mapped_column(String(20))  # where an SMS mailing's test message goes
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -140,6 +166,7 @@ class Contact(Base):
     __table_args__ = (
         Index("ix_segmail_contacts_email_key", "email_key"),
         Index("ix_segmail_contacts_phone", "country_code", "mobile_e164"),
+        Index("ix_segmail_contacts_mobile_e164", "mobile_e164"),  # SMS opt-outs belong to the number
         # Room in each page for the new version of its rows: a re-import updates them in place
         # (HOT, no new index entries); see migration 0006.
         {"postgresql_with": {"fillfactor": 50}},
@@ -162,6 +189,11 @@ class Contact(Base):
     email_opt_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     email_opt_out_source: Mapped[str | None] = mapped_column(String(200))
     email_opt_out_run_id: Mapped[int | None] = mapped_column(Integer)  # the mailing run that caused it
+    # SMS opt-out, separate from the e-mail one: an e-mail unsubscribe does not stop SMS, nor the reverse.
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sms_opt_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sms_opt_out_source: Mapped[str | None] = mapped_column(String(200))  # OptOutSource, or the import's
+    sms_opt_out_run_id: Mapped[int | None] = mapped_column(Integer)  # the mailing run that caused it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_import_id: Mapped[int | None] = mapped_column(Integer)
@@ -230,6 +262,7 @@ class MailingRun(Base):
     mailing: Mapped[str] = mapped_column(String(100), index=True)
     dag_run_id: Mapped[str] = mapped_column(String(250))
     status: Mapped[str] = mapped_column(String(20))  # frozen | sending | succeeded | failed
+    channel: Mapped[str] = mapped_column(String(10), default=Channel.EMAIL, server_default=Channel.EMAIL.value)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     options: Mapped[str | None] = mapped_column(Text)  # JSON: languages, max recipients, excluded counts
     totals: Mapped[str | None] = mapped_column(Text)  # JSON: counts per status and language
@@ -237,6 +270,26 @@ class MailingRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The interval this run sends for; NULL for dry runs and runs without one (asset-triggered, manual)
     logical_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MailingApproval(Base):
+    """The approval asked for one run and its answer: who decided, when, why, and what they narrowed
+    (languages, recipient cap). `decided_by` is empty when the timeout decided."""
+
+    __tablename__ = "segmail_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailing_run_id: Mapped[int] = mapped_column(
+        ForeignKey("segmail_mailing_runs.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(10))  # ApprovalStatus
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    approvers: Mapped[str | None] = mapped_column(Text)  # JSON list of user names; empty: anyone
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    timed_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[str | None] = mapped_column(Text)  # JSON: languages, max_recipients, mails left out
 
 
 class DeliveryBatch(Base):
@@ -268,12 +321,17 @@ class Delivery(Base):
         ForeignKey("segmail_delivery_batches.id", ondelete="SET NULL")
     )
     email: Mapped[str | None] = mapped_column(String(320))
+    mobile_e164: Mapped[str | None] = mapped_column(String(20))  # SMS rows: the number, frozen with the run
     language: Mapped[str | None] = mapped_column(String(35))
     status: Mapped[str] = mapped_column(String(10))  # DeliveryStatus
     reason: Mapped[str | None] = mapped_column(Text)
+    # The server's last code and reply: SMTP's for e-mail, the SMS gateway's for SMS (Kannel: the
+    # HTTP status and body of sendsms).
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     smtp_response: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(250))
+    sms_parts: Mapped[int | None] = mapped_column(Integer)  # SMS rows: the parts the message was sent in
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # SMS: last delivery report
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

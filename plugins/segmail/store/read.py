@@ -527,3 +527,80 @@ def iter_issues(engine: Engine, import_run_id: int, *, severity: str | None = No
     )
     with engine.connect() as conn:
         yield from conn.execute(text(query), {"run": import_run_id, "severity": severity})
+
+
+# ---------------------------------------------------------------- mail previews
+
+# What a template may show of a contact, as sending reads it (deliveries._PENDING_MAILS): the
+# segment's salesperson stands in when the contact has none.
+_PREVIEW_FIELDS = (
+    "c.email, c.first_name, c.last_name, c.organization, c.account_number, c.country_code, c.external_id,"
+    " c.language, c.mobile_e164, g.name AS segment, COALESCE(sp.code, gsp.code) AS sp_code,"
+    " COALESCE(sp.name, gsp.name) AS sp_name, COALESCE(sp.email, gsp.email) AS sp_email"
+)
+_PREVIEW_SALESPEOPLE = (
+    " LEFT JOIN segmail_salespeople sp ON sp.code = c.salesperson_code"
+    " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
+)
+_PREVIEW_CONTACT = text(
+    f"SELECT 0 AS id, c.id AS contact_id, {_PREVIEW_FIELDS}, c.email_opt_out, s.reason AS suppressed"
+    " FROM segmail_contacts c"
+    " LEFT JOIN segmail_segments g ON g.id = (SELECT MIN(m.segment_id) FROM segmail_memberships m"
+    "  JOIN segmail_segments x ON x.id = m.segment_id WHERE m.contact_id = c.id AND x.name_key IN :segments)"
+    f"{_PREVIEW_SALESPEOPLE} LEFT JOIN segmail_suppressions s ON s.address_key = c.email_key"
+    " WHERE c.external_id = :k OR c.email_key = :lk"
+    " ORDER BY CASE WHEN c.external_id = :k THEN 0 ELSE 1 END, c.id LIMIT 1"
+).bindparams(bindparam("segments", expanding=True))
+_SEGMENT_SALESPERSON = text(
+    "SELECT sp.code, sp.name, sp.email FROM segmail_segments g"
+    " JOIN segmail_salespeople sp ON sp.id = g.salesperson_id WHERE g.name_key = :name"
+)
+_RUN_LANGUAGES = text(
+    "SELECT DISTINCT language FROM segmail_deliveries WHERE mailing_run_id = :r AND language IS NOT NULL"
+    " ORDER BY language"
+)
+
+
+def preview_contact(engine: Engine, key: str, *, segments: list[str]) -> dict | None:
+    """The contact with this external ID (else e-mail), with the audience segment it would come by
+    (the first of `segments` it belongs to) and that segment's salesperson; None if there is none."""
+    params = {"k": key, "lk": key.strip().lower(), "segments": [s.casefold() for s in segments] or [""]}
+    with engine.connect() as conn:
+        found = _first(conn, _PREVIEW_CONTACT, params)
+    if found is not None:
+        found["email_opt_out"] = bool(found["email_opt_out"])
+    return found
+
+
+def segment_salesperson(engine: Engine, segment: str) -> dict | None:
+    """The salesperson assigned to a segment (the sample contact's stand-in), if any."""
+    with engine.connect() as conn:
+        return _first(conn, _SEGMENT_SALESPERSON, {"name": segment.casefold()})
+
+
+def run_languages(engine: Engine, run_id: int) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(_RUN_LANGUAGES, {"r": run_id}).scalars())
+
+
+def run_delivery(
+    engine: Engine, run_id: int, *, key: str | None = None, language: str | None = None
+) -> dict | None:
+    """One mail of a run for its preview: the contact's (by external ID, else e-mail) when `key` is
+    given, else the first one of `language` that was not skipped (else the first at all)."""
+    where, params = ["d.mailing_run_id = :r"], {"r": run_id, "k": key, "lk": (key or "").strip().lower()}
+    if key:
+        where.append("(c.external_id = :k OR LOWER(d.email) = :lk)")
+    if language:
+        where.append("d.language = :l")
+        params["l"] = language
+    query = text(
+        f"SELECT d.id, d.contact_id, {_PREVIEW_FIELDS.replace('c.email,', 'd.email,', 1)},"
+        " d.language AS variant, d.status, d.reason, d.message_id, d.sent_at"
+        " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
+        f" LEFT JOIN segmail_segments g ON g.id = d.segment_id{_PREVIEW_SALESPEOPLE}"
+        f" WHERE {' AND '.join(where)} ORDER BY CASE WHEN c.external_id = :k THEN 0 ELSE 1 END,"
+        " CASE WHEN d.status = :skipped THEN 1 ELSE 0 END, d.id LIMIT 1"
+    )
+    with engine.connect() as conn:
+        return _first(conn, query, {**params, "skipped": DeliveryStatus.SKIPPED})

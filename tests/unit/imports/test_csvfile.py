@@ -147,7 +147,12 @@ def test_a_row_with_extra_cells_is_reported_with_its_row_number(write_csv):
     ("content", "message"),
     [
         pytest.param(b"", "empty", id="empty"),
-        pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary", id="binary"),
+        pytest.param(b"\x00\x01\x02binary", "binary", id="binary"),
+        pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is a PNG image, not a CSV file", id="png"),
+        pytest.param(
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "is a PDF document, not a CSV file", id="pdf"
+        ),
+        pytest.param(b"PK\x03\x04\x14\x00", "Excel .xlsx workbook is one; save the sheet as CSV", id="xlsx"),
         pytest.param(b"name;value\nx;1\n", "missing required column", id="not-a-contact-file"),
     ],
 )

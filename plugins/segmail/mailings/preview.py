@@ -1,0 +1,168 @@
+"""Previews: one mail built by the composer that sending uses, then read back with `email`.
+
+Nothing is rendered here: the bytes come from `Composer.compose` (a run's mail from
+`compose_delivery`, with its Message-ID, signed unsubscribe token and return path), so what the
+preview shows is what the transport would hand to the server. A preview outside a run gets links
+signed for the TEST purpose: they open the unsubscribe page but change nothing. Template errors come
+back as text naming the template file and line, never as an exception.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from jinja2 import Template, TemplateSyntaxError
+
+from segmail.errors import SegmailError
+from segmail.feedback.links import MailLinks
+from segmail.mailings.compose import Composer, RenderFailed, composer_for, delivery_recipient
+from segmail.mailings.definition import Mailing
+from segmail.mailings.deliveries import PendingMail
+from segmail.mailings.render import SAMPLE_CONTACT, SAMPLE_UNSUBSCRIBE_URL, CompiledVariant, compiled_variant
+
+PENDING_FIELDS = tuple(f.name for f in fields(PendingMail))
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass
+class MailPreview:
+    """What one mail would be: its headers in order, envelope sender, parts and attachments."""
+
+    language: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    envelope_from: str = ""
+    subject: str = ""
+    text: str | None = None
+    html: str | None = None
+    attachments: list[AttachmentInfo] = field(default_factory=list)
+    size: int = 0
+    error: str | None = None  # the template (or setup) error that stops this mail
+    warnings: list[str] = field(default_factory=list)
+
+
+def pending_mail(row: dict) -> PendingMail:
+    """A PendingMail from a read.preview_contact / read.run_delivery row (extra keys ignored)."""
+    return PendingMail(**{name: row.get(name) for name in PENDING_FIELDS})
+
+
+def sample_mail(mailing: Mailing, *, salesperson: dict | None) -> PendingMail:
+    """The sample contact as a mail of the mailing's first audience segment."""
+    sp = salesperson or {}
+    contact = {k: v for k, v in SAMPLE_CONTACT.items() if k != "mobile"}
+    return PendingMail(
+        id=0,
+        contact_id=0,
+        mobile_e164=SAMPLE_CONTACT["mobile"],
+        segment=mailing.audience.segments[0],
+        sp_code=sp.get("code"),
+        sp_name=sp.get("name"),
+        sp_email=sp.get("email"),
+        **contact,
+    )
+
+
+def preview_mail(
+    mailing: Mailing,
+    language: str,
+    *,
+    mail: PendingMail,
+    run_id: int | None = None,
+    date: datetime | None = None,
+) -> MailPreview:
+    """One language's mail to `mail`'s contact; for a run (`run_id`) exactly as that run sends it."""
+    preview = MailPreview(language=language)
+    try:
+        variant = compiled_variant(mailing, language)
+    except SegmailError as exc:
+        preview.error = _compile_error(exc)
+        return preview
+    except Exception as exc:  # an unreadable template file, a broken attachment path
+        preview.error = f"{type(exc).__name__}: {exc}"
+        return preview
+    composer = _composer(mailing, variant, preview)
+    date = date or datetime.now(UTC)
+    if run_id is not None and composer.links is not None:
+        composed = composer.compose_delivery(run_id, mail, date=date)
+    else:
+        links = composer.links.for_test_mail() if composer.links is not None else _PLACEHOLDER_LINKS
+        message_id = composer.message_id(run_id or 0, f"preview.{mail.contact_id or 'sample'}")
+        composed = composer.compose(delivery_recipient(mail), message_id=message_id, date=date, links=links)
+    if isinstance(composed, RenderFailed):
+        preview.error = f"rendering failed: {composed.error}{_where(composed.error, variant)}"
+        return preview
+    preview.envelope_from = composed.envelope_from
+    preview.subject = composed.subject
+    _read_message(composed.data, preview)
+    return preview
+
+
+_PLACEHOLDER_LINKS = MailLinks(SAMPLE_UNSUBSCRIBE_URL, None)
+
+
+def _composer(mailing: Mailing, variant: CompiledVariant, preview: MailPreview) -> Composer:
+    """Sending's composer; when its unsubscribe links or DKIM key are not set up (sending would stop
+    there) the preview still renders, with a placeholder link, and says why."""
+    try:
+        return composer_for(mailing, variant)
+    except Exception as exc:
+        preview.warnings.append(f"Sending would fail: {exc}. Shown with a placeholder unsubscribe link.")
+        return Composer(mailing, variant, links=None)  # type: ignore[arg-type]
+
+
+def _compile_error(exc: SegmailError) -> str:
+    """The compiler's message plus the file and line Jinja reported (its message alone has neither)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, TemplateSyntaxError) and cause.lineno:
+        name = cause.name or cause.filename or "subject"
+        return f"{exc} (in {name}, line {cause.lineno})"
+    return str(exc)
+
+
+def _where(error: BaseException, variant: CompiledVariant) -> str:
+    """` (in <template>, line N)`: the template frame deepest in the traceback, mapped to its line."""
+    found = ""
+    tb = error.__traceback__
+    while tb is not None:
+        template = tb.tb_frame.f_globals.get("__jinja_template__")
+        if isinstance(template, Template):
+            line = template.get_corresponding_lineno(tb.tb_lineno)
+            found = f" (in {_template_label(template, variant)}, line {line})"
+        tb = tb.tb_next
+    return found
+
+
+def _template_label(template: Template, variant: CompiledVariant) -> str:
+    if template is variant.subject:
+        return "the subject"
+    if template is variant.text and template.name is None:
+        return "the text part made from the HTML body"
+    return template.name or "a template"
+
+
+def _read_message(data: bytes, preview: MailPreview) -> None:
+    """Headers, bodies and attachments as a mail program sees them."""
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    preview.size = len(data)
+    preview.headers = [(name, str(value)) for name, value in message.items()]
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        if part.get_content_disposition() == "attachment":
+            payload = part.get_payload(decode=True) or b""
+            name = part.get_filename() or "(no name)"
+            preview.attachments.append(AttachmentInfo(name, part.get_content_type(), len(payload)))
+        elif part.get_content_type() == "text/html" and preview.html is None:
+            preview.html = part.get_content()
+        elif part.get_content_type() == "text/plain" and preview.text is None:
+            preview.text = part.get_content()
