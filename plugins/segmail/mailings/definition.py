@@ -11,11 +11,27 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from segmail.errors import NotFound, SegmailError
 from segmail.language import choose_language
 from segmail.settings import include_dir
+from segmail.sms.definition import (
+    DEFAULT_GATEWAY_CONN_ID,
+    SmsVariant,
+    channel_variants,
+    check_sender,
+    other_channel_field,
+)
+from segmail.store.models import Channel
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_]{0,60}$")
 _HEADER_SAFE = re.compile(r"^[^\r\n]*$")
@@ -98,11 +114,16 @@ class Mailing(BaseModel):
     slug: str = ""
     name: str = Field(min_length=1)
     description: str = ""
+    channel: Channel = Channel.EMAIL
     audience: Audience
     schedule: str | None = Field(default=None, description="cron, `after_import`, or empty for manual only")
     smtp_conn_id: str = "smtp_default"
-    from_: str = Field(alias="from", pattern=_HEADER_SAFE.pattern)
+    from_: str | None = Field(default=None, alias="from", pattern=_HEADER_SAFE.pattern)  # e-mail: required
     reply_to: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
+    # channel: sms — the sender (else the gateway connection's extra `sender`), the gateway, the longest message
+    sender: str | None = None
+    gateway_conn_id: str = DEFAULT_GATEWAY_CONN_ID
+    max_parts: int = Field(default=3, ge=1, le=10, description="SMS parts a message may take")
     default_language: str
     batch_size: int = Field(default=500, ge=1, le=50_000)
     rate_limit_per_second: float | None = Field(default=None, gt=0, description="per send task (batch)")
@@ -132,7 +153,7 @@ class Mailing(BaseModel):
         default_factory=list,
         description="addresses told of approval requests and late runs; default: the responsible salesperson",
     )
-    variants: dict[str, Variant] = Field(min_length=1)
+    variants: dict[str, Variant | SmsVariant] = Field(min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -140,6 +161,25 @@ class Mailing(BaseModel):
         if isinstance(data, dict) and "list_unsubscribe" in data:
             raise ValueError(LIST_UNSUBSCRIBE_REPLACED)
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fields_of_the_channel(cls, data: object) -> object:
+        if isinstance(data, dict):
+            problem = other_channel_field(data, str(data.get("channel") or Channel.EMAIL))
+            if problem:
+                raise ValueError(problem)
+        return data
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _variants_of_the_channel(cls, variants: object, info: ValidationInfo) -> object:
+        return channel_variants(variants, info.data.get("channel", Channel.EMAIL), Variant)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, sender: str | None) -> str | None:
+        return check_sender(sender) if sender is not None else None
 
     @field_validator("notify")
     @classmethod
@@ -169,6 +209,8 @@ class Mailing(BaseModel):
         from segmail.language import normalize_language
 
         self.default_language = normalize_language(self.default_language) or self.default_language
+        if self.channel == Channel.EMAIL and not self.from_:
+            raise ValueError("from: required for an e-mail mailing (the From address)")
         if self.default_language not in self.variants:
             raise ValueError(
                 f"default_language {self.default_language!r} has no variant "

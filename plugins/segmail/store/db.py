@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from segmail.settings import database_url
 
 
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
+    """`read_only` (pages, read commands): on SQLite a deferred BEGIN that never takes the write lock,
+    so a page answers while an import holds it (WAL readers see the last commit), and query_only on."""
     url = url or database_url()
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
@@ -28,19 +30,36 @@ def make_engine(url: str | None = None) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA cache_size=-32000")
+            if read_only:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
+    if read_only:
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"options": "-c default_transaction_read_only=on"}
+        )
     return create_engine(url, pool_pre_ping=True)
 
 
 @cache
 def default_engine() -> Engine:
     return make_engine()
+
+
+def read_only_engine() -> Engine:
+    """The engine of the monitoring pages: reads never wait for, nor block, an import or a send.
+    Keyed by the default engine's URL, so it follows that engine wherever it is rebuilt."""
+    return _read_only_engine(default_engine().url.render_as_string(hide_password=False))
+
+
+@cache
+def _read_only_engine(url: str) -> Engine:
+    return make_engine(url, read_only=True)
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:

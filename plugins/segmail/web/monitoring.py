@@ -64,15 +64,18 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     app.include_router(router)
+    from segmail.web.preview import router as preview_router  # it uses this module's page helpers
+
+    app.include_router(preview_router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app
 
 
 def _engine() -> Engine:
-    from segmail.store.db import default_engine
+    from segmail.store.db import read_only_engine
 
-    return default_engine()
+    return read_only_engine()
 
 
 def _base(request: Request) -> str:
