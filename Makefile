@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export SEGMAIL_INCLUDE_DIR := $(CURDIR)/include
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test lint bench-import bench-send bench-feedback airflow serve-public clean
+.PHONY: install demo test lint bench-import bench-send bench-feedback bench-sms airflow serve-public clean
 
 install: $(STAMP)
 
@@ -31,6 +31,7 @@ test: install
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-debian.sh /usr/sbin/dnsmasq=dnsmasq-base
 	bash scripts/ensure-debian.sh /usr/sbin/postfix=postfix /usr/sbin/dovecot=dovecot-imapd
+	bash scripts/ensure-debian.sh /usr/sbin/bearerbox=kannel /usr/lib/kannel/test/fakesmsc=kannel-extras
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -51,6 +52,11 @@ bench-send: install
 bench-feedback: install
 	bash scripts/ensure-debian.sh /usr/sbin/postfix=postfix /usr/sbin/dovecot=dovecot-imapd
 	$(BIN)/python bench/bench_feedback.py $(BENCH_ARGS)
+
+# SMS through a private Kannel (bearerbox + smsbox, fakesmsc as the SMS centre; Debian's kannel, kannel-extras).
+bench-sms: install
+	bash scripts/ensure-debian.sh /usr/sbin/bearerbox=kannel /usr/lib/kannel/test/fakesmsc=kannel-extras
+	$(BIN)/python bench/bench_sms.py $(BENCH_ARGS)
 
 # Airflow with the UI on http://127.0.0.1:8080 (SEGMAIL_UI_PORT), the public unsubscribe app on
 # http://127.0.0.1:8090 (SEGMAIL_PUBLIC_PORT), a local SMTP sink and the sample data.

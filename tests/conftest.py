@@ -59,6 +59,7 @@ SEGMAIL_TABLES = (
     "segmail_contacts",
     "segmail_segments",
     "segmail_salespeople",
+    "segmail_send_budgets",
 )
 
 
@@ -212,3 +213,21 @@ def newsletter_audience(engine, tmp_path):
     result = import_file(path, engine=engine)
     assert result.created == 8, result
     return engine
+
+
+@pytest.fixture(scope="session")
+def kannel_lab():
+    """A private Kannel for the session: bearerbox, smsbox and fakesmsc as the SMS centre on loopback
+    ports (tests/sms_support.py). Under CI=true a machine without Kannel fails instead of skipping."""
+    from sms_support import sms_lab
+
+    with sms_lab() as lab:
+        yield lab
+
+
+@pytest.fixture
+def kannel(kannel_lab, engine, monkeypatch):
+    """The session's Kannel with the public app serving this test's database on the port Kannel
+    calls back (reports, STOP); `sms_default` and SEGMAIL_PUBLIC_URL point at them."""
+    with kannel_lab.serving(engine, monkeypatch):
+        yield kannel_lab

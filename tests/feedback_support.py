@@ -16,11 +16,14 @@ from tests_support import TEST_SIGNING_KEY
 
 
 @contextmanager
-def serve_public_app(engine: Engine) -> Iterator[str]:
+def serve_public_app(engine: Engine, *, port: int | None = None) -> Iterator[str]:
     """`create_public_app()` on a free loopback port, on the given database, signing with the key
-    tests/conftest.py configures; yields its base URL and stops the server afterwards."""
+    tests/conftest.py configures; yields its base URL and stops the server afterwards. `port`: a
+    given one (the SMS tests' Kannel calls a URL fixed when it started), else a free one."""
     app = create_public_app(lambda: PublicContext(engine=engine, signer=TokenSigner((TEST_SIGNING_KEY,))))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

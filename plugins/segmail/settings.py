@@ -29,6 +29,7 @@ class Settings:
     import_cron: str | None  # None: the import DAG runs only when triggered
     import_workers: int
     smtp_pool: str
+    sms_pool: str  # the pool of SMS send tasks, apart from SMTP's: each channel has its own limits
     smtp_conn_id: str
     notify_from: str
     ui_port: int
@@ -85,6 +86,7 @@ def current() -> Settings:
         import_cron=env("SEGMAIL_IMPORT_CRON", "0 2 * * *") or None,
         import_workers=max(1, _int("SEGMAIL_IMPORT_WORKERS", _default_workers())),
         smtp_pool=env("SEGMAIL_SMTP_POOL") or "smtp",
+        sms_pool=env("SEGMAIL_SMS_POOL") or "sms",
         smtp_conn_id=env("SEGMAIL_SMTP_CONN_ID") or "smtp_default",
         notify_from=env("SEGMAIL_NOTIFY_FROM") or "segmail@localhost",
         ui_port=_int("SEGMAIL_UI_PORT", 8080),

@@ -36,10 +36,12 @@ def cmd_salespeople(args: argparse.Namespace) -> int:
     from segmail.contacts import salespeople
 
     if args.action == "add":
-        person = salespeople.add_salesperson(code=args.code, name=args.name or args.code, email=args.email)
+        person = salespeople.add_salesperson(
+            code=args.code, name=args.name or args.code, email=args.email, mobile=args.mobile
+        )
         print(f"salesperson {person.code} saved")
     else:
-        print(format_table(salespeople.list_salespeople(), ("code", "name", "email")))
+        print(format_table(salespeople.list_salespeople(), ("code", "name", "email", "mobile")))
     return 0
 
 
@@ -131,8 +133,11 @@ def _validate(mailings: Iterable[Mailing]) -> list[str]:
 
     problems = []
     for mailing in mailings:
-        found = validate_mailing(mailing)
+        info: list[str] = []
+        found = validate_mailing(mailing, info=info)
         problems += found
+        for line in info:  # an SMS variant's encoding, characters and parts
+            print(line)
         if not found:
             print(f"ok: {mailing.slug} ({', '.join(mailing.variants)})")
     return problems
@@ -205,6 +210,7 @@ def _add_salespeople(sub: argparse._SubParsersAction) -> None:
     add.add_argument("code")
     add.add_argument("--name")
     add.add_argument("--email")
+    add.add_argument("--mobile", help="international form, e.g. +43 664 1234567: SMS test messages go there")
     listing = sp.add_parser("list")
     for p in (add, listing):
         p.set_defaults(func=cmd_salespeople)

@@ -49,6 +49,7 @@ def _stream_contacts(engine: Engine, where: str, params: dict) -> Iterator[dict]
             for row in batch:
                 record = dict(zip(names, row[1:], strict=True))
                 record["email_opt_out"] = bool(record["email_opt_out"])
+                record["sms_opt_out"] = bool(record["sms_opt_out"])
                 record["segments"] = segs.get(row[0], [])
                 yield record
 
@@ -71,6 +72,7 @@ def export_contacts(
     for record in contacts:
         record["segments"] = f"{SEGMENT_SEPARATOR} ".join(record["segments"])
         record["email_opt_out"] = "yes" if record["email_opt_out"] else ""
+        record["sms_opt_out"] = "yes" if record["sms_opt_out"] else ""
         writer.writerow([spreadsheet_safe(record[f]) for f in EXPORT_FIELDS])
         count += 1
     return count

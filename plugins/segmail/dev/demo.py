@@ -19,6 +19,7 @@ from segmail.dev.local import (
     configure_environment,
     configure_unsubscribe,
     drop_sample_into_inbox,
+    ensure_sms_pool,
     ensure_smtp_pool,
     mark_seeded,
     migrate_databases,
@@ -184,6 +185,7 @@ def send_mailings() -> tuple[DagRun, DagRun, int, Path]:
     with SmtpSink(store_dir=outbox) as sink:
         os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = sink.connection_json
         ensure_smtp_pool()
+        ensure_sms_pool()
         run, mailing_run_id = send_newsletter(sink, outbox)
         test_run = send_test_mail(sink)
     return run, test_run, mailing_run_id, outbox
@@ -196,11 +198,14 @@ def main() -> int:
     print_segments()
     run, test_run, mailing_run_id, outbox = send_mailings()
     print_unsubscribe_link(outbox)
+    from segmail.dev.sms_demo import sms_broadcast
+
+    sms_ok = sms_broadcast()
     print(
         "\nMore: .venv/bin/segmail status newsletter | .venv/bin/segmail status --run "
         f"{mailing_run_id} | .venv/bin/segmail status --tests"
     )
-    return 0 if run.state == "success" and test_run.state == "success" else 1
+    return 0 if run.state == "success" and test_run.state == "success" and sms_ok else 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from segmail.dev.processes import GRACE_SECONDS, Children
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout: plugins/segmail/dev/local.py
 SMTP_POOL_SLOTS = 4
+SMS_POOL_SLOTS = 2  # SMS batches at once: a gateway's submit rate is shared by all of them
 SIGNING_KEY_FILE = "segmail_signing_key"
 SEEDED_MARKER = "sample-seeded"  # in AIRFLOW_HOME/segmail: the sample data went in once
 DEMO_MAILTO = "unsubscribe@autohaus-demo.example"  # the demo mailings' From domain
@@ -89,6 +90,20 @@ def ensure_smtp_pool() -> None:
         settings.current().smtp_pool,
         slots=SMTP_POOL_SLOTS,
         description="segmail: concurrent SMTP batches",
+        include_deferred=False,
+    )
+
+
+def ensure_sms_pool() -> None:
+    """The pool the SMS mailing DAGs' send tasks run in (SEGMAIL_SMS_POOL, default `sms`)."""
+    from airflow.models.pool import Pool
+
+    from segmail import settings
+
+    Pool.create_or_update_pool(
+        settings.current().sms_pool,
+        slots=SMS_POOL_SLOTS,
+        description="segmail: concurrent SMS batches",
         include_deferred=False,
     )
 
@@ -277,6 +292,7 @@ def start_everything(children: Children) -> subprocess.Popen:
     configure_unsubscribe()
     migrate_databases()
     ensure_smtp_pool()
+    ensure_sms_pool()
     seeded = seed_sample_once()
     start_smtp_sink(children, config.smtp_port or free_port())
     public = start_public_app(children)

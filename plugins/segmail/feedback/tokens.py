@@ -30,6 +30,7 @@ class TokenPurpose(StrEnum):
     UNSUBSCRIBE = "u"
     TEST = "t"  # in test mails: a link that shows the page but changes nothing
     BOUNCE = "b"  # the VERP envelope sender
+    SMS_REPORT = "r"  # an SMS's delivery-report URL (segmail.sms.reports)
 
 
 class InvalidToken(SegmailError):

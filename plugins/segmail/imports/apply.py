@@ -2,7 +2,7 @@
 change something are written, so a re-import touches nothing.
 
 Non-empty cells overwrite stored values, empty cells keep them; an import sets an e-mail opt-out
-but never clears one.
+or an SMS opt-out but never clears one.
 
 Memberships have no foreign keys (checking them row by row made them the slowest part of a large
 import); these statements keep them to existing contacts and segments on their own. A membership
@@ -46,6 +46,7 @@ def update_contacts(conn: Connection, params: dict) -> int:
         f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM {_TARGET}.{c})" for c in OVERWRITTEN
     )
     newly_opted_out = f"s.opt_out = 1 AND NOT {_TARGET}.email_opt_out"
+    newly_sms_opted_out = f"s.sms_opt_out = 1 AND NOT {_TARGET}.sms_opt_out"
     return conn.execute(
         text(
             f"UPDATE {_TARGET} SET {sets},"
@@ -53,10 +54,14 @@ def update_contacts(conn: Connection, params: dict) -> int:
             f" email_opt_out_source = CASE WHEN {newly_opted_out} THEN :source"
             f"   ELSE {_TARGET}.email_opt_out_source END,"
             f" email_opt_out = CASE WHEN s.opt_out = 1 THEN TRUE ELSE {_TARGET}.email_opt_out END,"
+            f" sms_opt_out_at = CASE WHEN {newly_sms_opted_out} THEN :now ELSE {_TARGET}.sms_opt_out_at END,"
+            f" sms_opt_out_source = CASE WHEN {newly_sms_opted_out} THEN :source"
+            f"   ELSE {_TARGET}.sms_opt_out_source END,"
+            f" sms_opt_out = CASE WHEN s.sms_opt_out = 1 THEN TRUE ELSE {_TARGET}.sms_opt_out END,"
             f" updated_at = :now, last_import_id = :run"
             f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no"
             f" WHERE r.contact_id = {_TARGET}.id AND r.is_new = 0"
-            f" AND (r.seg_changed = 1 OR {differs} OR ({newly_opted_out}))"
+            f" AND (r.seg_changed = 1 OR {differs} OR ({newly_opted_out}) OR ({newly_sms_opted_out}))"
         ),
         params,
     ).rowcount
@@ -70,9 +75,11 @@ def insert_contacts(conn: Connection, params: dict) -> None:
         conn.execute(
             text(
                 f"INSERT INTO {_TARGET} (id, {columns}, email_opt_out, email_opt_out_at, email_opt_out_source,"
-                f" created_at, updated_at, last_import_id)"
+                f" sms_opt_out, sms_opt_out_at, sms_opt_out_source, created_at, updated_at, last_import_id)"
                 f" SELECT r.contact_id, {staged}, s.opt_out = 1, CASE WHEN s.opt_out = 1 THEN :now END,"
-                f" CASE WHEN s.opt_out = 1 THEN :source END, :now, :now, :run"
+                f" CASE WHEN s.opt_out = 1 THEN :source END, s.sms_opt_out = 1,"
+                f" CASE WHEN s.sms_opt_out = 1 THEN :now END, CASE WHEN s.sms_opt_out = 1 THEN :source END,"
+                f" :now, :now, :run"
                 f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no WHERE r.is_new = 1"
                 + ("" if bulk else " ORDER BY r.contact_id")  # the index build sorts anyway
             ),

@@ -145,6 +145,14 @@ COLUMNS: tuple[Column, ...] = (
         stage=("opt_out",),  # 1 = opt out; never clears a stored opt-out
         sql_type="INTEGER",
     ),
+    Column(
+        key="sms_opt_out",
+        display="SMS Opt Out",
+        aliases=("SMS-Abmeldung", "SMS abgemeldet"),
+        contact="sms_opt_out",
+        stage=("sms_opt_out",),  # 1 = opt out of SMS; never clears a stored one; apart from e-mail's
+        sql_type="INTEGER",
+    ),
 )
 
 BY_KEY: dict[str, Column] = {c.key: c for c in COLUMNS}
@@ -172,5 +180,8 @@ STAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     *((name, c.sql_type or "") for c in COLUMNS for name in c.staged),
 )
 RECORD_FIELDS: tuple[str, ...] = tuple(name for name, _ in STAGE_COLUMNS)
-# Staged columns copied to segmail_contacts when not empty; the opt-out has its own rule.
-OVERWRITTEN: tuple[str, ...] = tuple(name for c in COLUMNS if c.key != "email_opt_out" for name in c.staged)
+# Opt-outs: set by a yes, never cleared by an import (their own rule in imports.apply); staged as 0/1.
+OPT_OUTS: tuple[str, ...] = ("email_opt_out", "sms_opt_out")
+OPT_OUT_STAGES: tuple[str, ...] = tuple(name for c in COLUMNS if c.key in OPT_OUTS for name in c.staged)
+# Staged columns copied to segmail_contacts when not empty.
+OVERWRITTEN: tuple[str, ...] = tuple(name for c in COLUMNS if c.key not in OPT_OUTS for name in c.staged)

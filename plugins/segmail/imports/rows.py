@@ -294,13 +294,14 @@ def check_language(rows: RowChecks) -> pd.Series:
     return language.fillna("")
 
 
-def check_opt_out(rows: RowChecks) -> pd.Series:
-    """Yes/no words in English and German; anything else only warns and leaves the opt-out alone."""
-    words = pd.Series(per_distinct(rows.column("email_opt_out"), str.lower), dtype=object)
+def check_opt_out(rows: RowChecks, key: str = "email_opt_out") -> pd.Series:
+    """Yes/no words in English and German; anything else only warns and leaves the opt-out alone.
+    `key`: the e-mail opt-out column or the SMS one (the same words)."""
+    words = pd.Series(per_distinct(rows.column(key), str.lower), dtype=object)
     opt_out = words.isin(TRUE_WORDS)
     rows.flag(
         (~opt_out & ~words.isin(FALSE_WORDS)).to_numpy(),
-        "email_opt_out",
+        key,
         lambda v: f"{v!r} is not yes/no; opt-out left unchanged",
         severity=IssueSeverity.WARNING,
     )
@@ -314,14 +315,16 @@ def _kept(values: object, keep: np.ndarray | None) -> list:
     return np.asarray(values, dtype=object)[keep].tolist()
 
 
-def _columns(rows: RowChecks, values: dict[str, object], opt_out: pd.Series) -> dict[str, list]:
+def _columns(rows: RowChecks, values: dict[str, object], opt_outs: dict[str, pd.Series]) -> dict[str, list]:
     """The rows without errors, column by column in RECORD_FIELDS order: empty cells as None,
-    opt-out as 0/1."""
+    opt-outs (by staging column) as 0/1."""
     keep = ~rows.bad if rows.bad.any() else None
     columns = {"line_no": _kept(rows.lines, keep)}
-    for name in RECORD_FIELDS[1:-1]:
-        columns[name] = [value or None for value in _kept(values[name], keep)]
-    columns["opt_out"] = _kept(opt_out.to_numpy().astype(int), keep)
+    for name in RECORD_FIELDS[1:]:
+        if name in opt_outs:
+            columns[name] = _kept(opt_outs[name].to_numpy().astype(int), keep)
+        else:
+            columns[name] = [value or None for value in _kept(values[name], keep)]
     return columns
 
 
@@ -349,7 +352,7 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
     emails = check_email_column(rows)
     mobiles = check_mobile_column(rows, country, country_ok)
     language = check_language(rows)
-    opt_out = check_opt_out(rows)
+    opt_outs = {"opt_out": check_opt_out(rows), "sms_opt_out": check_opt_out(rows, "sms_opt_out")}
     values = {
         "line_no": rows.lines,
         "external_id": rows.column("external_id"),
@@ -366,5 +369,5 @@ def validate_chunk(chunk: RawChunk) -> ValidatedChunk:
     }
     check_lengths(rows, values)
     rows.blank_ignored(values)
-    columns = _columns(rows, values, opt_out)
+    columns = _columns(rows, values, opt_outs)
     return ValidatedChunk(columns, _segments(rows), rows.issues, rows.rejected_rows, rows.cells)

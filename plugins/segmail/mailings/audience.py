@@ -24,7 +24,7 @@ from segmail.addresses import safe_address
 from segmail.errors import NotFound
 from segmail.mailings.definition import Mailing
 from segmail.store.db import bulk_insert, default_engine, is_postgres
-from segmail.store.models import DeliveryStatus, RunStatus
+from segmail.store.models import Channel, DeliveryStatus, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +154,14 @@ def _segment_ids(conn: Connection, names: list[str]) -> list[int]:
     return [found[k] for k in keys]
 
 
-def load_candidates(conn: Connection, mailing: Mailing) -> list[Row]:
-    """Contacts in any audience segment and in no excluded one, by id, with the segment they came by."""
+def load_candidates(conn: Connection, mailing: Mailing, *, select: str = _CANDIDATES) -> list[Row]:
+    """Contacts in any audience segment and in no excluded one, by id, with the segment they came by
+    (`select`: the columns an e-mail run needs, or an SMS run's, segmail.sms.audience)."""
     include = _segment_ids(conn, mailing.audience.segments)
     exclude = (
         _segment_ids(conn, mailing.audience.exclude_segments) if mailing.audience.exclude_segments else []
     )
-    query = text(_CANDIDATES + (_NOT_EXCLUDED if exclude else "") + " ORDER BY c.id")
+    query = text(select + (_NOT_EXCLUDED if exclude else "") + " ORDER BY c.id")
     params = [bindparam("include", expanding=True)]
     if exclude:
         params.append(bindparam("exclude", expanding=True))
@@ -205,13 +206,15 @@ def _insert_run(
     dry_run: bool,
     options: dict,
     now: datetime,
+    channel: Channel = Channel.EMAIL,
 ) -> int:
     return conn.execute(
         text(
             "INSERT INTO segmail_mailing_runs (mailing, dag_run_id, logical_date, status, dry_run, options,"
-            " created_at) VALUES (:m, :d, :l, :frozen, :dry, :o, :now) RETURNING id"
+            " channel, created_at) VALUES (:m, :d, :l, :frozen, :dry, :o, :channel, :now) RETURNING id"
         ),
         {
+            "channel": channel.value,
             "m": slug,
             "d": dag_run_id,
             "l": logical_date,
@@ -221,6 +224,20 @@ def _insert_run(
             "now": now,
         },
     ).scalar_one()
+
+
+def _select_for_channel(
+    conn: Connection, mailing: Mailing, *, languages: list[str] | None, max_recipients: int | None
+) -> tuple[tuple[str, ...], list[tuple], dict]:
+    """(delivery columns, rows, options): an e-mail run's by address, an SMS run's by number."""
+    if mailing.channel == Channel.SMS:
+        from segmail.sms import audience as sms_audience
+
+        return sms_audience.select_sms_run(conn, mailing, languages=languages, max_recipients=max_recipients)
+    deliveries, options = select_deliveries(
+        load_candidates(conn, mailing), mailing, languages=languages, max_recipients=max_recipients
+    )
+    return DELIVERY_COLUMNS, deliveries, options
 
 
 def freeze_audience(
@@ -243,8 +260,8 @@ def freeze_audience(
         existing = _existing_run(conn, mailing.slug, dag_run_id, logical_date)
         if existing is not None:
             return existing
-        deliveries, options = select_deliveries(
-            load_candidates(conn, mailing), mailing, languages=languages, max_recipients=max_recipients
+        columns, deliveries, options = _select_for_channel(
+            conn, mailing, languages=languages, max_recipients=max_recipients
         )
         run_id = _insert_run(
             conn,
@@ -254,8 +271,9 @@ def freeze_audience(
             dry_run=dry_run,
             options=options,
             now=now,
+            channel=mailing.channel,
         )
-        bulk_insert(conn, "segmail_deliveries", DELIVERY_COLUMNS, [(run_id, *d, 0, now) for d in deliveries])
+        bulk_insert(conn, "segmail_deliveries", columns, [(run_id, *d, 0, now) for d in deliveries])
         if is_postgres(conn.engine):  # fresh statistics, or the run's first queries plan as if it were empty
             conn.execute(text("ANALYZE segmail_deliveries"))
     sendable = sum(d[4] == DeliveryStatus.PENDING for d in deliveries)

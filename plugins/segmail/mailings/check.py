@@ -1,16 +1,21 @@
 """`segmail mailings validate`: every variant rendered against a sample contact with strict
-undefined variables, every attachment found, before any real run."""
+undefined variables, every attachment found, before any real run. An SMS variant is also measured
+(encoding, characters, parts) and fails above the mailing's `max_parts`."""
 
 from __future__ import annotations
 
 from segmail.errors import SegmailError
 from segmail.mailings.definition import Mailing
 from segmail.mailings.render import SAMPLE_CONTACT, compile_variant, message_context
+from segmail.store.models import Channel
 
 SAMPLE_SALESPERSON = {"code": "SAMPLE", "name": "Sam Sales", "email": "sam.sales@example.com"}
 
 
-def validate_mailing(mailing: Mailing) -> list[str]:
+def validate_mailing(mailing: Mailing, *, info: list[str] | None = None) -> list[str]:
+    """The problems of a mailing; `info` receives what is worth saying besides (an SMS's length)."""
+    if mailing.channel == Channel.SMS:
+        return validate_sms_mailing(mailing, info=info if info is not None else [])
     problems = _sending_setup_problems(mailing)
     for language in mailing.variants:
         try:
@@ -49,4 +54,36 @@ def _sending_setup_problems(mailing: Mailing) -> list[str]:
             )
         except SegmailError as exc:
             problems.append(f"{mailing.slug}.yaml dkim: {exc}")
+    return problems
+
+
+def validate_sms_mailing(mailing: Mailing, *, info: list[str]) -> list[str]:
+    """Every SMS variant rendered for the sample contact and measured; the sender resolved."""
+    from segmail.sms.render import compile_sms, sms_context
+
+    problems = []
+    for language in mailing.variants:
+        where = f"{mailing.slug}.yaml variant {language}"
+        try:
+            compiled = compile_sms(mailing, language)
+            text = compiled.render(
+                sms_context(
+                    contact=SAMPLE_CONTACT,
+                    segment=mailing.audience.segments[0],
+                    salesperson=SAMPLE_SALESPERSON,
+                    mailing=mailing,
+                )
+            )
+        except SegmailError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        except Exception as exc:  # e.g. jinja2.UndefinedError: name the variant and the cause
+            problems.append(f"{where}: {type(exc).__name__}: {exc}")
+            continue
+        length, too_long = compiled.too_long(text)
+        info.append(f"{mailing.slug} {language}: {length.describe()} (sender {compiled.sender})")
+        if not text:
+            problems.append(f"{where}: the message is empty for the sample contact")
+        if too_long:
+            problems.append(f"{where}: {too_long}")
     return problems

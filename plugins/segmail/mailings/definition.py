@@ -7,9 +7,10 @@ the field, so a typo is found at parse time and by `segmail mailings validate`, 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -32,6 +33,7 @@ from segmail.sms.definition import (
     other_channel_field,
 )
 from segmail.store.models import Channel
+from segmail.throttle.window import SendWindow, zone
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_]{0,60}$")
 _HEADER_SAFE = re.compile(r"^[^\r\n]*$")
@@ -120,7 +122,7 @@ class Mailing(BaseModel):
     smtp_conn_id: str = "smtp_default"
     from_: str | None = Field(default=None, alias="from", pattern=_HEADER_SAFE.pattern)  # e-mail: required
     reply_to: str | None = Field(default=None, pattern=_HEADER_SAFE.pattern)
-    # channel: sms — the sender (else the gateway connection's extra `sender`), the gateway, the longest message
+    # channel: sms — the sender (else the gateway connection's extra `default_sender`), the gateway, the longest message
     sender: str | None = None
     gateway_conn_id: str = DEFAULT_GATEWAY_CONN_ID
     max_parts: int = Field(default=3, ge=1, le=10, description="SMS parts a message may take")
@@ -144,6 +146,18 @@ class Mailing(BaseModel):
     dkim: Dkim | None = None
     max_lateness_hours: float = Field(
         default=6, gt=0, description="a scheduled run starting later is not sent"
+    )
+    # Local time, send window and caps (segmail.throttle): the schedule, the window, lateness and
+    # the mailing's daily cap are in `timezone`.
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Vienna")
+    send_window: SendWindow | None = Field(
+        default=None, description='e.g. {days: [mon-fri], start: "08:00", end: "18:00"}'
+    )
+    max_per_hour: int | None = Field(
+        default=None, ge=1, description="mails per hour over all batches and runs"
+    )
+    max_per_day: int | None = Field(
+        default=None, ge=1, description="mails per local day over all batches and runs"
     )
     approval: Approval = Field(default_factory=Approval)
     deadline_hours: float | None = Field(
@@ -180,6 +194,12 @@ class Mailing(BaseModel):
     @classmethod
     def _sender(cls, sender: str | None) -> str | None:
         return check_sender(sender) if sender is not None else None
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_timezone(cls, name: str) -> str:
+        zone(name)
+        return name
 
     @field_validator("notify")
     @classmethod
@@ -232,10 +252,21 @@ class Mailing(BaseModel):
         late = now - scheduled_for
         if late > timedelta(hours=self.max_lateness_hours):
             return (
-                f"scheduled for {scheduled_for:%Y-%m-%d %H:%M} UTC, starting {late} later (more than "
+                f"scheduled for {self.local_time(scheduled_for)}, starting {late} later (more than "
                 f"max_lateness_hours={self.max_lateness_hours:g}); not sent — trigger the DAG to send now"
             )
         return None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return zone(self.timezone)
+
+    def local_time(self, moment: datetime) -> str:
+        """'2026-01-05 09:00 Europe/Vienna (08:00 UTC)'; '2026-01-05 08:00 UTC' for a UTC mailing."""
+        utc = moment.astimezone(UTC)
+        if self.timezone == "UTC":
+            return f"{utc:%Y-%m-%d %H:%M} UTC"
+        return f"{moment.astimezone(self.zone):%Y-%m-%d %H:%M} {self.timezone} ({utc:%H:%M} UTC)"
 
     @property
     def list_id_value(self) -> str:

@@ -121,6 +121,7 @@ class Outcome:
     activity: Activity | None = None
     error: SendError | None = None  # why sending failed, when it did
     suppress_address: str | None = None  # a synchronous hard bounce: never mail this address again
+    parts: int | None = None  # an SMS: the parts it was sent in
 
     def as_params(self) -> dict:
         return {
@@ -131,6 +132,7 @@ class Outcome:
             "response": self.response[:2000] if self.response is not None else None,
             "message_id": self.message_id,
             "sent_at": self.sent_at,
+            "parts": self.parts,
             "now": self.at,
             "pending": DeliveryStatus.PENDING,
         }
@@ -237,7 +239,7 @@ _PENDING_MAILS = text(
 )
 _WRITE_OUTCOME = text(
     "UPDATE segmail_deliveries SET status = :status, reason = :reason, smtp_code = :code,"
-    " smtp_response = :response, message_id = :message_id, sent_at = :sent_at,"
+    " smtp_response = :response, message_id = :message_id, sent_at = :sent_at, sms_parts = :parts,"
     " attempts = attempts + 1, updated_at = :now WHERE id = :id AND status = :pending"
 )
 _WRITE_ACTIVITY = text(
@@ -274,10 +276,11 @@ _WRITE_REPLY = text(
 _WRITE_ROUND_PG = text(
     "WITH o AS (SELECT * FROM unnest(CAST(:o_id AS integer[]), CAST(:o_status AS text[]),"
     " CAST(:o_reason AS text[]), CAST(:o_code AS integer[]), CAST(:o_response AS text[]),"
-    " CAST(:o_message_id AS text[]), CAST(:o_sent_at AS timestamptz[]), CAST(:o_now AS timestamptz[]))"
-    " AS o(id, status, reason, code, response, message_id, sent_at, now)),"
+    " CAST(:o_message_id AS text[]), CAST(:o_sent_at AS timestamptz[]), CAST(:o_parts AS integer[]),"
+    " CAST(:o_now AS timestamptz[])) AS o(id, status, reason, code, response, message_id, sent_at, parts, now)),"
     " done AS (UPDATE segmail_deliveries d SET status = o.status, reason = o.reason, smtp_code = o.code,"
-    " smtp_response = o.response, message_id = o.message_id, sent_at = o.sent_at, attempts = d.attempts + 1,"
+    " smtp_response = o.response, message_id = o.message_id, sent_at = o.sent_at, sms_parts = o.parts,"
+    " attempts = d.attempts + 1,"
     " updated_at = o.now FROM o WHERE d.id = o.id AND d.status = :pending RETURNING d.id),"
     " r AS (SELECT * FROM unnest(CAST(:r_id AS integer[]), CAST(:r_code AS integer[]),"
     " CAST(:r_response AS text[]), CAST(:r_now AS timestamptz[])) AS r(id, code, response, now)),"
@@ -296,7 +299,7 @@ _WRITE_ROUND_PG = text(
     " (SELECT COUNT(*) FROM suppressed)"
 )
 _ROUND_COLUMNS = (  # (array prefix, the keys of a row of that statement)
-    ("o", ("id", "status", "reason", "code", "response", "message_id", "sent_at", "now")),
+    ("o", ("id", "status", "reason", "code", "response", "message_id", "sent_at", "parts", "now")),
     ("r", ("id", "code", "response", "now")),
     (
         "a",
@@ -414,7 +417,12 @@ class DeliveryStore:
     `write` stores outcomes (with whatever is buffered) and returns once they are committed;
     `record` only buffers (outcomes that sent nothing), written every `flush_every` outcomes or
     `flush_seconds`, with the next `write`, and by `flush()`. `close()` gives the connection back.
+    The two queries that know the channel are attributes: `segmail.sms.send.SmsDeliveryStore` reads
+    the frozen number instead of the address and SMS opt-outs instead of e-mail ones.
     """
+
+    pending_query: TextClause = _PENDING_MAILS
+    blocked_query: TextClause = _BLOCKED
 
     def __init__(
         self,
@@ -444,14 +452,16 @@ class DeliveryStore:
         (b,) = self._db.query(_BATCH, {"b": batch_id})[1]
         batch = Batch(b[0], b[2], b[3], b[1], bool(b[4]))
         self._run_id = batch.run_id
-        names, rows = self._db.query(_PENDING_MAILS, {"b": batch_id, "pending": DeliveryStatus.PENDING})
+        names, rows = self._db.query(self.pending_query, {"b": batch_id, "pending": DeliveryStatus.PENDING})
         if names == _PENDING_FIELDS:
             return batch, [PendingMail(*row) for row in rows]
         return batch, [PendingMail(**dict(zip(names, row, strict=True))) for row in rows]
 
     def blocked(self, batch_id: int) -> dict[int, str]:
         """Pending mails of the batch whose address opted out or was suppressed after the freeze."""
-        _, rows = self._db.query(_BLOCKED, {"b": batch_id, "pending": DeliveryStatus.PENDING, "yes": True})
+        _, rows = self._db.query(
+            self.blocked_query, {"b": batch_id, "pending": DeliveryStatus.PENDING, "yes": True}
+        )
         return {
             delivery_id: OPTED_OUT_DURING_RUN if opted_out else f"suppressed during the run: {reason}"
             for delivery_id, reason, opted_out in rows

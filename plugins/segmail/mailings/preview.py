@@ -19,10 +19,11 @@ from jinja2 import Template, TemplateSyntaxError
 
 from segmail.errors import SegmailError
 from segmail.feedback.links import MailLinks
-from segmail.mailings.compose import Composer, RenderFailed, composer_for, delivery_recipient
+from segmail.mailings.compose import Composed, Composer, RenderFailed, composer_for, delivery_recipient
 from segmail.mailings.definition import Mailing
 from segmail.mailings.deliveries import PendingMail
 from segmail.mailings.render import SAMPLE_CONTACT, SAMPLE_UNSUBSCRIBE_URL, CompiledVariant, compiled_variant
+from segmail.sms.encoding import SmsLength
 
 PENDING_FIELDS = tuple(f.name for f in fields(PendingMail))
 
@@ -48,11 +49,13 @@ class MailPreview:
     size: int = 0
     error: str | None = None  # the template (or setup) error that stops this mail
     warnings: list[str] = field(default_factory=list)
+    sms: SmsLength | None = None  # an SMS: encoding, characters and parts of `text`
 
 
 def pending_mail(row: dict) -> PendingMail:
-    """A PendingMail from a read.preview_contact / read.run_delivery row (extra keys ignored)."""
-    return PendingMail(**{name: row.get(name) for name in PENDING_FIELDS})
+    """A PendingMail from a read.preview_contact / read.run_delivery row (extra keys ignored); a
+    contact without e-mail (a run skips it) is shown with an empty To address."""
+    return PendingMail(**{name: row.get(name) for name in PENDING_FIELDS} | {"email": row.get("email") or ""})
 
 
 def sample_mail(mailing: Mailing, *, salesperson: dict | None) -> PendingMail:
@@ -80,6 +83,8 @@ def preview_mail(
     date: datetime | None = None,
 ) -> MailPreview:
     """One language's mail to `mail`'s contact; for a run (`run_id`) exactly as that run sends it."""
+    if getattr(mailing, "channel", "email") == "sms":
+        return preview_sms(mailing, language, mail=mail)
     preview = MailPreview(language=language)
     try:
         variant = compiled_variant(mailing, language)
@@ -90,13 +95,11 @@ def preview_mail(
         preview.error = f"{type(exc).__name__}: {exc}"
         return preview
     composer = _composer(mailing, variant, preview)
-    date = date or datetime.now(UTC)
-    if run_id is not None and composer.links is not None:
-        composed = composer.compose_delivery(run_id, mail, date=date)
-    else:
-        links = composer.links.for_test_mail() if composer.links is not None else _PLACEHOLDER_LINKS
-        message_id = composer.message_id(run_id or 0, f"preview.{mail.contact_id or 'sample'}")
-        composed = composer.compose(delivery_recipient(mail), message_id=message_id, date=date, links=links)
+    try:
+        composed = _compose(composer, mail, run_id=run_id, date=date or datetime.now(UTC))
+    except Exception as exc:  # sending would stop on it too; the page says what it is
+        preview.error = f"the mail cannot be built: {type(exc).__name__}: {exc}"
+        return preview
     if isinstance(composed, RenderFailed):
         preview.error = f"rendering failed: {composed.error}{_where(composed.error, variant)}"
         return preview
@@ -107,6 +110,49 @@ def preview_mail(
 
 
 _PLACEHOLDER_LINKS = MailLinks(SAMPLE_UNSUBSCRIBE_URL, None)
+
+
+def preview_sms(mailing: Mailing, language: str, *, mail: PendingMail) -> MailPreview:
+    """One SMS as `segmail.sms.send` prepares it: the same compiled template, context and limits."""
+    from segmail.sms.render import compile_sms, sms_context
+
+    preview = MailPreview(language=language)
+    try:
+        compiled = compile_sms(mailing, language)
+    except SegmailError as exc:
+        preview.error = _compile_error(exc)
+        return preview
+    recipient = delivery_recipient(mail)
+    context = sms_context(
+        contact=recipient.contact,
+        segment=recipient.segment,
+        salesperson=recipient.salesperson,
+        mailing=mailing,
+    )
+    try:
+        preview.text = compiled.render(context)
+    except Exception as exc:
+        preview.error = f"rendering failed: {exc}{_where(exc, None)}"
+        return preview
+    preview.sms, too_long = compiled.too_long(preview.text)
+    preview.headers = [("From", compiled.sender), ("To", mail.mobile_e164 or "")]
+    preview.size = len(preview.text)
+    if not preview.text:
+        preview.error = "rendering failed: the message is empty"
+    elif too_long:
+        preview.warnings.append(f"Sending would fail this message: {too_long}.")
+    return preview
+
+
+def _compose(
+    composer: Composer, mail: PendingMail, *, run_id: int | None, date: datetime
+) -> Composed | RenderFailed:
+    """A run's mail as `send_batch` composes it; outside a run, with links signed for TEST."""
+    if run_id is not None and composer.links is not None:
+        return composer.compose_delivery(run_id, mail, date=date)
+    links = composer.links.for_test_mail() if composer.links is not None else _PLACEHOLDER_LINKS
+    message_id = composer.message_id(run_id or 0, f"preview.{mail.contact_id or 'sample'}")
+    return composer.compose(delivery_recipient(mail), message_id=message_id, date=date, links=links)
 
 
 def _composer(mailing: Mailing, variant: CompiledVariant, preview: MailPreview) -> Composer:
@@ -128,7 +174,7 @@ def _compile_error(exc: SegmailError) -> str:
     return str(exc)
 
 
-def _where(error: BaseException, variant: CompiledVariant) -> str:
+def _where(error: BaseException, variant: CompiledVariant | None) -> str:
     """` (in <template>, line N)`: the template frame deepest in the traceback, mapped to its line."""
     found = ""
     tb = error.__traceback__
@@ -137,11 +183,16 @@ def _where(error: BaseException, variant: CompiledVariant) -> str:
         if isinstance(template, Template):
             line = template.get_corresponding_lineno(tb.tb_lineno)
             found = f" (in {_template_label(template, variant)}, line {line})"
+        elif "__jinja_exception__" in tb.tb_frame.f_globals:  # a frame of Jinja's rewritten traceback
+            name = tb.tb_frame.f_code.co_filename
+            found = f" (in {'the message' if name == '<template>' else name}, line {tb.tb_lineno})"
         tb = tb.tb_next
     return found
 
 
-def _template_label(template: Template, variant: CompiledVariant) -> str:
+def _template_label(template: Template, variant: CompiledVariant | None) -> str:
+    if variant is None:
+        return template.name or "the message"
     if template is variant.subject:
         return "the subject"
     if template is variant.text and template.name is None:

@@ -12,6 +12,11 @@ backoff; on the final try those mails are marked `failed` with "retries exhauste
 instead, keeping that code and reply. A 5xx marks the mail `failed` with the server's code and
 text. The mailing's rate limit paces the batch; a dry run renders and builds every mail, sends
 none, and marks it `skipped` ("dry run: rendered, not sent").
+
+A send window or a cap (`segmail.throttle.gate`) is asked before each mail is taken: when the window
+closes or a cap runs out, no further mail is taken, the mails in flight finish and are recorded as
+always, the unused reservation goes back, and the result says until when the rest waits
+(`wait_until`); those mails simply stay `pending` for the task's resumption.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from segmail.mailings.transport import (
     Transport,
 )
 from segmail.store.models import ActivityKind, DeliveryStatus
+from segmail.throttle.gate import SendGate
 
 DRY_RUN_REASON = "dry run: rendered, not sent"
 RECHECK_SECONDS = 0.2
@@ -81,6 +87,9 @@ class BatchResult:
     skipped: int = 0
     pending: int = 0
     last_error: str | None = None
+    waiting: int = 0  # pending mails not taken because the window closed or a cap ran out
+    wait_until: datetime | None = None  # when they may go
+    wait_reason: str | None = None
 
     def count(self, outcome: Outcome) -> None:
         if outcome.error is not None:
@@ -93,9 +102,14 @@ class BatchResult:
             self.skipped += 1
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             k: getattr(self, k) for k in ("batch_id", "sent", "failed", "skipped", "pending", "last_error")
         }
+        if self.wait_until is not None:
+            out.update(
+                waiting=self.waiting, wait_until=self.wait_until.isoformat(), wait_reason=self.wait_reason
+            )
+        return out
 
 
 class Recheck:
@@ -132,8 +146,10 @@ class _BatchSender:
         composer: Composer,
         store: DeliveryStore,
         clock: Clock,
+        gate: SendGate | None = None,
     ) -> None:
         self.batch = batch
+        self.gate = gate
         self.mails = mails
         self.mailing = mailing
         self.composer = composer
@@ -148,7 +164,7 @@ class _BatchSender:
 
     def outgoing(self) -> Iterator[Outgoing]:
         """The mails as the transport pulls them, paced."""
-        for mail, composed in self._prepared():
+        for mail, composed in self._prepared(self.gate):
             self.pacer.wait()
             self.handed[mail.id] = mail
             yield Outgoing((mail, composed), composed.envelope_from, mail.email, composed.data, ready=True)
@@ -166,12 +182,17 @@ class _BatchSender:
                 )
             )
 
-    def _prepared(self) -> Iterator[tuple[PendingMail, Composed]]:
-        """Each mail composed; blocked and unrenderable ones are recorded and passed over."""
+    def _prepared(self, gate: SendGate | None = None) -> Iterator[tuple[PendingMail, Composed]]:
+        """Each mail composed; blocked and unrenderable ones are recorded and passed over. With a
+        gate, a mail is taken only once the gate admits it; when it does not, taking stops here."""
         for mail in self.mails:
+            if gate is not None and not gate.admit(left=len(self.mails) - self.taken):
+                return
             self.taken += 1
             composed = self.recheck.skip(mail) or self._compose(mail)
             if isinstance(composed, Outcome):
+                if gate is not None:
+                    gate.unused()
                 self._record(composed)
                 continue
             yield mail, composed
@@ -188,8 +209,21 @@ class _BatchSender:
 
     def unsettled(self) -> list[int]:
         """Mails left pending: by their result, or because the transport stopped (a lost
-        connection) before asking for them or before answering for them."""
-        return self.left_pending + [mail.id for mail in self.mails[self.taken :]] + list(self.handed)
+        connection) before asking for them or before answering for them. Mails the gate held back
+        are not unsettled: they wait (`hold_back`)."""
+        untaken = [] if self.paused else [mail.id for mail in self.mails[self.taken :]]
+        return self.left_pending + untaken + list(self.handed)
+
+    @property
+    def paused(self) -> bool:
+        return self.gate is not None and self.gate.paused_until is not None
+
+    def hold_back(self) -> None:
+        """Note in the result what waits for the window or the budget, and until when."""
+        if self.paused:
+            self.result.waiting = len(self.mails) - self.taken
+            self.result.wait_until = self.gate.paused_until
+            self.result.wait_reason = self.gate.reason
 
     def _record(self, outcome: Outcome) -> None:
         self.result.count(outcome)
@@ -278,11 +312,14 @@ def send_batch(
     store: DeliveryStore | None = None,
     clock: Clock | None = None,
     composer: Composer | None = None,
+    gate: SendGate | None = None,
 ) -> BatchResult:
     """Send the pending mails of one batch.
 
     Raises TransientSendError when mails stay pending (4xx, dropped connection) and this is not the
-    final try; on the final try they are marked failed with the last reason instead.
+    final try; on the final try they are marked failed with the last reason instead. With a `gate`
+    (`segmail.throttle.gate.gate_for`, as the DAG's task passes it) the send window and the caps
+    hold: what they hold back is in the result's `waiting` and `wait_until`, and stays pending.
     """
     store = store or DeliveryStore(engine)
     try:
@@ -297,19 +334,33 @@ def send_batch(
             composer=composer or composer_for(mailing, variant),
             store=store,
             clock=clock or Clock(),
+            gate=None if batch.dry_run else gate,
         )
         try:
             if batch.dry_run:
                 sender.dry_run()
-            else:
+            elif _may_start(gate, len(mails)):  # no SMTP connection is opened only to wait
                 with transport:
                     transport.send_all(sender.outgoing(), sender.record)
         finally:
+            if gate is not None:
+                gate.release()  # reserved and not used goes back to the shared budget
             store.flush()  # what sent nothing is written too, also when the batch is interrupted
     finally:
         store.close()
+    sender.hold_back()
     _settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
     return sender.result
+
+
+def _may_start(gate: SendGate | None, mails: int) -> bool:
+    """Whether the window is open and the budget has room for a first mail (its unit is kept for it)."""
+    if gate is None:
+        return True
+    if gate.admit(left=mails):
+        gate.unused()
+        return True
+    return False
 
 
 def _settle_pending(

@@ -48,7 +48,9 @@ def _failures(totals: dict, mailing: Mailing) -> list[str]:
     sent, failed, pending = (
         totals[s] for s in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.PENDING)
     )
-    attempted = sent + totals.get(DeliveryStatus.BOUNCED, 0) + failed
+    statuses = totals.get("statuses", {})  # an SMS whose delivery report arrived is attempted too
+    reported = statuses.get(DeliveryStatus.DELIVERED, 0) + statuses.get(DeliveryStatus.EXPIRED, 0)
+    attempted = sent + totals.get(DeliveryStatus.BOUNCED, 0) + reported + failed
     share = failed / attempted if attempted else 0.0
     problems = []
     if share > mailing.failure_threshold or pending > 0:
@@ -69,11 +71,14 @@ def summarize_run(run_id: int, *, mailing: Mailing, engine: Engine | None = None
     with engine.begin() as conn:
         conn.execute(
             text(
-                "UPDATE segmail_mailing_runs SET totals = :t, status = :s, finished_at = :now WHERE id = :r"
+                # A rejected run stays rejected (its mails were skipped at approval, none sent).
+                "UPDATE segmail_mailing_runs SET totals = :t, finished_at = :now,"
+                " status = CASE WHEN status = :rejected THEN status ELSE :s END WHERE id = :r"
             ),
             {
                 "t": json.dumps(totals),
                 "s": RunStatus.FAILED if problems else RunStatus.SUCCEEDED,
+                "rejected": RunStatus.REJECTED,
                 "now": datetime.now(UTC),
                 "r": run_id,
             },

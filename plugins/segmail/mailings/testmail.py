@@ -22,8 +22,11 @@ from segmail.store.models import Salesperson, Segment, SentTestMail, TestMailSta
 TEST_HEADERS = {"X-Segmail-Test": "yes"}
 
 
-def responsible_salesperson(mailing: Mailing, *, engine: Engine | None = None) -> dict:
-    """The mailing's salesperson code, else the one of its first audience segment; code -> address."""
+def responsible_salesperson(
+    mailing: Mailing, *, engine: Engine | None = None, require_email: bool = True
+) -> dict:
+    """The mailing's salesperson code, else the one of its first audience segment; code -> address
+    (and mobile, where an SMS mailing's test goes: segmail.sms.testmail)."""
     with session_scope(engine) as session:
         code = mailing.salesperson
         segment_name = mailing.audience.segments[0]
@@ -42,9 +45,14 @@ def responsible_salesperson(mailing: Mailing, *, engine: Engine | None = None) -
             person = session.scalar(select(Salesperson).where(Salesperson.code == code.upper()))
             if person is None:
                 raise NotFound(f"salesperson {code!r} named by mailing {mailing.slug} does not exist")
-        if not person.email:
+        if require_email and not person.email:
             raise SegmailError(f"salesperson {person.code} ({person.name}) has no e-mail address")
-        return {"code": person.code, "name": person.name, "email": person.email}
+        return {
+            "code": person.code,
+            "name": person.name,
+            "email": person.email or "",
+            "mobile": person.mobile_e164 or "",
+        }
 
 
 def _contact_for(key: str, engine: Engine) -> tuple[dict, str | None]:

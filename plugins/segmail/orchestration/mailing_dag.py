@@ -11,17 +11,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, task
 
 from segmail import settings
 from segmail.mailings.definition import Mailing, load_mailings
 from segmail.orchestration.assets import CONTACTS_ASSET
+from segmail.orchestration.deadline import deadline_alert
+from segmail.orchestration.operators import SendBatchOperator
+from segmail.store.models import Channel
 
 
-def _schedule(mailing: Mailing) -> list[Asset] | str | None:
+def _schedule(mailing: Mailing) -> list[Asset] | CronTriggerTimetable | None:
+    """A cron schedule runs at the mailing's local wall-clock time, across daylight-saving changes."""
     if mailing.schedule == "after_import":
         return [CONTACTS_ASSET]
-    return mailing.schedule or None
+    if not mailing.schedule:
+        return None
+    return CronTriggerTimetable(mailing.schedule, timezone=mailing.timezone)
 
 
 def _doc(mailing: Mailing) -> str:
@@ -67,6 +73,7 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
             "max_retry_delay": timedelta(minutes=10),
         },
         params=_params(mailing),
+        deadline=deadline_alert(mailing),
     ) as dag:
 
         @task
@@ -82,12 +89,17 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
 
             return tasks.plan_batches(slug, mailing_run_id)
 
-        @task(pool=settings.current().smtp_pool, map_index_template="{{ batch['label'] }}")
-        def send_batch(batch: dict) -> dict:
-            """A batch over the mailing's SMTP connections; pending mails after a 4xx or a drop make the task retry."""
-            from segmail.orchestration import tasks
-
-            return tasks.send_batch(slug, batch)
+        if mailing.channel == Channel.SMS:  # through the SMS gateway, in the `sms` pool
+            send_batch = _sms_send_batch(slug)
+        else:
+            # A batch over the mailing's SMTP connections; pending mails after a 4xx or a drop make
+            # the task retry; outside the send window or over a cap it waits deferred (operators.py).
+            send_batch = SendBatchOperator.partial(
+                task_id="send_batch",
+                slug=slug,
+                pool=settings.current().smtp_pool,
+                map_index_template="{{ batch['label'] }}",
+            )
 
         @task(trigger_rule="all_done", retries=0)
         def summarize(mailing_run_id: int) -> dict:
@@ -97,8 +109,28 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
             return tasks.summarize_mailing(slug, mailing_run_id)
 
         run = freeze_audience()
-        send_batch.expand(batch=plan_batches(run)) >> summarize(run)
+        batches = plan_batches(run)
+        if mailing.approval.required:  # "dialog on": ask in Required Actions before batches exist
+            run >> _approval_task(mailing) >> batches
+        send_batch.expand(batch=batches) >> summarize(run)
     return dag
+
+
+def _sms_send_batch(slug: str):  # noqa: ANN202 (a task decorated in the DAG's context)
+    @task(task_id="send_batch", pool=settings.current().sms_pool, map_index_template="{{ batch['label'] }}")
+    def send_batch(batch: dict) -> dict:
+        """A batch of SMS through the mailing's gateway; a busy or unreachable gateway makes the task retry."""
+        from segmail.orchestration import tasks
+
+        return tasks.send_sms_batch(slug, batch)
+
+    return send_batch
+
+
+def _approval_task(mailing: Mailing):  # noqa: ANN202 (an operator; its import stays out of plain DAGs)
+    from segmail.orchestration.approval import MailingApprovalOperator
+
+    return MailingApprovalOperator(mailing=mailing)
 
 
 def build_mailing_dags() -> dict[str, DAG]:

@@ -158,14 +158,35 @@ def _final_try() -> bool:
 
 def send_batch(slug: str, batch: dict) -> dict:
     """Send one batch over the mailing's SMTP connections; pending mails after a 4xx or a drop make
-    the task retry."""
+    the task retry. Outside the send window or over a cap the result has `wait_until`, and the
+    operator defers until then."""
     from segmail.mailings import definition, send
     from segmail.mailings.transport import SmtpHookTransport
+    from segmail.throttle.gate import gate_for
 
     mailing = definition.get_mailing(slug)
     transport = SmtpHookTransport(mailing.smtp_conn_id, connections=mailing.smtp_connections)
+    with fail_task_on_user_error():  # a bad cap in the connection's extra
+        gate = gate_for(mailing, connection_id=mailing.smtp_conn_id, connections=mailing.smtp_connections)
     return send.send_batch(
-        batch["batch_id"], mailing=mailing, transport=transport, final_try=_final_try()
+        batch["batch_id"], mailing=mailing, transport=transport, final_try=_final_try(), gate=gate
+    ).as_dict()
+
+
+def send_sms_batch(slug: str, batch: dict) -> dict:
+    """Send one batch of an SMS mailing through its gateway connection; messages left pending by a
+    busy or unreachable gateway make the task retry."""
+    from segmail.mailings import definition
+    from segmail.sms import kannel, send
+    from segmail.sms.render import compile_sms
+
+    mailing = definition.get_mailing(slug)
+    with fail_task_on_user_error():  # no gateway connection, no sender, a broken template: no retry helps
+        gateway = kannel.gateway_for(mailing.gateway_conn_id)
+        for language in mailing.variants:
+            compile_sms(mailing, language)
+    return send.send_sms_batch(
+        batch["batch_id"], mailing=mailing, gateway=gateway, final_try=_final_try()
     ).as_dict()
 
 
@@ -175,6 +196,67 @@ def summarize_mailing(slug: str, mailing_run_id: int) -> dict:
 
     with fail_task_on_user_error():
         return summary.summarize_run(mailing_run_id, mailing=definition.get_mailing(slug))
+
+
+def _approval_recipients(mailing: Any) -> list[str]:
+    """The mailing's `notify` addresses, else its responsible salesperson (the test mail's recipient)."""
+    import logging
+
+    from segmail.mailings import testmail
+
+    if mailing.notify:
+        return list(mailing.notify)
+    try:
+        return [testmail.responsible_salesperson(mailing)["email"]]
+    except SegmailError as exc:
+        logging.getLogger(__name__).warning("approval request of %s not e-mailed: %s", mailing.slug, exc)
+        return []
+
+
+def approval_request(slug: str, *, mailing_run_id: int) -> dict:
+    """The approval request of a frozen run: Markdown for Required Actions, HTML for the e-mail, the
+    form's languages (those of the run) and who is told."""
+    from dataclasses import replace
+
+    from markdown_it import MarkdownIt
+
+    from segmail import settings
+    from segmail.mailings import approval, definition
+    from segmail.orchestration import links
+
+    mailing = definition.get_mailing(slug)
+    url = links.preview_url(slug=slug, mailing_run_id=mailing_run_id)
+    facts = approval.run_facts(mailing, mailing_run_id, preview_url=url)
+    approval.record_request(mailing_run_id, approvers=mailing.approval.approvers)
+    absolute = replace(facts, preview_url=links.preview_url(slug=slug, mailing_run_id=mailing_run_id, absolute=True))
+    in_run = [lang for lang in mailing.variants if lang in facts.to_send]
+    return {
+        "body": approval.request_body(mailing, facts),
+        "html": MarkdownIt("commonmark").enable("table").render(approval.request_body(mailing, absolute)),
+        "variants": list(mailing.variants),
+        "languages": in_run or list(mailing.variants),
+        "notify": _approval_recipients(mailing),
+        "from_email": settings.current().notify_from,
+        "smtp_conn_id": settings.current().smtp_conn_id,
+    }
+
+
+def apply_approval(slug: str, *, mailing_run_id: int, event: dict, timeout_hours: float) -> dict:
+    """Apply a Required Actions answer (or the timeout's defaults) to the frozen run."""
+    from segmail.mailings import approval
+
+    user = event.get("responded_by_user") or {}
+    chosen = event.get("chosen_options") or []
+    params = event.get("params_input") or {}
+    answer = approval.Answer(
+        approved=chosen == [approval.APPROVE],
+        decided_by=user.get("name") or user.get("id"),
+        timed_out=bool(event.get("timedout")) or not user,
+        languages=params.get("languages"),
+        max_recipients=int(params.get("max_recipients") or 0) or None,
+        timeout_hours=timeout_hours,
+    )
+    return dict(approval.decide(mailing_run_id, answer))
 
 
 # ---------------------------------------------------------------- mailing_test_mail
@@ -188,6 +270,18 @@ def send_test_mail(params: dict, run_id: str) -> list[dict]:
     require_schema()
     with fail_task_on_user_error():
         mailing = definition.get_mailing(params["mailing"])
+        if mailing.channel == "sms":  # to the salesperson's mobile, through the mailing's gateway
+            from segmail.sms import kannel
+            from segmail.sms.testmail import send_test_sms
+
+            return send_test_sms(
+                mailing,
+                gateway=kannel.gateway_for(mailing.gateway_conn_id),
+                language=params["language"],
+                contact_key=params["contact"] or None,
+                recipient=params["recipient"] or None,
+                dag_run_id=run_id,
+            )
         return testmail.send_test_mails(
             mailing,
             transport=SmtpHookTransport(mailing.smtp_conn_id),

@@ -55,16 +55,17 @@ def sms_variant(mailing: Mailing, language: str) -> SmsVariant:
 
 
 def sender_for(mailing: Mailing, language: str) -> str:
-    """The variant's sender, else the mailing's, else `sender` in the gateway connection's extra."""
+    """The variant's sender, else the mailing's, else `default_sender` in the gateway connection's extra."""
     variant = sms_variant(mailing, language)
     if variant.sender or mailing.sender:
         return variant.sender or mailing.sender
     info = settings.connection(mailing.gateway_conn_id)
-    sender = str((info.extra.get("sender") if info else None) or "").strip()
+    extra = info.extra if info else {}
+    sender = str(extra.get("default_sender") or "").strip()
     if not sender:
         raise SegmailError(
             f"{mailing.slug}.yaml: no sender for language {language}: set sender: in the file or"
-            f" \"sender\" in the extra of the connection {mailing.gateway_conn_id}"
+            f' "default_sender" in the extra of the connection {mailing.gateway_conn_id}'
         )
     from segmail.sms.definition import check_sender
 
@@ -79,7 +80,9 @@ def compile_sms(mailing: Mailing, language: str, *, sender: str | None = None) -
     variant = sms_variant(mailing, language)
     env = _environment()
     try:
-        template = env.from_string(variant.text) if variant.text is not None else env.get_template(variant.body)
+        template = (
+            env.from_string(variant.text) if variant.text is not None else env.get_template(variant.body)
+        )
     except TemplateError as exc:
         raise SegmailError(f"mailing {mailing.slug}, language {language}: template error: {exc}") from None
     return CompiledSms(

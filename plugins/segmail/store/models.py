@@ -420,3 +420,17 @@ class FeedbackReport(Base):
     detail: Mapped[str | None] = mapped_column(Text)  # what was done, or why nothing was
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the report's Date
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SendBudget(Base):
+    """Mails counted against one cap (a mailing's or a connection's) in one hour or day; rows are
+    reserved under a lock before mails go out (segmail.throttle.budget states the invariant)."""
+
+    __tablename__ = "segmail_send_budgets"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # mailing:<slug>, smtp:<conn id>
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)  # throttle.budget.Period
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)  # UTC
+    used: Mapped[int] = mapped_column(Integer)  # reserved, sent or in flight; never below what was sent
+    cap: Mapped[int] = mapped_column(Integer)  # the cap at the last reservation, for the pages
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

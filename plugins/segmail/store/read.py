@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, TextClause, bindparam, select, text
 from segmail.store.db import default_engine, session_scope
 from segmail.store.models import (
     BounceKind,
+    Channel,
     DeliveryStatus,
     ImportRun,
     ImportStatus,
@@ -63,7 +64,7 @@ def mailing_runs(*, mailing: str | None = None, limit: int = 20, engine: Engine 
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT id, mailing, dag_run_id, status, dry_run, options, created_at, finished_at"
+                "SELECT id, mailing, dag_run_id, status, dry_run, options, created_at, finished_at, channel"
                 " FROM segmail_mailing_runs"
                 + (" WHERE mailing = :m" if mailing else "")
                 + " ORDER BY id DESC LIMIT :n"
@@ -81,6 +82,8 @@ def mailing_runs(*, mailing: str | None = None, limit: int = 20, engine: Engine 
                 "dag_run_id": r.dag_run_id,
                 "status": r.status,
                 "dry_run": bool(r.dry_run),
+                "channel": r.channel,
+                "statuses": totals["statuses"],
                 "sent": totals["sent"],
                 "failed": totals["failed"],
                 "skipped": totals["skipped"],
@@ -101,7 +104,8 @@ def run_deliveries(run_id: int, *, failed_only: bool = False, engine: Engine | N
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT d.id, d.contact_id, c.external_id, d.email, d.language, d.status, d.reason, d.smtp_code,"
+                "SELECT d.id, d.contact_id, c.external_id, d.email, d.mobile_e164, d.language, d.status, d.reason,"
+                " d.smtp_code,"
                 " d.smtp_response, d.message_id, d.attempts, d.sent_at, d.unsubscribed_at FROM segmail_deliveries d"
                 " LEFT JOIN segmail_contacts c ON c.id = d.contact_id WHERE d.mailing_run_id = :r"
                 + (" AND d.status = 'failed'" if failed_only else "")
@@ -131,10 +135,19 @@ def test_mail_log(*, limit: int = 20, engine: Engine | None = None) -> list[dict
 
 def runs_totals(run_ids: list[int], *, engine: Engine | None = None) -> dict[int, dict]:
     """Counts per status and per language for several runs, and how many of their mails were
-    unsubscribed from, in one query."""
+    unsubscribed from, in one query. `statuses` holds the counts per status alone: the feedback
+    counts merged in beside them reuse a status's name (`delivered`: accepted, no bounce read back)."""
     engine = engine or default_engine()
     totals: dict[int, dict] = {
-        run_id: {"sent": 0, "failed": 0, "skipped": 0, "pending": 0, "unsubscribed": 0, "by_language": {}}
+        run_id: {
+            "sent": 0,
+            "failed": 0,
+            "skipped": 0,
+            "pending": 0,
+            "unsubscribed": 0,
+            "by_language": {},
+            "statuses": {},
+        }
         for run_id in run_ids
     }
     if not run_ids:
@@ -151,6 +164,7 @@ def runs_totals(run_ids: list[int], *, engine: Engine | None = None) -> dict[int
     for run_id, language, status, count, unsubscribed in rows:
         run = totals[run_id]
         run[status] = run.get(status, 0) + count
+        run["statuses"][status] = run["statuses"].get(status, 0) + count
         run["unsubscribed"] += unsubscribed
         run["by_language"].setdefault(language, {})[status] = count
     for run_id, feedback in runs_feedback(run_ids, engine=engine).items():
@@ -169,7 +183,8 @@ FEEDBACK_COUNTS = ("accepted", "delivered", "bounced_hard", "bounced_soft", "com
 FEEDBACK_RATES = ("bounce_rate", "complaint_rate", "unsubscribe_rate")
 _RUNS_FEEDBACK = text(
     "SELECT mailing_run_id,"
-    " SUM(CASE WHEN status IN (:sent, :bounced) THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN status IN (:sent, :bounced, :delivered, :expired) THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN status = :expired THEN 1 ELSE 0 END),"
     " SUM(CASE WHEN bounce = :hard THEN 1 ELSE 0 END),"
     " SUM(CASE WHEN bounce = :soft THEN 1 ELSE 0 END),"
     " COUNT(complained_at), COUNT(unsubscribed_at)"
@@ -192,14 +207,16 @@ def runs_feedback(run_ids: list[int], *, engine: Engine | None = None) -> dict[i
         "runs": list(run_ids),
         "sent": DeliveryStatus.SENT,
         "bounced": DeliveryStatus.BOUNCED,
+        "delivered": DeliveryStatus.DELIVERED,  # an SMS whose delivery report said so
+        "expired": DeliveryStatus.EXPIRED,  # an SMS the network gave up on: accepted, not delivered
         "hard": BounceKind.HARD,
         "soft": BounceKind.SOFT,
     }
     with (engine or default_engine()).connect() as conn:
         rows = conn.execute(_RUNS_FEEDBACK, params).all()
     unsubscribed = dict.fromkeys(run_ids, 0)
-    for run_id, accepted, hard, soft, complained, unsubscribes in rows:
-        delivered = accepted - hard - soft
+    for run_id, accepted, expired, hard, soft, complained, unsubscribes in rows:
+        delivered = accepted - expired - hard - soft
         out[run_id] = dict(zip(FEEDBACK_COUNTS, (accepted, delivered, hard, soft, complained), strict=True))
         unsubscribed[run_id] = unsubscribes
     for run_id, feedback in out.items():
@@ -294,6 +311,13 @@ def _all_pages(fetch_page: Callable[..., tuple[list[dict], int]], *, page_size: 
         page += 1
 
 
+def statuses_of(channel: str | None) -> tuple[str, ...]:
+    """The statuses a run of this channel can show: delivery reports exist for SMS only."""
+    if channel == Channel.SMS:
+        return STATUSES
+    return tuple(s for s in STATUSES if s not in (DeliveryStatus.DELIVERED, DeliveryStatus.EXPIRED))
+
+
 def run_page(
     engine: Engine,
     run_id: int,
@@ -311,12 +335,13 @@ def run_page(
     if search:
         where.append(
             f"(LOWER(d.email){_LIKE} OR LOWER(c.external_id){_LIKE} OR LOWER(d.reason){_LIKE}"
-            f" OR LOWER(c.last_name){_LIKE})"
+            f" OR LOWER(c.last_name){_LIKE} OR d.mobile_e164{_LIKE})"
         )
         params["q"] = like_pattern(search)
     return _paged(
         engine,
-        columns="d.id, d.contact_id, c.external_id, c.first_name, c.last_name, d.email, d.language, d.status,"
+        columns="d.id, d.contact_id, c.external_id, c.first_name, c.last_name, d.email, d.mobile_e164,"
+        " d.language, d.status,"
         " d.reason, d.smtp_code, d.smtp_response, d.message_id, d.sent_at, d.unsubscribed_at",
         base="FROM segmail_deliveries d LEFT JOIN segmail_contacts c ON c.id = d.contact_id WHERE "
         + " AND ".join(where),
@@ -442,7 +467,7 @@ def mailing_run_id(*, mailing: str, dag_run_id: str, engine: Engine | None = Non
 
 
 _MAILING_RUN = text(
-    "SELECT id, mailing, dag_run_id, status, dry_run, options, created_at, finished_at"
+    "SELECT id, mailing, dag_run_id, status, dry_run, options, created_at, finished_at, channel"
     " FROM segmail_mailing_runs WHERE id = :r"
 )
 
@@ -457,6 +482,23 @@ def mailing_run(engine: Engine, run_id: int) -> dict | None:
         run["dry_run"] = bool(run["dry_run"])
         run["options"] = json.loads(run["options"] or "{}")
     return run
+
+
+_RUN_APPROVAL = text(
+    "SELECT status, requested_at, approvers, decided_at, decided_by, timed_out, reason, changes"
+    " FROM segmail_approvals WHERE mailing_run_id = :r"
+)
+
+
+def run_approval(engine: Engine, run_id: int) -> dict | None:
+    """The run's approval (who decided, when, why, what they narrowed), or None when none was asked."""
+    with engine.connect() as conn:
+        approval = _first(conn, _RUN_APPROVAL, {"r": run_id})
+    if approval is not None:
+        approval["approvers"] = json.loads(approval["approvers"] or "[]")
+        approval["changes"] = json.loads(approval["changes"] or "{}")
+        approval["timed_out"] = bool(approval["timed_out"])
+    return approval
 
 
 _SKIP_REASONS = text(
@@ -543,7 +585,8 @@ _PREVIEW_SALESPEOPLE = (
     " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
 )
 _PREVIEW_CONTACT = text(
-    f"SELECT 0 AS id, c.id AS contact_id, {_PREVIEW_FIELDS}, c.email_opt_out, s.reason AS suppressed"
+    f"SELECT 0 AS id, c.id AS contact_id, {_PREVIEW_FIELDS}, c.email_opt_out, c.sms_opt_out,"
+    " s.reason AS suppressed"
     " FROM segmail_contacts c"
     " LEFT JOIN segmail_segments g ON g.id = (SELECT MIN(m.segment_id) FROM segmail_memberships m"
     "  JOIN segmail_segments x ON x.id = m.segment_id WHERE m.contact_id = c.id AND x.name_key IN :segments)"
@@ -551,6 +594,9 @@ _PREVIEW_CONTACT = text(
     " WHERE c.external_id = :k OR c.email_key = :lk"
     " ORDER BY CASE WHEN c.external_id = :k THEN 0 ELSE 1 END, c.id LIMIT 1"
 ).bindparams(bindparam("segments", expanding=True))
+_RUN_FIELDS = _PREVIEW_FIELDS.replace("c.email,", "d.email,", 1).replace(
+    "c.mobile_e164,", "COALESCE(d.mobile_e164, c.mobile_e164) AS mobile_e164,", 1
+)
 _SEGMENT_SALESPERSON = text(
     "SELECT sp.code, sp.name, sp.email FROM segmail_segments g"
     " JOIN segmail_salespeople sp ON sp.id = g.salesperson_id WHERE g.name_key = :name"
@@ -568,7 +614,8 @@ def preview_contact(engine: Engine, key: str, *, segments: list[str]) -> dict | 
     with engine.connect() as conn:
         found = _first(conn, _PREVIEW_CONTACT, params)
     if found is not None:
-        found["email_opt_out"] = bool(found["email_opt_out"])
+        for flag in ("email_opt_out", "sms_opt_out"):
+            found[flag] = bool(found[flag])
     return found
 
 
@@ -595,7 +642,8 @@ def run_delivery(
         where.append("d.language = :l")
         params["l"] = language
     query = text(
-        f"SELECT d.id, d.contact_id, {_PREVIEW_FIELDS.replace('c.email,', 'd.email,', 1)},"
+        # the address and (SMS) number frozen with the run, as the send queries read them
+        f"SELECT d.id, d.contact_id, {_RUN_FIELDS},"
         " d.language AS variant, d.status, d.reason, d.message_id, d.sent_at"
         " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
         f" LEFT JOIN segmail_segments g ON g.id = d.segment_id{_PREVIEW_SALESPEOPLE}"

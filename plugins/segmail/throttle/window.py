@@ -53,7 +53,7 @@ def _expand_days(items: list[str]) -> list[int]:
 def _parse_time(value: object, field: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         raise ValueError(
-            f"{field}: write the time in quotes, e.g. {field}: \"18:00\" (YAML reads an unquoted 18:00 as {value})"
+            f'{field}: write the time in quotes, e.g. {field}: "18:00" (YAML reads an unquoted 18:00 as {value})'
         )
     if not isinstance(value, str) or not _TIME.match(value):
         raise ValueError(f"{field}: {value!r} is not a time of day as HH:MM (00:00 to 24:00)")

@@ -32,6 +32,7 @@ MAILS_CSV_HEADER = [
     "first_name",
     "last_name",
     "email",
+    "mobile_e164",  # the number of an SMS run's message
     "language",
     "status",
     "reason",
@@ -131,6 +132,17 @@ def _mailing_names() -> dict[str, str]:
     return {slug: mailing.name for slug, mailing in mailings.items()}
 
 
+def _sending_facts(slug: str) -> list[tuple[str, str]]:
+    """The mailing's time zone, schedule, send window and caps now (none when it does not load)."""
+    from segmail.mailings.definition import get_mailing
+    from segmail.throttle.status import sending_facts
+
+    try:
+        return sending_facts(get_mailing(slug), engine=_engine())
+    except Exception:  # the pages must not depend on include/ being readable
+        return []
+
+
 def _existing_run(run_id: int) -> dict:
     run = read.mailing_run(_engine(), run_id)
     if run is None:
@@ -161,6 +173,7 @@ def runs_page(request: Request, mailing: Mailing = "") -> HTMLResponse:
         mailing=mailing,
         tab="runs",
         rates=_feedback_chart(mailing),
+        previews=names,  # slug -> name: every mailing's preview, also one without runs yet
     )
 
 
@@ -195,7 +208,8 @@ def run_page(
         "totals": totals,
         "nothing_sent": render.nothing_sent(run, totals),
         "dag_run_url": _dag_run_url(request, run),
-        "statuses": read.STATUSES,
+        "sending": _sending_facts(run["mailing"]),
+        "statuses": read.statuses_of(run.get("channel")),
         "status": status,
         "q": q,
         "page": page,

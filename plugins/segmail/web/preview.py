@@ -67,6 +67,8 @@ def preview_page(
         slug=mailing.slug,
         run=found_run,
         contact=contact,
+        language_asked=language,
+        sms=_is_sms(mailing),
         notes=notes,
         links=_language_links(mailing, shown, run=found_run, contact=contact),
         **shown,
@@ -82,7 +84,9 @@ def _engine():
 def _mailing(slug: str) -> tuple[Mailing | None, str | None]:
     """The definition, or (None, its error) when its file is broken; 404 when there is none."""
     if not SLUG.match(slug):
-        raise HTTPException(404, "There is no such mailing: a mailing's name is its file name under include/mailings/.")
+        raise HTTPException(
+            404, "There is no such mailing: a mailing's name is its file name under include/mailings/."
+        )
     try:
         return get_mailing(slug), None
     except NotFound:
@@ -98,7 +102,9 @@ def _run(value: str, mailing: Mailing) -> dict:
     if found is None:
         raise HTTPException(404, f"There is no mailing run #{value[:40]}.")
     if found["mailing"] != mailing.slug:
-        raise HTTPException(404, f"Mailing run #{found['id']} is a run of {found['mailing']}, not of {mailing.slug}.")
+        raise HTTPException(
+            404, f"Mailing run #{found['id']} is a run of {found['mailing']}, not of {mailing.slug}."
+        )
     return found
 
 
@@ -108,7 +114,9 @@ def _choose_language(mailing: Mailing, asked: str, fallback: str | None, notes: 
         return mailing.variant_for(fallback) if fallback else mailing.default_language
     chosen = mailing.variant_for(asked)
     if chosen.casefold() != asked.casefold():
-        notes.append(f"This mailing has no variant “{asked[:100]}”: showing {chosen}, as sending would choose.")
+        notes.append(
+            f"This mailing has no variant “{asked[:100]}”: showing {chosen}, as sending would choose."
+        )
     return chosen
 
 
@@ -134,7 +142,15 @@ def _contact_notes(mailing: Mailing, row: dict) -> list[str]:
     """Why a run would not mail this contact, though the preview shows what it would get."""
     notes = []
     if row["segment"] is None:
-        notes.append(f"Not in the audience ({', '.join(mailing.audience.segments)}): a run would not include this contact.")
+        notes.append(
+            f"Not in the audience ({', '.join(mailing.audience.segments)}): a run would not include this contact."
+        )
+    if _is_sms(mailing):
+        if not row["mobile_e164"]:
+            notes.append("This contact has no mobile number: an SMS run would skip it.")
+        if row["sms_opt_out"]:
+            notes.append("This contact's number opted out of SMS: a run would skip it.")
+        return notes
     if not row["email"]:
         notes.append("This contact has no e-mail address: a run would skip it.")
     if row["email_opt_out"]:
@@ -142,6 +158,10 @@ def _contact_notes(mailing: Mailing, row: dict) -> list[str]:
     if row["suppressed"]:
         notes.append(f"This address is suppressed ({row['suppressed']}): a run would skip it.")
     return notes
+
+
+def _is_sms(mailing: Mailing) -> bool:
+    return getattr(mailing, "channel", "email") == "sms"
 
 
 def _run_preview(mailing: Mailing, run: dict, *, contact: str, language: str, notes: list[str]) -> dict:
@@ -156,6 +176,8 @@ def _run_preview(mailing: Mailing, run: dict, *, contact: str, language: str, no
         notes.append(f"No mail of run #{run['id']} is to a contact with external ID or e-mail “{contact}”.")
     if row is None:
         row = read.run_delivery(engine, run["id"])
+    elif contact and language and row["variant"].casefold() != language.casefold():
+        notes.append(f"This contact's mail in run #{run['id']} is in {row['variant']}, as the run chose it.")
     if row is None:
         notes.append(f"Run #{run['id']} has no mails: showing the sample contact.")
         return _contact_preview(mailing, contact="", language=language, notes=notes)

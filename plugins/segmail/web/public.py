@@ -1,7 +1,8 @@
 """The public app: the only part of segmail that recipients reach (unsubscribe links, RFC 8058).
 
 It runs apart from Airflow's api-server (`segmail serve-public`), imports nothing of Airflow and
-exposes nothing but `/u/TOKEN` and a health check: no API docs, no listing, no stack traces.
+exposes nothing but `/u/TOKEN`, the SMS gateway's `/sms/dlr/TOKEN` and `/sms/in/SECRET`
+(segmail.web.public_sms) and a health check: no API docs, no listing, no stack traces.
 
 - `GET /u/TOKEN` never changes anything (link scanners prefetch links): it shows a page in the
   recipient's language with one button that posts.
@@ -29,6 +30,7 @@ from segmail.feedback.tokens import InvalidToken, TokenPurpose, TokenSigner
 from segmail.feedback.unsubscribe import Recipient, recipient, unsubscribe
 from segmail.language import choose_language
 from segmail.store.models import OptOutSource
+from segmail.web.public_sms import SmsCallbacks
 from segmail.web.public_texts import DEFAULT_LANGUAGE, TEXTS, PageTexts
 
 log = logging.getLogger(__name__)
@@ -171,7 +173,9 @@ class UnsubscribePages:
 
 def create_public_app(context: Callable[[], PublicContext] = default_context) -> FastAPI:
     app = FastAPI(title="segmail public", docs_url=None, redoc_url=None, openapi_url=None)
-    pages = UnsubscribePages(context)
+    shared = cache(context)  # one database engine and signer for every route
+    pages = UnsubscribePages(shared)
+    sms = SmsCallbacks(shared)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
@@ -187,6 +191,14 @@ def create_public_app(context: Callable[[], PublicContext] = default_context) ->
         if body is None:
             return PlainTextResponse("request too large", status_code=413)
         return pages.one_click(token, body, request.headers.get("content-type", ""))
+
+    @app.api_route("/sms/dlr/{token}", methods=["GET", "POST"])
+    def sms_report(token: str, request: Request) -> Response:
+        return sms.report(token, request.query_params)
+
+    @app.api_route("/sms/in/{secret}", methods=["GET", "POST"])
+    def sms_inbound(secret: str, request: Request) -> Response:
+        return sms.inbound(secret, request.query_params)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

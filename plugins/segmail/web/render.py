@@ -30,6 +30,8 @@ PALETTES = {
     "rejected": "failed",
     "skipped": "skipped",
     "bounced": "up_for_retry",
+    "delivered": "success",  # an SMS's delivery report
+    "expired": "up_for_retry",
     "pending": "queued",
     "frozen": "queued",
     "sending": "running",
@@ -69,8 +71,11 @@ TEMPLATES.filters["badge"] = badge
 
 
 def sent_count(totals: dict) -> int:
-    """Mails that left: sent, plus sent ones that bounced later."""
-    return totals.get("sent", 0) + totals.get("bounced", 0)
+    """Mails that left: sent, plus sent ones that bounced later (or, for SMS, whose delivery
+    report said delivered or expired)."""
+    statuses = totals.get("statuses") or {}
+    reported = statuses.get("delivered", 0) + statuses.get("expired", 0)
+    return totals.get("sent", 0) + totals.get("bounced", 0) + reported
 
 
 def nothing_sent(run: dict, totals: dict) -> str | None:

@@ -60,14 +60,14 @@ def test_every_text_a_contact_stores_is_bounded_by_its_column_width():
 
 
 def test_german_spellings_of_every_column_are_accepted():
-    header = "Ländervorwahl;Vorname;Nachname;E-Mail-Adresse;Handynummer;Kontonummer;Organisation;Externe ID;Segmente;Sprache;Verkäufer;E-Mail-Abmeldung"
+    header = "Ländervorwahl;Vorname;Nachname;E-Mail-Adresse;Handynummer;Kontonummer;Organisation;Externe ID;Segmente;Sprache;Verkäufer;E-Mail-Abmeldung;SMS-Abmeldung"
     columns, ignored = map_header(header.split(";"))
     assert (set(columns), ignored) == (set(EXPORT_FIELDS), [])
 
 
-def test_records_are_staged_in_order_with_the_line_first_and_the_opt_out_last():
+def test_records_are_staged_in_order_with_the_line_first_and_the_opt_outs_last():
     assert RECORD_FIELDS == tuple(name for name, _ in STAGE_COLUMNS)
-    assert (RECORD_FIELDS[0], RECORD_FIELDS[-1]) == ("line_no", "opt_out")
+    assert (RECORD_FIELDS[0], RECORD_FIELDS[-2:]) == ("line_no", ("opt_out", "sms_opt_out"))
     assert "email_key" in RECORD_FIELDS
 
 

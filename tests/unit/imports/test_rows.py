@@ -179,9 +179,19 @@ def test_opt_out_words_in_english_and_german():
             last_name=["B"] * 4,
             country_code=["DE"] * 4,
             email_opt_out=["Ja", "yes", "", "nein"],
+            sms_opt_out=["", "x", "wahr", "no"],
         )
     )
-    assert [r[-1] for r in checked.records] == [1, 1, 0, 0]
+    assert [record(checked, i)["opt_out"] for i in range(4)] == [1, 1, 0, 0]
+    assert [record(checked, i)["sms_opt_out"] for i in range(4)] == [0, 1, 1, 0]  # its own column
+
+
+def test_an_sms_opt_out_that_is_no_yes_or_no_only_warns():
+    checked = validate_chunk(chunk(email=["a@example.com"], sms_opt_out=["maybe"]))
+    assert record(checked)["sms_opt_out"] == 0
+    assert [(i.column, i.severity, i.reason) for i in checked.issues] == [
+        ("SMS Opt Out", "warning", "'maybe' is not yes/no; opt-out left unchanged")
+    ]
 
 
 def test_segments_cell_splits_on_semicolons_and_drops_repeats():
@@ -350,6 +360,7 @@ def test_records_hold_none_for_empty_cells_and_upper_case_salesperson_codes():
         "language": None,
         "salesperson_code": "JD",
         "opt_out": 0,
+        "sms_opt_out": 0,
     }
 
 

@@ -1,0 +1,301 @@
+"""What comes back from phones through the gateway: delivery reports (DLRs) and STOP replies.
+
+Delivery reports: every SMS carries its own report URL, `<SEGMAIL_PUBLIC_URL>/sms/dlr/<token>`, the
+token signed for that delivery (segmail.feedback.tokens, purpose `r`), so a report names exactly
+one delivery and cannot be forged. A final report moves the delivery from `sent` (or still
+`pending`: a gateway may report before the sending task has written its outcome; the message
+was sent all the same, so it is never sent again) to `delivered`, `failed` or `expired` and writes
+one `sms report` activity row. Statuses are final: a repeated or later report changes nothing.
+Intermediate reports (buffered, accepted by the SMSC) change nothing either.
+
+Inbound messages: a first word that is a stop word (STOP, STOPP, ABMELDEN, ARRÊT, BAJA, ...,
+case and accents as phones send them) opts the number out of SMS for every contact with it (the
+e-mail opt-out is separate), with when, the source `sms stop` and the run that last texted the
+number; one `sms opt-out` activity row per contact. Repeats change nothing. The inbound URL is
+public, so it carries a secret derived from the signing key (`inbound_url`): only the gateway
+that was given the URL can opt numbers out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+
+from sqlalchemy import Connection, Engine, text
+
+from segmail.contacts.activity import ActivityEntry, log_activity
+from segmail.feedback.tokens import InvalidToken, TokenPurpose, TokenSigner
+from segmail.store.db import default_engine
+from segmail.store.models import ActivityKind, DeliveryStatus, OptOutSource
+
+REPORT_PATH = "/sms/dlr/"
+INBOUND_PATH = "/sms/in/"
+STOP_WORDS = frozenset(
+    {
+        # English, German, French, Spanish, Italian, Portuguese, Dutch, Scandinavian
+        *("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"),
+        *("STOPP", "STOPPEN", "ABMELDEN", "ABBESTELLEN", "ABMELDUNG"),
+        *("ARRET", "ARRÊT", "DESINSCRIRE", "DÉSINSCRIRE", "DESABONNER", "DÉSABONNER"),
+        *("BAJA", "ALTO", "PARAR", "CANCELAR"),
+        *("CANCELLA", "ANNULLA", "DISISCRIVI"),
+        *("SAIR", "PARE"),
+        *("AFMELDEN", "UITSCHRIJVEN"),
+        *("AVSLUTA", "AVMELD"),
+    }
+)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_NUMBER = re.compile(r"^\+[1-9][0-9]{5,14}$")
+
+
+class KannelReport(IntEnum):
+    """Kannel's DLR types (`%d` in a dlr-url)."""
+
+    DELIVERED = 1
+    FAILED = 2
+    BUFFERED = 4
+    SMSC_ACCEPTED = 8
+    SMSC_REJECTED = 16
+
+
+class ReportOutcome(StrEnum):
+    APPLIED = "applied"  # the delivery's status changed
+    ALREADY = "already"  # its status was final already: nothing changed
+    IGNORED = "ignored"  # an intermediate report
+    INVALID = "invalid"  # a forged, altered or expired token, or no such delivery: nothing changed
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    outcome: ReportOutcome
+    detail: str
+    status: DeliveryStatus | None = None
+
+
+class InboundOutcome(StrEnum):
+    OPTED_OUT = "opted out"
+    ALREADY = "already opted out"
+    NO_CONTACT = "no contact has this number"
+    NOT_STOP = "not a stop word"
+    BAD_NUMBER = "not a phone number"
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    outcome: InboundOutcome
+    number: str | None = None
+    contacts: int = 0  # contacts opted out by this message
+
+
+# ---------------------------------------------------------------- URLs
+
+
+def _signer() -> TokenSigner:
+    from segmail import settings
+
+    return TokenSigner(settings.signing_keys(), max_age_days=settings.current().token_max_age_days)
+
+
+def _public_url() -> str | None:
+    from segmail import settings
+
+    return settings.current().public_url
+
+
+class ReportUrls:
+    """Report URLs for many messages, reading the settings once (a sending batch makes one)."""
+
+    def __init__(self, *, signer: TokenSigner | None = None, public_url: str | None = None) -> None:
+        self.public_url = public_url if public_url is not None else _public_url()
+        self.signer = signer if signer is not None or not self.public_url else _signer()
+
+    def __call__(self, delivery_id: int) -> str | None:
+        if not self.public_url or self.signer is None:
+            return None
+        return f"{self.public_url}{REPORT_PATH}{self.signer.sign(TokenPurpose.SMS_REPORT, delivery_id)}"
+
+
+def report_url(delivery_id: int) -> str | None:
+    """Where the gateway reports on this delivery's SMS; None without SEGMAIL_PUBLIC_URL."""
+    return ReportUrls()(delivery_id)
+
+
+def inbound_secret(keys: tuple[bytes, ...]) -> str:
+    """The path secret of the inbound URL: an HMAC of the first signing key, never the key."""
+    digest = hmac.digest(keys[0], b"segmail sms inbound", hashlib.sha256)[:16]
+    return digest.hex()
+
+
+def inbound_secret_ok(secret: str, keys: tuple[bytes, ...]) -> bool:
+    """True for the secret of any signing key (inbound URLs survive a key rotation)."""
+    return len(secret) == 32 and any(hmac.compare_digest(inbound_secret((key,)), secret) for key in keys)
+
+
+def inbound_url(*, public_url: str | None = None, keys: tuple[bytes, ...] | None = None) -> str | None:
+    """The URL to give the gateway for inbound messages (Kannel: an sms-service's get-url, with
+    `?from=%p&text=%a` appended); None without a public URL or a signing key."""
+    from segmail import settings
+
+    public_url = public_url or _public_url()
+    keys = keys or settings.signing_keys()
+    if not public_url or not keys:
+        return None
+    return f"{public_url}{INBOUND_PATH}{inbound_secret(keys)}"
+
+
+# ---------------------------------------------------------------- delivery reports
+
+
+def classify(report: int, answer: str = "") -> DeliveryStatus | None:
+    """The final status a Kannel DLR type stands for, None for intermediate ones. An SMPP report
+    of an expired message comes as `failed` with `stat:EXPIRED` (or EXPIRD) in its text."""
+    if report & KannelReport.DELIVERED:
+        return DeliveryStatus.DELIVERED
+    if report & (KannelReport.FAILED | KannelReport.SMSC_REJECTED):
+        expired = re.search(r"stat:\s*EXPIRE?D", answer, re.IGNORECASE)
+        return DeliveryStatus.EXPIRED if expired else DeliveryStatus.FAILED
+    return None
+
+
+_FIND_DELIVERY = text(
+    "SELECT d.id, d.mailing_run_id, d.contact_id, d.status, r.mailing FROM segmail_deliveries d"
+    " JOIN segmail_mailing_runs r ON r.id = d.mailing_run_id WHERE d.id = :id"
+)
+_REPORT = text(
+    "UPDATE segmail_deliveries SET status = :status, reason = :reason, reported_at = :now,"
+    " sent_at = COALESCE(sent_at, :now), updated_at = :now"
+    " WHERE id = :id AND status IN (:pending, :sent)"
+)
+
+
+def _reason(status: DeliveryStatus, report: int, answer: str) -> str | None:
+    if status is DeliveryStatus.DELIVERED:
+        return None
+    words = "rejected by the SMS centre" if report & KannelReport.SMSC_REJECTED else status.value
+    return f"delivery report: {words}" + (f" ({answer.strip()[:300]})" if answer.strip() else "")
+
+
+def apply_delivery_report(
+    token: str,
+    kannel_status: int,
+    *,
+    answer: str = "",
+    signer: TokenSigner | None = None,
+    engine: Engine | None = None,
+    now: datetime | None = None,
+) -> ReportResult:
+    """Record a gateway's report on the delivery its token names; idempotent."""
+    try:
+        verified = (signer or _signer()).verify(token)
+    except InvalidToken as exc:
+        return ReportResult(ReportOutcome.INVALID, str(exc))
+    if verified.purpose is not TokenPurpose.SMS_REPORT:
+        return ReportResult(ReportOutcome.INVALID, "this link is not valid")
+    status = classify(kannel_status, answer)
+    if status is None:
+        return ReportResult(ReportOutcome.IGNORED, f"intermediate report {kannel_status}")
+    now = now or datetime.now(UTC)
+    with (engine or default_engine()).begin() as conn:
+        return _record(conn, verified.delivery_id, status, _reason(status, kannel_status, answer), now)
+
+
+def _record(
+    conn: Connection, delivery_id: int, status: DeliveryStatus, reason: str | None, now: datetime
+) -> ReportResult:
+    found = conn.execute(_FIND_DELIVERY, {"id": delivery_id}).first()
+    if found is None:
+        return ReportResult(ReportOutcome.INVALID, "this link is not valid")
+    params = {"status": status.value, "reason": reason, "now": now, "id": delivery_id}
+    changed = conn.execute(
+        _REPORT, {**params, "pending": DeliveryStatus.PENDING.value, "sent": DeliveryStatus.SENT.value}
+    ).rowcount
+    if not changed:
+        return ReportResult(ReportOutcome.ALREADY, f"already {found.status}", DeliveryStatus(found.status))
+    detail = reason or status.value
+    log_activity(
+        conn,
+        ActivityEntry(
+            found.contact_id, ActivityKind.SMS_REPORT, now, found.mailing, found.mailing_run_id, detail
+        ),
+    )
+    return ReportResult(ReportOutcome.APPLIED, detail, status)
+
+
+# ---------------------------------------------------------------- inbound messages
+
+
+def stop_word(message: str) -> str | None:
+    """The message's first word when it is a stop word (upper-cased), else None."""
+    match = _WORD.search(unicodedata.normalize("NFC", message))
+    if match is None:
+        return None
+    word = match.group().upper()
+    plain = "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+    return word if word in STOP_WORDS or plain in STOP_WORDS else None
+
+
+def sender_number(number: str) -> str | None:
+    """The sender in E.164: gateways pass `+4366...`, `004366...` or `4366...` (international
+    without the plus); None for what cannot be an international number (short codes, names)."""
+    digits = re.sub(r"[\s\-().]", "", number)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    elif digits.isdigit():
+        digits = "+" + digits
+    return digits if _NUMBER.match(digits) else None
+
+
+_LAST_RUN = text(
+    "SELECT d.id, d.mailing_run_id, r.mailing FROM segmail_deliveries d"
+    " JOIN segmail_mailing_runs r ON r.id = d.mailing_run_id"
+    " WHERE d.mobile_e164 = :number AND d.status <> :skipped ORDER BY d.id DESC LIMIT 1"
+)
+_OPT_OUT = text(
+    "UPDATE segmail_contacts SET sms_opt_out = :yes, sms_opt_out_at = :now, sms_opt_out_source = :source,"
+    " sms_opt_out_run_id = :run, updated_at = :now"
+    " WHERE mobile_e164 = :number AND sms_opt_out = :no RETURNING id"
+)
+
+
+def apply_inbound_sms(
+    number: str, message: str, *, engine: Engine | None = None, now: datetime | None = None
+) -> InboundResult:
+    """Opt `number` out of SMS when `message` starts with a stop word; anything else changes nothing."""
+    e164 = sender_number(number)
+    if e164 is None:
+        return InboundResult(InboundOutcome.BAD_NUMBER)
+    word = stop_word(message)
+    if word is None:
+        return InboundResult(InboundOutcome.NOT_STOP, e164)
+    now = now or datetime.now(UTC)
+    with (engine or default_engine()).begin() as conn:
+        return _opt_out(conn, e164, word, now)
+
+
+def _opt_out(conn: Connection, number: str, word: str, now: datetime) -> InboundResult:
+    last = conn.execute(_LAST_RUN, {"number": number, "skipped": DeliveryStatus.SKIPPED.value}).first()
+    run, mailing = (last.mailing_run_id, last.mailing) if last else (None, None)
+    params = {"yes": True, "no": False, "now": now, "source": OptOutSource.SMS_STOP.value}
+    changed = [row.id for row in conn.execute(_OPT_OUT, {**params, "run": run, "number": number})]
+    if not changed:
+        known = conn.execute(
+            text("SELECT COUNT(*) FROM segmail_contacts WHERE mobile_e164 = :n"), {"n": number}
+        ).scalar_one()
+        return InboundResult(InboundOutcome.ALREADY if known else InboundOutcome.NO_CONTACT, number)
+    if last is not None:
+        conn.execute(
+            text(
+                "UPDATE segmail_deliveries SET unsubscribed_at = :now WHERE id = :id AND unsubscribed_at IS NULL"
+            ),
+            {"now": now, "id": last.id},
+        )
+    for contact_id in changed:
+        entry = ActivityEntry(
+            contact_id, ActivityKind.SMS_OPT_OUT, now, mailing, run, f"{word} from {number}"
+        )
+        log_activity(conn, entry)
+    return InboundResult(InboundOutcome.OPTED_OUT, number, len(changed))

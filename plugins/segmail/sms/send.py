@@ -1,0 +1,259 @@
+"""Sending one batch of an SMS run through the gateway, exactly once per number.
+
+The e-mail rules hold, on the same `DeliveryStore` (segmail.mailings.deliveries): delivery rows are
+unique per (run, contact) and frozen with the number when the run starts; a batch sends only rows
+still `pending`; and every gateway answer is committed (`store.write`, one short transaction)
+before the next message is submitted, so a task killed at any moment leaves at most one message
+accepted by the gateway but still `pending` — submitted again on the retry. A row leaves
+`pending` only when its outcome is written.
+
+The gateway's answer decides: ACCEPTED marks the row `sent` (a delivery report later makes it
+`delivered`, `failed` or `expired`, segmail.sms.reports); REJECTED marks it `failed` with the
+gateway's code and reply; TRANSIENT (busy, unreachable) keeps it `pending` with that reply, stops
+the batch, and makes the task retry with backoff — on the final try the rest fail with "retries
+exhausted". A number opted out while the batch runs is skipped (re-read every RECHECK_SECONDS). A
+message longer than the mailing's `max_parts` fails with its length instead of costing more than
+allowed. A dry run renders every message and sends none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine, text
+
+from segmail.mailings.compose import delivery_recipient
+from segmail.mailings.definition import Mailing
+from segmail.mailings.deliveries import Activity, Batch, DeliveryStore, Outcome, PendingMail
+from segmail.mailings.send import DRY_RUN_REASON, BatchResult, Clock, Pacer, Recheck, _settle_pending
+from segmail.sms.encoding import SmsLength
+from segmail.sms.gateway import SmsGateway, SmsMessage, SmsSubmission, SubmitResult
+from segmail.sms.render import CompiledSms, compile_sms, sms_context
+from segmail.store.models import ActivityKind, DeliveryStatus
+
+REJECTED_REASON = "rejected by the SMS gateway"
+
+_PENDING_SMS = text(
+    "SELECT d.id, d.contact_id, d.email, c.first_name, c.last_name, c.organization, c.account_number,"
+    " c.country_code, c.external_id, c.language, d.mobile_e164, g.name AS segment,"
+    " COALESCE(sp.code, gsp.code) AS sp_code, COALESCE(sp.name, gsp.name) AS sp_name,"
+    " COALESCE(sp.email, gsp.email) AS sp_email"
+    " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
+    " LEFT JOIN segmail_segments g ON g.id = d.segment_id"
+    " LEFT JOIN segmail_salespeople sp ON sp.code = c.salesperson_code"
+    " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
+    " WHERE d.batch_id = :b AND d.status = :pending ORDER BY d.id"
+)
+_BLOCKED_SMS = text(
+    "SELECT d.id, NULL AS reason, 1 AS opted_out FROM segmail_deliveries d"
+    " WHERE d.batch_id = :b AND d.status = :pending AND EXISTS (SELECT 1 FROM segmail_contacts c"
+    "  WHERE c.mobile_e164 = d.mobile_e164 AND c.sms_opt_out = :yes)"
+)
+
+
+class SmsDeliveryStore(DeliveryStore):
+    """The e-mail store with the SMS reads: the frozen number, and SMS opt-outs during the run."""
+
+    pending_query = _PENDING_SMS
+    blocked_query = _BLOCKED_SMS
+
+
+ReportUrl = Callable[[int], "str | None"]
+
+
+def _default_report_url() -> ReportUrl:
+    """Signed report URLs on SEGMAIL_PUBLIC_URL (segmail.sms.reports), the settings read once per batch."""
+    from segmail.sms.reports import ReportUrls
+
+    return ReportUrls()
+
+
+class _SmsBatchSender:
+    """Renders, paces and submits the pending messages of a batch, one committed answer at a time."""
+
+    def __init__(
+        self,
+        batch: Batch,
+        mails: list[PendingMail],
+        *,
+        mailing: Mailing,
+        compiled: CompiledSms,
+        store: DeliveryStore,
+        clock: Clock,
+        report_url: ReportUrl,
+    ) -> None:
+        self.batch, self.mails, self.mailing, self.compiled = batch, mails, mailing, compiled
+        self.store, self.clock, self.report_url = store, clock, report_url
+        self.pacer = Pacer(mailing.rate_limit_per_second, clock)
+        self.recheck = Recheck(store, batch.id, clock)
+        self.result = BatchResult(batch.id)
+        self.taken = 0
+        self.left_pending: list[int] = []
+
+    def send_all(self, gateway: SmsGateway | None) -> None:
+        """Submit each message (none in a dry run); stops at the first transient answer."""
+        for mail in self.mails:
+            self.taken += 1
+            prepared = self.recheck.skip(mail) or self._prepare(mail)
+            if isinstance(prepared, Outcome):
+                self._record(prepared)
+                continue
+            if gateway is None:
+                self._record(self._dry_run(mail, prepared))
+                continue
+            self.pacer.wait()
+            outcome = self._submit(gateway, mail, prepared)
+            self.result.count(outcome)
+            self.store.write([outcome])  # committed before the next message is submitted
+            if outcome.status == DeliveryStatus.PENDING:
+                self.left_pending.append(mail.id)
+                return
+
+    def unsettled(self) -> list[int]:
+        return self.left_pending + [mail.id for mail in self.mails[self.taken :]]
+
+    def _record(self, outcome: Outcome) -> None:
+        self.result.count(outcome)
+        self.store.record(outcome)
+
+    def _prepare(self, mail: PendingMail) -> tuple[str, SmsLength] | Outcome:
+        """The message's text and length, or the outcome of a message that cannot go."""
+        recipient = delivery_recipient(mail)
+        try:
+            message = self.compiled.render(
+                sms_context(
+                    contact=recipient.contact,
+                    segment=recipient.segment,
+                    salesperson=recipient.salesperson,
+                    mailing=self.mailing,
+                )
+            )
+        except Exception as exc:  # a template error for this contact: fail this one, not the batch
+            return self._failed(mail, f"rendering failed: {exc}")
+        length, too_long = self.compiled.too_long(message)
+        if not message:
+            return self._failed(mail, "rendering failed: the message is empty")
+        if too_long:
+            return self._failed(mail, too_long, parts=length.parts)
+        return message, length
+
+    def _failed(self, mail: PendingMail, reason: str, *, parts: int | None = None) -> Outcome:
+        return Outcome(mail.id, DeliveryStatus.FAILED, self.clock.now(), reason=reason, parts=parts)
+
+    def _dry_run(self, mail: PendingMail, prepared: tuple[str, SmsLength]) -> Outcome:
+        now = self.clock.now()
+        return Outcome(mail.id, DeliveryStatus.SKIPPED, now, reason=DRY_RUN_REASON, parts=prepared[1].parts)
+
+    def _submit(self, gateway: SmsGateway, mail: PendingMail, prepared: tuple[str, SmsLength]) -> Outcome:
+        message_text, length = prepared
+        message = SmsMessage(
+            to=mail.mobile_e164,
+            sender=self.compiled.sender,
+            text=message_text,
+            encoding=length.encoding,
+            report_url=self.report_url(mail.id),
+        )
+        try:
+            answer = gateway.submit(message)
+        except OSError as exc:  # the gateway is unreachable: like a dropped SMTP connection
+            answer = SmsSubmission(result=SubmitResult.TRANSIENT, reply=f"{type(exc).__name__}: {exc}")
+        return self._outcome(mail, message, length, answer)
+
+    def _outcome(
+        self, mail: PendingMail, message: SmsMessage, length: SmsLength, answer: SmsSubmission
+    ) -> Outcome:
+        now = self.clock.now()
+        reply = answer.reply.strip()
+        if answer.result == SubmitResult.ACCEPTED:
+            return Outcome(
+                mail.id,
+                DeliveryStatus.SENT,
+                now,
+                code=answer.code,
+                response=reply,
+                sent_at=now,
+                parts=length.parts,
+                activity=self._activity(mail, message, length, now),
+            )
+        if answer.result == SubmitResult.REJECTED:
+            return Outcome(
+                mail.id,
+                DeliveryStatus.FAILED,
+                now,
+                reason=f"{REJECTED_REASON}: {answer.code} {reply}".strip(),
+                code=answer.code,
+                response=reply,
+                parts=length.parts,
+            )
+        # Transient: pending, with the gateway's code and words kept on the row when it gave a code
+        # (as for a 4xx; an unreachable gateway says nothing), and as the batch's last error.
+        self.result.last_error = f"{answer.code or ''} {reply}".strip() or "the SMS gateway did not answer"
+        return Outcome(mail.id, DeliveryStatus.PENDING, now, code=answer.code, response=reply)
+
+    def _activity(
+        self, mail: PendingMail, message: SmsMessage, length: SmsLength, now: datetime
+    ) -> Activity | None:
+        if not self.mailing.activity_log:
+            return None
+        return Activity(
+            contact_id=mail.contact_id,
+            at=now,
+            mailing=self.mailing.slug,
+            run=self.batch.run_id,
+            subject=message.text,
+            language=self.batch.language,
+            salesperson=mail.sp_code,
+            message_id=None,
+            kind=ActivityKind.SMS,
+            detail=f"SMS to {message.to} from {message.sender}: {length.describe()}",
+        )
+
+
+def send_sms_batch(
+    batch_id: int,
+    *,
+    mailing: Mailing,
+    gateway: SmsGateway,
+    final_try: bool = False,
+    engine: Engine | None = None,
+    compiled: CompiledSms | None = None,
+    store: DeliveryStore | None = None,
+    clock: Clock | None = None,
+    report_url: ReportUrl | None = None,
+) -> BatchResult:
+    """Send the pending messages of one SMS batch.
+
+    Raises TransientSendError when messages stay pending (the gateway was busy or unreachable) and
+    this is not the final try; on the final try they are marked failed with the last reply instead.
+    """
+    store = store or SmsDeliveryStore(engine)
+    try:
+        batch, mails = store.load_batch(batch_id)
+        if not mails:
+            return BatchResult(batch_id)
+        sender = _SmsBatchSender(
+            batch,
+            mails,
+            mailing=mailing,
+            compiled=compiled or compile_sms(mailing, batch.language),
+            store=store,
+            clock=clock or Clock(),
+            report_url=report_url or (_no_report_url if batch.dry_run else _default_report_url()),
+        )
+        try:
+            if batch.dry_run:
+                sender.send_all(None)
+            else:
+                with gateway:
+                    sender.send_all(gateway)
+        finally:
+            store.flush()  # what sent nothing is written too, also when the batch is interrupted
+    finally:
+        store.close()
+    _settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
+    return sender.result
+
+
+def _no_report_url(delivery_id: int) -> None:
+    return None

@@ -1,0 +1,124 @@
+"""The test message of an SMS mailing: each variant, `[TEST] ` first, to the responsible
+salesperson's mobile (or a given number), through the mailing's gateway.
+
+Rendered exactly like the real run's messages, logged in segmail_test_mails only (the number as
+recipient, the text as subject): no delivery or activity row is ever written for a contact, and
+no report URL goes with it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from segmail.contacts.salespeople import international_mobile
+from segmail.errors import SegmailError
+from segmail.mailings.definition import Mailing
+from segmail.mailings.render import SAMPLE_CONTACT
+from segmail.mailings.testmail import _contact_for, responsible_salesperson
+from segmail.sms.encoding import measure
+from segmail.sms.gateway import SmsGateway, SmsMessage, SubmitResult
+from segmail.sms.render import compile_sms, sms_context
+from segmail.store.db import default_engine, session_scope
+from segmail.store.models import SentTestMail, TestMailStatus
+
+TEST_PREFIX = "[TEST] "
+
+
+def _number(mailing: Mailing, salesperson: dict | None, recipient: str | None) -> str:
+    if recipient:
+        return international_mobile(recipient, whose="the test recipient")
+    if not salesperson["mobile"]:
+        code = salesperson["code"]
+        raise SegmailError(
+            f"salesperson {code} ({salesperson['name']}) has no mobile number for the test SMS of"
+            f" {mailing.slug}: add one with `segmail salespeople add {code} --mobile +43...`, or give a recipient"
+        )
+    return salesperson["mobile"]
+
+
+def send_test_sms(
+    mailing: Mailing,
+    *,
+    gateway: SmsGateway,
+    language: str = "all",
+    contact_key: str | None = None,
+    recipient: str | None = None,
+    dag_run_id: str | None = None,
+    engine: Engine | None = None,
+) -> list[dict]:
+    """One test SMS per language (or the one given); raises SegmailError if any was not accepted."""
+    engine = engine or default_engine()
+    salesperson = None if recipient else responsible_salesperson(mailing, engine=engine, require_email=False)
+    number = _number(mailing, salesperson, recipient)
+    contact, contact_language = (
+        _contact_for(contact_key, engine) if contact_key else (dict(SAMPLE_CONTACT), None)
+    )
+    context = sms_context(
+        contact=contact,
+        segment=mailing.audience.segments[0],
+        salesperson=salesperson or {"code": "", "name": "", "email": "", "mobile": number},
+        mailing=mailing,
+    )
+    languages = list(mailing.variants) if language == "all" else [mailing.variant_for(language)]
+    with gateway:
+        sent = [
+            {
+                **_send_one(
+                    mailing, lang, number, context, gateway=gateway, dag_run_id=dag_run_id, engine=engine
+                ),
+                "rendered_for": contact_language or "sample",
+            }
+            for lang in languages
+        ]
+    failures = [s for s in sent if s["status"] != TestMailStatus.SENT]
+    if failures:
+        raise SegmailError(f"test SMS not accepted: {failures}")
+    return sent
+
+
+def _send_one(
+    mailing: Mailing,
+    lang: str,
+    number: str,
+    context: dict,
+    *,
+    gateway: SmsGateway,
+    dag_run_id: str | None,
+    engine: Engine,
+) -> dict:
+    """Render, submit and log one language's test message."""
+    compiled = compile_sms(mailing, lang)
+    text = TEST_PREFIX + compiled.render(context)
+    length = measure(text)
+    message = SmsMessage(to=number, sender=compiled.sender, text=text, encoding=length.encoding)
+    try:
+        answer = gateway.submit(message)
+        accepted = answer.result == SubmitResult.ACCEPTED
+        error = None if accepted else f"{answer.result}: {answer.code or ''} {answer.reply}".strip()
+    except OSError as exc:
+        accepted, error = False, f"{type(exc).__name__}: {exc}"
+    status = TestMailStatus.SENT if accepted else TestMailStatus.FAILED
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        session.add(
+            SentTestMail(
+                mailing=mailing.slug,
+                language=lang,
+                recipient=number,
+                subject=text,
+                status=status,
+                error=error,
+                dag_run_id=dag_run_id,
+                sent_at=now,
+            )
+        )
+    return {
+        "language": lang,
+        "recipient": number,
+        "text": text,
+        "length": length.describe(),
+        "status": status,
+        "error": error,
+    }

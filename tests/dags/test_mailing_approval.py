@@ -1,0 +1,141 @@
+"""A mailing with `approval: {required: true}` under dag.test(): approved, narrowed, rejected and timed
+out, answered from a thread the way Airflow's REST API and scheduler answer (tests/approval_support.py);
+and the deadline alert the DAG carries."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from approval_support import in_background, respond, time_out, with_approval
+from sqlalchemy import text
+from tests_support import get_dag, states
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "mailing__newsletter"
+SENDABLE = ["anna@example.com", "bob@example.com", "chloe@example.ca", "giulia@example.it"]
+
+
+@pytest.fixture
+def smtp_pool(airflow_home):
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool("smtp", slots=4, description="segmail SMTP connections", include_deferred=False)
+
+
+@pytest.fixture
+def include(tmp_path, monkeypatch):
+    """A copy of include/ that the DAG files read (SEGMAIL_INCLUDE_DIR)."""
+    copy = tmp_path / "include"
+    shutil.copytree(ROOT / "include", copy)
+    monkeypatch.setenv("SEGMAIL_INCLUDE_DIR", str(copy))
+    return copy
+
+
+def sent_to(sink) -> list[str]:  # noqa: ANN001
+    """Recipients of the newsletter's mails (not of segmail's own notices)."""
+    return sorted(r for m in sink.messages for r in m.recipients if not m.parsed()["Subject"].startswith("[segmail]"))
+
+
+def run_row(engine) -> dict:  # noqa: ANN001
+    with engine.connect() as conn:
+        run = conn.execute(text("SELECT id, status, totals FROM segmail_mailing_runs")).one()
+        approval = conn.execute(text("SELECT * FROM segmail_approvals WHERE mailing_run_id = :r"), {"r": run.id}).one()
+        reasons = dict(
+            conn.execute(
+                text("SELECT reason, COUNT(*) FROM segmail_deliveries WHERE status = 'skipped' GROUP BY reason")
+            ).all()
+        )
+    return {"status": run.status, "totals": json.loads(run.totals or "{}"), "approval": approval._mapping, "skips": reasons}
+
+
+@pytest.mark.airflow
+def test_an_approved_run_sends_and_the_request_is_mailed_with_the_counts(
+    newsletter_audience, smtp_sink, smtp_pool, include
+):
+    with_approval(include, approvers="alice")
+    dag = get_dag(DAG_ID)
+    answering = in_background(lambda: respond(DAG_ID, chosen="Approve", user="alice"))
+    run = dag.test()
+    answering.join()
+    assert run.state == "success", states(run)
+    assert states(run)["approve"] == "success"
+    assert sent_to(smtp_sink) == SENDABLE
+    row = run_row(newsletter_audience)
+    assert row["status"] == "succeeded"
+    assert (row["approval"]["status"], row["approval"]["decided_by"]) == ("approved", "alice")
+    # The request went to the segment's salesperson (no `notify` in the file) with the counts.
+    (notice,) = [m for m in smtp_sink.messages if "Approval needed" in m.parsed()["Subject"]]
+    assert notice.recipients == ["maria.berger@example.com"]
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        body = _latest_body(session)
+    assert "**4 mails to send**, 4 skipped" in body
+    assert "| de | 1 |" in body and "| en | 2 |" in body and "| fr | 1 |" in body
+    assert "1 × opted out" in body and "1 × no e-mail address" in body
+    assert "No test mail" in body
+    assert f"/segmail/mailings/newsletter/preview?run={row['approval']['mailing_run_id']}" in body
+
+
+def _latest_body(session) -> str:  # noqa: ANN001
+    from airflow.models.hitl import HITLDetail
+    from sqlalchemy import select
+
+    return session.scalars(select(HITLDetail.body).order_by(HITLDetail.created_at.desc())).first()
+
+
+@pytest.mark.airflow
+def test_the_approver_narrows_languages_and_caps_the_run(newsletter_audience, smtp_sink, smtp_pool, include):
+    with_approval(include)
+    dag = get_dag(DAG_ID)
+    answer = {"languages": ["en", "fr"], "max_recipients": 2}
+    answering = in_background(lambda: respond(DAG_ID, chosen="Approve", params_input=answer))
+    run = dag.test()
+    answering.join()
+    assert run.state == "success", states(run)
+    assert sent_to(smtp_sink) == ["bob@example.com", "chloe@example.ca"]  # en and fr, first two by contact order
+    row = run_row(newsletter_audience)
+    assert row["skips"]["left out at approval: language not selected by alice"] == 1
+    assert row["skips"]["left out at approval: over the recipient cap of 2"] == 1
+    assert json.loads(row["approval"]["changes"]) == {"languages": ["en", "fr"], "max_recipients": 2, "left_out": 2}
+
+
+@pytest.mark.airflow
+def test_a_rejected_run_sends_nothing_and_is_marked_rejected(newsletter_audience, smtp_sink, smtp_pool, include):
+    with_approval(include)
+    dag = get_dag(DAG_ID)
+    answering = in_background(lambda: respond(DAG_ID, chosen="Reject", user="bob"))
+    run = dag.test()
+    answering.join()
+    assert run.state == "success", states(run)
+    assert states(run) == {
+        "freeze_audience": "success",
+        "approve": "success",
+        "plan_batches": "skipped",
+        "send_batch": "skipped",
+        "summarize": "success",
+    }
+    assert sent_to(smtp_sink) == []
+    row = run_row(newsletter_audience)
+    assert row["status"] == "rejected"
+    assert (row["approval"]["status"], row["approval"]["decided_by"]) == ("rejected", "bob")
+    assert row["skips"]["not sent: run rejected by bob"] == 4
+    assert row["totals"]["sent"] == 0 and row["totals"]["pending"] == 0
+
+
+@pytest.mark.airflow
+def test_a_timed_out_run_sends_nothing_and_is_marked_rejected(newsletter_audience, smtp_sink, smtp_pool, include):
+    with_approval(include, timeout_hours=0.0003)  # about a second
+    dag = get_dag(DAG_ID)
+    sweeping = in_background(lambda: time_out(DAG_ID))
+    run = dag.test()
+    sweeping.join()
+    assert run.state == "success", states(run)
+    assert sent_to(smtp_sink) == []
+    row = run_row(newsletter_audience)
+    assert row["status"] == "rejected"
+    assert row["approval"]["decided_by"] is None and row["approval"]["timed_out"]
+    assert row["approval"]["reason"] == "no answer within 0.0003 h: rejected by the timeout rule"

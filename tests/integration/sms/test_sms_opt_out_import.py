@@ -1,0 +1,54 @@
+"""The import's `SMS Opt Out` column, on SQLite and PostgreSQL: it sets an SMS opt-out and never
+clears one, and it is apart from the e-mail opt-out."""
+
+from __future__ import annotations
+
+from contacts_support import contact_rows
+from segmail.imports.pipeline import import_file
+
+
+def test_sms_opt_out_sets_but_never_clears_and_leaves_email_alone(engine, write_csv):
+    header = "Country Code,First Name,Last Name,Email,Mobile Number,SMS Opt Out"
+    first = import_file(
+        write_csv(f"{header}\nDE,A,B,a@example.com,0151 23456789,yes\nDE,C,D,c@example.com,0151 23456780,\n"),
+        engine=engine,
+    )
+    assert (first.created, first.warnings) == (2, 0)
+    rows = contact_rows(engine)
+    assert [(c["sms_opt_out"], c["email_opt_out"]) for c in rows] == [(True, False), (False, False)]
+    assert rows[0]["sms_opt_out_source"] == "import:contacts.csv" and rows[0]["sms_opt_out_at"] is not None
+    assert rows[1]["sms_opt_out_at"] is None
+
+    again = import_file(
+        write_csv(f"{header}\nDE,A,B,a@example.com,,nein\nDE,C,D,c@example.com,,\n", name="again.csv"),
+        engine=engine,
+    )
+    assert [c["sms_opt_out"] for c in contact_rows(engine)] == [True, False]  # "nein" does not clear
+    assert (again.updated, again.unchanged) == (0, 2)
+
+
+def test_german_header_opts_out_a_stored_contact_and_counts_it_as_updated(engine, write_csv):
+    import_file(write_csv("Ländervorwahl,Vorname,Nachname,E-Mail\nAT,A,B,a@example.at\n"), engine=engine)
+    result = import_file(
+        write_csv("E-Mail;SMS-Abmeldung;E-Mail-Abmeldung\na@example.at;ja;\n", name="abmeldung.csv"),
+        engine=engine,
+    )
+    assert (result.updated, result.unchanged) == (1, 0)
+    (contact,) = contact_rows(engine)
+    assert (contact["sms_opt_out"], contact["email_opt_out"]) == (True, False)
+    assert contact["sms_opt_out_source"] == "import:abmeldung.csv"
+
+
+def test_export_writes_the_sms_opt_out_column(engine, write_csv):
+    import io
+
+    from segmail.contacts.export import export_contacts
+
+    import_file(
+        write_csv("Country Code,First Name,Last Name,Email,SMS Opt Out\nDE,A,B,a@example.com,x\n"),
+        engine=engine,
+    )
+    out = io.StringIO()
+    export_contacts(out, engine=engine)
+    header, row = out.getvalue().splitlines()
+    assert header.endswith("Email Opt Out,SMS Opt Out") and row.endswith(",,yes")
