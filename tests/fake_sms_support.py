@@ -87,3 +87,36 @@ def sms_mailing(**overrides):
     from segmail.mailings.definition import Mailing
 
     return Mailing.model_validate(sms_mailing_data(**overrides))
+
+
+# Contacts of an SMS run: one per skip reason, two sharing a number, one opted out of e-mail only.
+SMS_AUDIENCE_CSV = (
+    "External ID,Country Code,First Name,Last Name,Email,Mobile Number,Language,Segments,Email Opt Out,"
+    "SMS Opt Out\n"
+    "S1,AT,Anna,Huber,anna@example.at,0664 1234567,de-AT,Newsletter,,\n"
+    "S2,DE,Bernd,Kurz,bernd@example.de,0151 23456789,en,Newsletter,yes,\n"
+    "S3,DE,Clara,Kurz,clara@example.de,0151 23456789,de,Newsletter,,\n"
+    "S4,DE,Dora,Ohne,dora@example.de,,de,Newsletter,,\n"
+    "S5,FR,Émile,Stop,emile@example.fr,06 12 34 56 78,fr-FR,Newsletter,,yes\n"
+    "S6,DE,Fritz,Teilt,fritz@example.de,0160 3456789,de,Newsletter,,\n"
+    "S7,DE,Greta,Teilt,greta@example.de,0160 3456789,de,VIP,,ja\n"
+    "S8,DE,Hans,Extern,hans@example.de,0170 1112223,de,VIP,,\n"
+    "S9,CA,Zoë,Roy,zoe@example.ca,+1 416 555 0199,en-CA,Newsletter,,\n"
+)
+SMS_SENT_TO = {"S1": "+436641234567", "S2": "+4915123456789", "S9": "+14165550199"}
+
+
+def seed_sms_audience(engine, folder):
+    """Salesperson MB (with a mobile), segments Newsletter (MB) and VIP, and SMS_AUDIENCE_CSV."""
+    from segmail.contacts import salespeople, segments
+    from segmail.imports.pipeline import import_file
+
+    salespeople.add_salesperson(
+        code="MB", name="Maria Berger", email="maria@example.com", mobile="+43 664 9876543", engine=engine
+    )
+    segments.create_segment(name="Newsletter", salesperson="MB", engine=engine)
+    segments.create_segment(name="VIP", engine=engine)
+    path = folder / "sms.csv"
+    path.write_text(SMS_AUDIENCE_CSV, encoding="utf-8")
+    assert import_file(path, engine=engine).created == 9
+    return engine

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from tests_support import get_dag, states
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(180)  # a lost answer would leave dag.test() waiting for ever
 DAG_ID = "mailing__newsletter"
 SENDABLE = ["anna@example.com", "bob@example.com", "chloe@example.ca", "giulia@example.it"]
 

@@ -34,6 +34,7 @@ def test_one_broken_file_hides_no_mailing_and_is_reported_with_its_field(
     assert "mailing__broken_offer" not in bag.dags
     assert set(bag.dags["mailing_test_mail"].params.get_param("mailing").schema["enum"]) == {
         "newsletter",
+        "sms_service_reminder",
         "spring_offer",
     }
     (reporter, error), *others = bag.import_errors.items()

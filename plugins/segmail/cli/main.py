@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from segmail.cli.database import HOME_RULE, choose_airflow_home, explain_database_error, require_database
 from segmail.cli.feedback import add_serve_public, add_suppressions, cmd_serve_public
 from segmail.cli.imports import add_import
+from segmail.cli.sms import add_sms_urls, cmd_sms_urls
 from segmail.cli.tables import format_table, print_rows
 
 if TYPE_CHECKING:
@@ -284,11 +285,12 @@ COMMANDS = (
     _add_status,
     add_suppressions,
     add_serve_public,
+    add_sms_urls,
 )
 
 
 # Commands that do not open the database, or (serve-public) check it themselves after their own checks.
-WITHOUT_DATABASE = frozenset({cmd_db_upgrade, cmd_mailings, cmd_serve_public})
+WITHOUT_DATABASE = frozenset({cmd_db_upgrade, cmd_mailings, cmd_serve_public, cmd_sms_urls})
 
 
 def build_parser() -> argparse.ArgumentParser:

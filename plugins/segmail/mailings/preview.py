@@ -20,10 +20,11 @@ from jinja2 import Template, TemplateSyntaxError
 from segmail.errors import SegmailError
 from segmail.feedback.links import MailLinks
 from segmail.mailings.compose import Composed, Composer, RenderFailed, composer_for, delivery_recipient
-from segmail.mailings.definition import Mailing
+from segmail.mailings.definition import Mailing, templates_dir
 from segmail.mailings.deliveries import PendingMail
 from segmail.mailings.render import SAMPLE_CONTACT, SAMPLE_UNSUBSCRIBE_URL, CompiledVariant, compiled_variant
 from segmail.sms.encoding import SmsLength
+from segmail.store.models import Channel
 
 PENDING_FIELDS = tuple(f.name for f in fields(PendingMail))
 
@@ -83,7 +84,7 @@ def preview_mail(
     date: datetime | None = None,
 ) -> MailPreview:
     """One language's mail to `mail`'s contact; for a run (`run_id`) exactly as that run sends it."""
-    if getattr(mailing, "channel", "email") == "sms":
+    if mailing.channel == Channel.SMS:
         return preview_sms(mailing, language, mail=mail)
     preview = MailPreview(language=language)
     try:
@@ -184,7 +185,7 @@ def _where(error: BaseException, variant: CompiledVariant | None) -> str:
             line = template.get_corresponding_lineno(tb.tb_lineno)
             found = f" (in {_template_label(template, variant)}, line {line})"
         elif "__jinja_exception__" in tb.tb_frame.f_globals:  # a frame of Jinja's rewritten traceback
-            name = tb.tb_frame.f_code.co_filename
+            name = tb.tb_frame.f_code.co_filename.removeprefix(f"{templates_dir()}/")
             found = f" (in {'the message' if name == '<template>' else name}, line {tb.tb_lineno})"
         tb = tb.tb_next
     return found

@@ -23,6 +23,7 @@ from segmail.errors import NotFound, SegmailError
 from segmail.mailings.definition import SLUG, Mailing, get_mailing
 from segmail.mailings.preview import MailPreview, pending_mail, preview_mail, sample_mail
 from segmail.store import read
+from segmail.store.models import Channel
 from segmail.web.access import CONTACTS_DENIED
 from segmail.web.render import as_utc
 
@@ -161,33 +162,39 @@ def _contact_notes(mailing: Mailing, row: dict) -> list[str]:
 
 
 def _is_sms(mailing: Mailing) -> bool:
-    return getattr(mailing, "channel", "email") == "sms"
+    return mailing.channel == Channel.SMS
 
 
 def _run_preview(mailing: Mailing, run: dict, *, contact: str, language: str, notes: list[str]) -> dict:
     """One mail of a frozen run, with the run's Message-ID, unsubscribe token and return path."""
-    engine = _engine()
-    languages = read.run_languages(engine, run["id"])
-    wanted = next((code for code in languages if code.casefold() == language.casefold()), None)
-    if language and wanted is None and not contact:
-        notes.append(f"Run #{run['id']} has no mails in “{language[:100]}”.")
-    row = read.run_delivery(engine, run["id"], key=contact or None, language=None if contact else wanted)
-    if row is None and contact:
-        notes.append(f"No mail of run #{run['id']} is to a contact with external ID or e-mail “{contact}”.")
-    if row is None:
-        row = read.run_delivery(engine, run["id"])
-    elif contact and language and row["variant"].casefold() != language.casefold():
-        notes.append(f"This contact's mail in run #{run['id']} is in {row['variant']}, as the run chose it.")
+    languages = read.run_languages(_engine(), run["id"])
+    row = _run_mail(run["id"], languages, contact=contact, language=language, notes=notes)
     if row is None:
         notes.append(f"Run #{run['id']} has no mails: showing the sample contact.")
         return _contact_preview(mailing, contact="", language=language, notes=notes)
-    variant = row["variant"] if row["variant"] in mailing.variants else mailing.variant_for(row["variant"])
-    if variant != row["variant"]:
-        notes.append(f"The mailing has no “{row['variant']}” variant any more: showing {variant}.")
+    frozen = row["variant"] or mailing.default_language
+    variant = frozen if frozen in mailing.variants else mailing.variant_for(frozen)
+    if variant != frozen:
+        notes.append(f"The mailing has no “{frozen}” variant any more: showing {variant}.")
     date = as_utc(row["sent_at"]) or datetime.now(UTC)
     mail = pending_mail(row)
     shown = preview_mail(mailing, variant, mail=mail, run_id=run["id"], date=date)
     return {"mail": mail, "sample": False, "preview": shown, "delivery": row, "run_languages": languages}
+
+
+def _run_mail(
+    run_id: int, languages: list[str], *, contact: str, language: str, notes: list[str]
+) -> dict | None:
+    """The contact's mail of the run, else its first mail in `language`, else its first at all."""
+    wanted = next((code for code in languages if code.casefold() == language.casefold()), None)
+    if language and wanted is None and not contact:
+        notes.append(f"Run #{run_id} has no mails in “{language[:100]}”.")
+    row = read.run_delivery(_engine(), run_id, key=contact or None, language=None if contact else wanted)
+    if row is None and contact:
+        notes.append(f"No mail of run #{run_id} is to a contact with external ID or e-mail “{contact}”.")
+    elif contact and language and (row["variant"] or "").casefold() != language.casefold():
+        notes.append(f"This contact's mail in run #{run_id} is in {row['variant']}, as the run chose it.")
+    return row if row is not None else read.run_delivery(_engine(), run_id)
 
 
 def _language_links(

@@ -8,21 +8,25 @@
   is an empty 200, so a gateway that replies with the body sends nothing to the phone; what was
   done is in the `X-Segmail-Outcome` header.
 
-Answers are short plain text, never a page or a stack trace: the caller is a gateway.
+Answers are short plain text, never a page or a stack trace: the caller is a gateway. A database
+that cannot be reached answers 503, which a gateway retries (Kannel: `http-request-retry`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from fastapi.responses import PlainTextResponse
+from sqlalchemy.exc import DBAPIError
 
 from segmail.sms.reports import ReportOutcome, apply_delivery_report, apply_inbound_sms, inbound_secret_ok
 
 if TYPE_CHECKING:
     from segmail.web.public import PublicContext
 
+log = logging.getLogger(__name__)
 MAX_STATUS = 1 << 16
 _PLAIN = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -44,6 +48,11 @@ def _report_type(value: str | None) -> int | None:
     return number if 0 < number < MAX_STATUS else None
 
 
+def _unavailable(exc: DBAPIError) -> PlainTextResponse:
+    log.warning("public app: an SMS callback could not reach the database: %s", exc)
+    return _plain("temporarily unavailable: try again", 503)
+
+
 class SmsCallbacks:
     def __init__(self, context: Callable[[], PublicContext]) -> None:
         self._context = context
@@ -53,13 +62,16 @@ class SmsCallbacks:
         if kind is None:
             return _plain("status must be the gateway's report type, a number such as 1", 400)
         context = self._context()
-        result = apply_delivery_report(
-            _clean(token, 100),
-            kind,
-            answer=_clean(query.get("answer"), 1000),
-            signer=context.signer,
-            engine=context.engine,
-        )
+        try:
+            result = apply_delivery_report(
+                _clean(token, 100),
+                kind,
+                answer=_clean(query.get("answer"), 1000),
+                signer=context.signer,
+                engine=context.engine,
+            )
+        except DBAPIError as exc:
+            return _unavailable(exc)
         if result.outcome is ReportOutcome.INVALID:
             return _plain("invalid delivery report token: nothing changed", 400)
         return _plain(f"{result.outcome.value}: {result.detail}")
@@ -71,5 +83,8 @@ class SmsCallbacks:
         sender = _clean(query.get("from"), 40)
         if not sender:
             return _plain("the sender's number (from) is missing", 400)
-        result = apply_inbound_sms(sender, _clean(query.get("text"), 2000), engine=context.engine)
+        try:
+            result = apply_inbound_sms(sender, _clean(query.get("text"), 2000), engine=context.engine)
+        except DBAPIError as exc:
+            return _unavailable(exc)
         return _plain("", 200, **{"X-Segmail-Outcome": result.outcome.value})

@@ -32,3 +32,11 @@ def test_make_demo_runs_and_says_nothing_about_segmail_it_should_not(tmp_path):
     assert unexplained == []
     assert (home / "segmail" / "sample-seeded").is_file()  # `make airflow` will not seed it again
     assert "More: .venv/bin/segmail status newsletter" in output
+    # The SMS broadcast through Kannel (or, without Kannel, one line saying how to get it).
+    from segmail.dev.smsgateway import missing
+
+    if missing() is None:
+        assert "fakesmsc got, to +436641234567 from Autohaus (GSM-7, 1 part(s)): Hallo Lukas" in output
+        assert '"delivered": 3' in output and "opted out of SMS" in output
+    else:
+        assert "SMS: skipped, Kannel is not installed" in output

@@ -161,3 +161,15 @@ def test_only_the_sms_routes_are_added(sms):
     url, _, _ = sms
     for path in ("/sms", "/sms/", "/sms/dlr", "/sms/dlr/", "/sms/in", "/sms/in/", "/sms/other/x"):
         assert httpx.get(f"{url}{path}").status_code in (404, 405), path
+
+
+def test_a_database_out_of_reach_answers_503_for_the_gateway_to_retry():
+    from segmail.store.db import make_engine
+
+    unreachable = make_engine("postgresql+psycopg://segmail@127.0.0.1:1/segmail?connect_timeout=2")
+    with serve_public_app(unreachable) as url:
+        answers = [
+            report(url, token(1), 1),
+            inbound(url, inbound_secret((KEY,)), **{"from": NUMBERS[0], "text": "STOP"}),
+        ]
+    assert [(a.status_code, a.text) for a in answers] == [(503, "temporarily unavailable: try again")] * 2

@@ -340,3 +340,17 @@ def test_an_sms_text_outside_gsm7_is_ucs2(client, newsletter_audience):
     answer = client.get(SMS_PREVIEW, params={"contact": "E3"})
     length = re.search(r'<dd id="sms-length">(.*?)</dd>', answer.text, re.S).group(1)
     assert "UCS" in length.upper() and "because of" in length
+
+
+def test_sms_template_errors_show_file_and_line(client, broken_include):
+    sms = (broken_include / "mailings" / "sms_service_reminder.yaml").read_text()
+    sms = sms.replace("Hi {{ contact.first_name }}", "Hi {{ contact.nickname }}")
+    (broken_include / "mailings" / "broken_sms.yaml").write_text(sms)
+    (broken_include / "templates" / "sms_service_reminder" / "fr.txt").write_text(
+        "Bonjour\n{{ contact.x }}\n"
+    )
+    page = shown(client, "/segmail/mailings/broken_sms/preview", language="en")
+    assert "no attribute 'nickname'" in page.texts["render-error"]
+    assert "(in the message, line 1)" in page.texts["render-error"]
+    page = shown(client, "/segmail/mailings/broken_sms/preview", language="fr")
+    assert "(in sms_service_reminder/fr.txt, line 2)" in page.texts["render-error"]
