@@ -94,6 +94,7 @@ def segmail_rate(kannel, engine, count: int, folder: Path) -> float:  # noqa: AN
     from segmail.sms.send import send_sms_batch
 
     definition, batches = prepare_run(engine, count, folder)
+    import segmail.sms.reports  # noqa: F401  imported by the first batch otherwise: not part of sending
 
     def send() -> None:
         for batch in batches:

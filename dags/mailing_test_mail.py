@@ -3,8 +3,9 @@
 
 Send a test mail of a mailing before the real run: one mail per chosen language, to the
 salesperson responsible for the mailing (the mailing's `salesperson`, else the one of its first
-audience segment), subject prefixed `[TEST]`, with the real attachments. Nothing is recorded on
-contacts; test sends are listed with `segmail status --tests`.
+audience segment), subject prefixed `[TEST]`, with the real attachments. For an SMS mailing
+(`channel: sms`) each variant goes as an SMS, text prefixed `[TEST]`, to that salesperson's mobile.
+Nothing is recorded on contacts; test sends are listed with `segmail status --tests`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ _LANGUAGES = sorted({code for m in _MAILINGS.values() for code in m.variants})
             type="string",
             description="External ID or e-mail of a contact to render with; empty = sample values.",
         ),
-        "recipient": Param("", type="string", description="Send here instead of the salesperson."),
+        "recipient": Param(
+            "",
+            type="string",
+            description="Send here instead of the salesperson (a +number for an SMS mailing).",
+        ),
     },
 )
 def mailing_test_mail():

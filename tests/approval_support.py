@@ -23,7 +23,12 @@ approval:
 
 
 def with_approval(
-    include: Path, *, approvers: str = "alice", timeout_hours: float = 24, on_timeout: str = "reject", extra: str = ""
+    include: Path,
+    *,
+    approvers: str = "alice",
+    timeout_hours: float = 24,
+    on_timeout: str = "reject",
+    extra: str = "",
 ) -> None:
     """Switch the newsletter of an include/ copy to "dialog on"."""
     path = include / "mailings" / "newsletter.yaml"
@@ -101,3 +106,76 @@ def in_background(answer: Callable[[], bool], *, timeout: float = 60) -> threadi
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     return thread
+
+
+# ---------------------------------------------------------------- the Celery scale-out test
+
+APPROVAL_DAGS = {"approval_check": 24, "approval_timeout": 0.0003}  # slug -> timeout_hours
+
+
+def add_approval_mailings(include: Path, *, approver: str) -> None:
+    """Two copies of the newsletter that ask `approver`: one waits a day, one times out at once."""
+    source = (include / "mailings" / "newsletter.yaml").read_text(encoding="utf-8")
+    for slug, hours in APPROVAL_DAGS.items():
+        block = APPROVAL_YAML.format(approvers=approver, timeout_hours=hours, on_timeout="reject")
+        (include / "mailings" / f"{slug}.yaml").write_text(source + block, encoding="utf-8")
+
+
+def run_with_answer(api, wait: Callable, *, dag_id: str, answer: str | None) -> dict:  # noqa: ANN001
+    """Trigger `dag_id`; answer its approval through the REST API as a user would (None: leave it to
+    the timeout); return the finished DAG run and the request's body."""
+    created = api.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})
+    assert created.status_code == 200, created.text
+    run_id = created.json()["dag_run_id"]
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+    detail = wait(lambda: (r := api.get(path)).status_code == 200 and r.json(), f"the approval of {run_id}")
+    if answer is not None:
+        response = api.patch(path, json={"chosen_options": [answer]})
+        assert response.status_code == 200, response.text
+
+    def finished() -> dict | None:
+        run = api.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()
+        return run if run["state"] in ("success", "failed") else None
+
+    run = wait(finished, f"{dag_id} run {run_id}")
+    tis = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    return {"run": run, "body": detail["body"], "tis": {t["task_id"]: t["state"] for t in tis}}
+
+
+def check_approvals_on_celery(api, wait: Callable, *, data_engine, sink) -> None:  # noqa: ANN001
+    """Approved: the run sends; rejected and timed out: nothing is sent and the run is `rejected`."""
+    from sqlalchemy import text
+
+    for dag_id in ("mailing__approval_check", "mailing__approval_timeout"):
+        wait(lambda d=dag_id: api.get(f"/dags/{d}").status_code == 200, f"{dag_id} to be parsed")
+        assert api.patch(f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+
+    def mails() -> int:
+        return sum(
+            len(m.recipients) for m in sink.messages if not m.parsed()["Subject"].startswith("[segmail]")
+        )
+
+    before = mails()
+    approved = run_with_answer(api, wait, dag_id="mailing__approval_check", answer="Approve")
+    assert approved["run"]["state"] == "success", approved["tis"]
+    assert "**20 mails to send**, 1 skipped" in approved["body"], approved["body"]
+    assert mails() == before + 20
+    rejected = run_with_answer(api, wait, dag_id="mailing__approval_check", answer="Reject")
+    timed_out = run_with_answer(api, wait, dag_id="mailing__approval_timeout", answer=None)
+    for outcome in (rejected, timed_out):
+        assert outcome["run"]["state"] == "success", outcome["tis"]
+        assert outcome["tis"]["send_batch"] == "skipped", outcome["tis"]
+    assert mails() == before + 20  # nothing more was sent
+    with data_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT r.dag_run_id, r.status, a.decided_by, a.timed_out FROM segmail_mailing_runs r"
+                " JOIN segmail_approvals a ON a.mailing_run_id = r.id"
+            )
+        ).all()
+    outcomes = {row.dag_run_id: (row.status, row.decided_by, bool(row.timed_out)) for row in rows}
+    assert outcomes[approved["run"]["dag_run_id"]] == ("succeeded", "admin", False)
+    assert outcomes[rejected["run"]["dag_run_id"]] == ("rejected", "admin", False)
+    assert outcomes[timed_out["run"]["dag_run_id"]] == ("rejected", None, True)
+    notices = [m for m in sink.messages if m.parsed()["Subject"].startswith("[segmail] Approval needed")]
+    assert len(notices) == 3 and {r for m in notices for r in m.recipients} == {"maria@example.com"}

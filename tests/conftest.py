@@ -51,6 +51,7 @@ SEGMAIL_TABLES = (
     "segmail_suppressions",
     "segmail_deliveries",
     "segmail_delivery_batches",
+    "segmail_approvals",
     "segmail_mailing_runs",
     "segmail_test_mails",
     "segmail_import_issues",

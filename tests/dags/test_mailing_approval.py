@@ -23,7 +23,9 @@ SENDABLE = ["anna@example.com", "bob@example.com", "chloe@example.ca", "giulia@e
 def smtp_pool(airflow_home):
     from airflow.models.pool import Pool
 
-    Pool.create_or_update_pool("smtp", slots=4, description="segmail SMTP connections", include_deferred=False)
+    Pool.create_or_update_pool(
+        "smtp", slots=4, description="segmail SMTP connections", include_deferred=False
+    )
 
 
 @pytest.fixture
@@ -37,19 +39,30 @@ def include(tmp_path, monkeypatch):
 
 def sent_to(sink) -> list[str]:  # noqa: ANN001
     """Recipients of the newsletter's mails (not of segmail's own notices)."""
-    return sorted(r for m in sink.messages for r in m.recipients if not m.parsed()["Subject"].startswith("[segmail]"))
+    return sorted(
+        r for m in sink.messages for r in m.recipients if not m.parsed()["Subject"].startswith("[segmail]")
+    )
 
 
 def run_row(engine) -> dict:  # noqa: ANN001
     with engine.connect() as conn:
         run = conn.execute(text("SELECT id, status, totals FROM segmail_mailing_runs")).one()
-        approval = conn.execute(text("SELECT * FROM segmail_approvals WHERE mailing_run_id = :r"), {"r": run.id}).one()
+        approval = conn.execute(
+            text("SELECT * FROM segmail_approvals WHERE mailing_run_id = :r"), {"r": run.id}
+        ).one()
         reasons = dict(
             conn.execute(
-                text("SELECT reason, COUNT(*) FROM segmail_deliveries WHERE status = 'skipped' GROUP BY reason")
+                text(
+                    "SELECT reason, COUNT(*) FROM segmail_deliveries WHERE status = 'skipped' GROUP BY reason"
+                )
             ).all()
         )
-    return {"status": run.status, "totals": json.loads(run.totals or "{}"), "approval": approval._mapping, "skips": reasons}
+    return {
+        "status": run.status,
+        "totals": json.loads(run.totals or "{}"),
+        "approval": approval._mapping,
+        "skips": reasons,
+    }
 
 
 @pytest.mark.airflow
@@ -74,9 +87,9 @@ def test_an_approved_run_sends_and_the_request_is_mailed_with_the_counts(
 
     with create_session() as session:
         body = _latest_body(session)
-    assert "**4 mails to send**, 4 skipped" in body
+    assert "**4 mails to send**, 3 skipped" in body
     assert "| de | 1 |" in body and "| en | 2 |" in body and "| fr | 1 |" in body
-    assert "1 × opted out" in body and "1 × no e-mail address" in body
+    assert "1 × opted out" in body and "1 × no e-mail address" in body and "1 × duplicate address" in body
     assert "No test mail" in body
     assert f"/segmail/mailings/newsletter/preview?run={row['approval']['mailing_run_id']}" in body
 
@@ -97,15 +110,24 @@ def test_the_approver_narrows_languages_and_caps_the_run(newsletter_audience, sm
     run = dag.test()
     answering.join()
     assert run.state == "success", states(run)
-    assert sent_to(smtp_sink) == ["bob@example.com", "chloe@example.ca"]  # en and fr, first two by contact order
+    assert sent_to(smtp_sink) == [
+        "chloe@example.ca",
+        "giulia@example.it",
+    ]  # en and fr, the first two contacts
     row = run_row(newsletter_audience)
     assert row["skips"]["left out at approval: language not selected by alice"] == 1
     assert row["skips"]["left out at approval: over the recipient cap of 2"] == 1
-    assert json.loads(row["approval"]["changes"]) == {"languages": ["en", "fr"], "max_recipients": 2, "left_out": 2}
+    assert json.loads(row["approval"]["changes"]) == {
+        "languages": ["en", "fr"],
+        "max_recipients": 2,
+        "left_out": 2,
+    }
 
 
 @pytest.mark.airflow
-def test_a_rejected_run_sends_nothing_and_is_marked_rejected(newsletter_audience, smtp_sink, smtp_pool, include):
+def test_a_rejected_run_sends_nothing_and_is_marked_rejected(
+    newsletter_audience, smtp_sink, smtp_pool, include
+):
     with_approval(include)
     dag = get_dag(DAG_ID)
     answering = in_background(lambda: respond(DAG_ID, chosen="Reject", user="bob"))
@@ -128,7 +150,9 @@ def test_a_rejected_run_sends_nothing_and_is_marked_rejected(newsletter_audience
 
 
 @pytest.mark.airflow
-def test_a_timed_out_run_sends_nothing_and_is_marked_rejected(newsletter_audience, smtp_sink, smtp_pool, include):
+def test_a_timed_out_run_sends_nothing_and_is_marked_rejected(
+    newsletter_audience, smtp_sink, smtp_pool, include
+):
     with_approval(include, timeout_hours=0.0003)  # about a second
     dag = get_dag(DAG_ID)
     sweeping = in_background(lambda: time_out(DAG_ID))
@@ -140,3 +164,52 @@ def test_a_timed_out_run_sends_nothing_and_is_marked_rejected(newsletter_audienc
     assert row["status"] == "rejected"
     assert row["approval"]["decided_by"] is None and row["approval"]["timed_out"]
     assert row["approval"]["reason"] == "no answer within 0.0003 h: rejected by the timeout rule"
+
+
+def test_the_dag_carries_the_deadline_and_its_callback_mails_the_salesperson(
+    newsletter_audience, smtp_sink, include
+):
+    """Airflow keeps the deadline with each run and, on a miss, runs the callback in the triggerer
+    through CallbackTrigger with a small context: that path, with the context handle_miss builds."""
+    import asyncio
+    from datetime import timedelta
+
+    from airflow.models.callback import CallbackState
+    from airflow.sdk.definitions.deadline import DagRunLogicalDateDeadline
+    from airflow.triggers.callback import CallbackTrigger
+    from segmail.orchestration.mailing_dag import build_mailing_dags
+
+    path = include / "mailings" / "newsletter.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "deadline_hours: 3\n", encoding="utf-8")
+    (alert,) = build_mailing_dags()[DAG_ID].deadline
+    assert isinstance(alert.reference, DagRunLogicalDateDeadline)
+    assert alert.interval == timedelta(hours=3)
+    assert alert.callback.path == "segmail.orchestration.deadline.alert_late_run"
+    context = {
+        "dag_run": {
+            "dag_id": DAG_ID,
+            "dag_run_id": "scheduled__2026-03-01T07:00:00+00:00",
+            "state": "running",
+            "logical_date": "2026-03-01T07:00:00Z",
+        },
+        "deadline": {"id": "d1", "deadline_time": "2026-03-01T10:00:00Z"},
+    }
+    trigger = CallbackTrigger(alert.callback.path, {**alert.callback.kwargs, "context": context})
+
+    async def events() -> list:
+        return [event.payload async for event in trigger.run()]
+
+    *_, last = asyncio.run(events())
+    assert last["state"] == CallbackState.SUCCESS, last
+    (mail,) = smtp_sink.messages
+    assert mail.recipients == ["maria.berger@example.com"]
+    assert (
+        mail.parsed()["Subject"] == "[segmail] Mailing newsletter not finished 3 h after its scheduled time"
+    )
+    assert "scheduled__2026-03-01T07:00:00+00:00" in mail.parsed().get_body().get_content()
+
+
+def test_without_deadline_hours_the_dag_has_no_deadline(include):
+    from segmail.orchestration.mailing_dag import build_mailing_dags
+
+    assert not build_mailing_dags()[DAG_ID].deadline

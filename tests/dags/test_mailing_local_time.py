@@ -42,6 +42,7 @@ def test_a_local_8_oclock_schedule_runs_at_7_utc_in_summer_and_8_utc_in_winter()
     )
     dag = build_mailing_dag(mailing)
     assert dag.timetable.expression == "0 8 * * *"
+    assert "Times in **Europe/Vienna**." in dag.doc_md
     # Summer time starts on Sunday 29 March 2026 and ends on Sunday 25 October 2026.
     spring = run_times(dag, earliest=utc(2026, 3, 27), count=4)
     assert spring == [utc(2026, 3, 27, 7), utc(2026, 3, 28, 7), utc(2026, 3, 29, 6), utc(2026, 3, 30, 6)]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from approval_support import add_approval_mailings, check_approvals_on_celery
 from segmail.dev.smtpsink import SmtpSink, free_port
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -136,6 +137,7 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
     shutil.copytree(ROOT / "include", include)
     newsletter = include / "mailings" / "newsletter.yaml"  # manual only here: no scheduled run may race
     newsletter.write_text(newsletter.read_text().replace('schedule: "0 8 1 * *"', "schedule:"))
+    add_approval_mailings(include, approver="admin")  # "dialog on": answered through the REST API below
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     shutil.copy(include / "sample" / "contacts.csv", inbox / "contacts.csv")
@@ -170,6 +172,7 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",  # the approval timeout sweep
             "AIRFLOW_CONN_SEGMAIL_DB": data_db,
             "AIRFLOW_CONN_SMTP_DEFAULT": sink.connection_uri,
             "SEGMAIL_INCLUDE_DIR": str(include),
@@ -217,6 +220,7 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
                     capture_output=True,
                 )
             cluster.airflow("pools", "set", "smtp", "4", "segmail SMTP batches")
+            cluster.airflow("pools", "set", "sms", "2", "segmail SMS batches")
             cluster.start("api-server", "api-server", "--port", str(port), "--host", "127.0.0.1")
             cluster.start("scheduler", "scheduler")
             cluster.start("dag-processor", "dag-processor")
@@ -281,6 +285,12 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
             assert activity == 20
             recipients = [r for m in sink.messages for r in m.recipients]
             assert len(recipients) == 20 == len(set(recipients))
+            check_approvals_on_celery(
+                api,
+                lambda condition, what: wait_for(condition, timeout=300, what=what, cluster=cluster, every=1),
+                data_engine=create_engine(databases["data"]),
+                sink=sink,
+            )
             print(f"\nscale-out test: {time.monotonic() - started:.0f} s from start to both runs green")
         finally:
             cluster.stop()

@@ -82,8 +82,9 @@ def cmd_contacts(args: argparse.Namespace) -> int:
             export.export_contacts(sys.stdout, fmt=args.format, segment=args.segment)
         return 0
     opted_out = args.action == "opt-out"
-    count = optouts.set_opt_out(key=args.key, opted_out=opted_out, source=args.source)
-    print(f"{count} contact(s) {'opted out' if opted_out else 'opted in again'}")
+    count = optouts.set_opt_out(key=args.key, opted_out=opted_out, source=args.source, sms=args.sms)
+    channel = " of SMS" if args.sms else ""
+    print(f"{count} contact(s) {'opted out' + channel if opted_out else 'opted in again' + channel}")
     return 0
 
 
@@ -171,7 +172,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         if read.mailing_run(default_engine(), args.run) is None:
             raise NotFound(f"no mailing run {args.run}; `segmail status` lists the runs")
         rows = read.run_deliveries(args.run, failed_only=args.failed)
-        columns = ("id", "external_id", "email", "language", "status", "reason", "smtp_code", "smtp_response")
+        columns = (
+            "id",
+            "external_id",
+            "email",
+            "mobile_e164",  # an SMS run's number
+            "language",
+            "status",
+            "reason",
+            "smtp_code",
+            "smtp_response",
+        )
     else:
         rows = read.mailing_runs(mailing=args.mailing, limit=args.limit)
         columns = (
@@ -193,7 +204,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         for row in rows:
             row["languages"] = " ".join(
-                f"{lang}:{counts.get('sent', 0)}/{sum(counts.values())}"
+                f"{lang}:{sum(counts.get(s, 0) for s in ('sent', 'delivered', 'expired'))}/{sum(counts.values())}"
                 for lang, counts in row["by_language"].items()
             )
     print_rows(rows, columns, fmt=args.format)
@@ -246,9 +257,10 @@ def _add_contacts(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--output", "-o")
     export.set_defaults(func=cmd_contacts)
     for name in ("opt-out", "opt-in"):
-        p = con.add_parser(name, help=f"{name} by external ID or e-mail")
+        p = con.add_parser(name, help=f"{name} by external ID, e-mail or +mobile number")
         p.add_argument("key")
         p.add_argument("--source", default="cli")
+        p.add_argument("--sms", action="store_true", help="the SMS opt-out (apart from the e-mail one)")
         p.set_defaults(func=cmd_contacts)
 
 

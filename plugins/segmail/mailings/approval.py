@@ -95,7 +95,12 @@ _TEST_MAILS = text(
 
 
 def run_facts(
-    mailing: Mailing, run_id: int, *, preview_url: str, engine: Engine | None = None, now: datetime | None = None
+    mailing: Mailing,
+    run_id: int,
+    *,
+    preview_url: str,
+    engine: Engine | None = None,
+    now: datetime | None = None,
 ) -> RunFacts:
     now = now or datetime.now(UTC)
     params = {"r": run_id, "pending": DeliveryStatus.PENDING, "skipped": DeliveryStatus.SKIPPED}
@@ -138,13 +143,14 @@ def request_body(mailing: Mailing, facts: RunFacts) -> str:
     ]
     languages = sorted(set(mailing.variants) | set(facts.to_send))
     lines += [
-        f"| {lang} | {facts.to_send.get(lang, 0)} | {_md(facts.subjects.get(lang, '—'))} |" for lang in languages
+        f"| {lang} | {facts.to_send.get(lang, 0)} | {_md(facts.subjects.get(lang, '—'))} |"
+        for lang in languages
     ]
     lines += ["", f"**Skipped: {facts.skipped}**", ""]
     shown = facts.skip_reasons[:SKIP_REASONS_SHOWN]
     lines += [f"- {count} × {_md(reason)}" for reason, count in shown] or ["- none"]
     if len(facts.skip_reasons) > len(shown):
-        lines.append(f"- {sum(c for _, c in facts.skip_reasons[len(shown):])} × other reasons")
+        lines.append(f"- {sum(c for _, c in facts.skip_reasons[len(shown) :])} × other reasons")
     if facts.excluded_by_language or facts.over_max_recipients:
         lines.append(
             f"- not in the run: {facts.excluded_by_language} by the language choice,"
@@ -166,6 +172,8 @@ def _test_mail_line(facts: RunFacts) -> str:
             " (the `mailing_test_mail` DAG sends one)."
         )
     latest = sent[0]["sent_at"]
+    if isinstance(latest, str):  # SQLite hands back text
+        latest = datetime.fromisoformat(latest)
     recipients = ", ".join(dict.fromkeys(t["recipient"] for t in sent))
     return (
         f"Test mails in the last {TEST_MAIL_DAYS} days: {len(sent)}, to {_md(recipients)}"
@@ -175,7 +183,9 @@ def _test_mail_line(facts: RunFacts) -> str:
 
 # ---------------------------------------------------------------- the answer
 
-_APPROVAL = text("SELECT status, decided_by, timed_out, reason, changes FROM segmail_approvals WHERE mailing_run_id = :r")
+_APPROVAL = text(
+    "SELECT status, decided_by, timed_out, reason, changes FROM segmail_approvals WHERE mailing_run_id = :r"
+)
 _INSERT_REQUEST = text(
     "INSERT INTO segmail_approvals (mailing_run_id, status, requested_at, approvers, timed_out)"
     " VALUES (:r, :requested, :now, :approvers, :no) ON CONFLICT (mailing_run_id) DO NOTHING"
@@ -200,7 +210,9 @@ _SKIP_OVER_CAP = text(
 _REJECT_RUN = text("UPDATE segmail_mailing_runs SET status = :rejected, finished_at = :now WHERE id = :r")
 
 
-def record_request(run_id: int, *, approvers: list[str], engine: Engine | None = None, now: datetime | None = None) -> None:
+def record_request(
+    run_id: int, *, approvers: list[str], engine: Engine | None = None, now: datetime | None = None
+) -> None:
     """The request row (kept as it is when a retried task asks again)."""
     with (engine or default_engine()).begin() as conn:
         conn.execute(
@@ -244,13 +256,17 @@ def _narrow(conn: Connection, run_id: int, answer: Answer, params: dict) -> tupl
         changes["languages"] = list(answer.languages)
     if answer.max_recipients:
         reason = f"left out at approval: over the recipient cap of {answer.max_recipients}"
-        left_out += conn.execute(_SKIP_OVER_CAP, {**params, "cap": answer.max_recipients, "reason": reason}).rowcount
+        left_out += conn.execute(
+            _SKIP_OVER_CAP, {**params, "cap": answer.max_recipients, "reason": reason}
+        ).rowcount
         changes["max_recipients"] = answer.max_recipients
     changes["left_out"] = left_out
     return left_out, changes
 
 
-def decide(run_id: int, answer: Answer, *, engine: Engine | None = None, now: datetime | None = None) -> Decision:
+def decide(
+    run_id: int, answer: Answer, *, engine: Engine | None = None, now: datetime | None = None
+) -> Decision:
     """Write the answer once and apply it to the frozen run; a second call returns the first decision."""
     now = now or datetime.now(UTC)
     params = {

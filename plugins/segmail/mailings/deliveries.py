@@ -176,8 +176,9 @@ def plan_batches(run_id: int, *, batch_size: int, engine: Engine | None = None) 
         for batch_no, planned in enumerate(split_batches(pending, batch_size=batch_size), start=1):
             _insert_batch(conn, run_id, batch_no, planned)
         conn.execute(
-            text("UPDATE segmail_mailing_runs SET status = :sending WHERE id = :r"),
-            {"r": run_id, "sending": RunStatus.SENDING},
+            # A run rejected at approval stays rejected (its mails are skipped: there is nothing to plan).
+            text("UPDATE segmail_mailing_runs SET status = :sending WHERE id = :r AND status <> :rejected"),
+            {"r": run_id, "sending": RunStatus.SENDING, "rejected": RunStatus.REJECTED},
         )
         return _batches(conn, run_id)
 

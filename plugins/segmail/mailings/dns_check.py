@@ -77,7 +77,10 @@ def resolver_for(server: str | None) -> TxtLookup:
 
 def from_domains(mailing: Mailing) -> dict[str, str | None]:
     """Every From domain of a mailing (its variants may override From), with the DKIM selector
-    that signs for it: only a `dkim.domain` equal to the From domain aligns under DMARC."""
+    that signs for it: only a `dkim.domain` equal to the From domain aligns under DMARC. An SMS
+    mailing has none."""
+    if mailing.channel == "sms":
+        return {}
     senders = [mailing.from_, *(v.from_ for v in mailing.variants.values() if v.from_)]
     domains = {parseaddr(sender)[1].rpartition("@")[2].lower() for sender in senders}
     dkim = mailing.dkim

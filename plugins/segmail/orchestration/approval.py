@@ -90,15 +90,19 @@ class MailingApprovalOperator(ApprovalOperator):
         self.params = ParamsDict(
             approval_params(variants=request["variants"], languages=request["languages"])
         )
-        self.notifiers = [
-            ApprovalRequestNotifier(
-                to=request["notify"],
-                from_email=request["from_email"],
-                subject=f"[segmail] Approval needed: {self.subject}",
-                html_content=request["html"] + self._answer_link(context),
-                smtp_conn_id=request["smtp_conn_id"],
-            )
-        ] if request["notify"] else []
+        self.notifiers = (
+            [
+                ApprovalRequestNotifier(
+                    to=request["notify"],
+                    from_email=request["from_email"],
+                    subject=f"[segmail] Approval needed: {self.subject}",
+                    html_content=request["html"] + self._answer_link(context),
+                    smtp_conn_id=request["smtp_conn_id"],
+                )
+            ]
+            if request["notify"]
+            else []
+        )
         super().execute(context)
 
     def _answer_link(self, context: Context) -> str:

@@ -79,7 +79,11 @@ async def alert_late_run(*, mailing: str, hours: float, to: list[str], context: 
         return subject
     config = settings.current()
     notifier = SmtpNotifier(
-        to=recipients, from_email=config.notify_from, subject=subject, html_content=html, smtp_conn_id=config.smtp_conn_id
+        to=recipients,
+        from_email=config.notify_from,
+        subject=subject,
+        html_content=html,
+        smtp_conn_id=config.smtp_conn_id,
     )
     await asyncio.to_thread(notifier.notify, {})
     return subject

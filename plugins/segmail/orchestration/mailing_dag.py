@@ -30,6 +30,15 @@ def _schedule(mailing: Mailing) -> list[Asset] | CronTriggerTimetable | None:
     return CronTriggerTimetable(mailing.schedule, timezone=mailing.timezone)
 
 
+def _channel_doc(mailing: Mailing) -> str:
+    if mailing.channel != Channel.SMS:
+        return ""
+    return (
+        "Channel: **SMS** to each contact's mobile (one message per number), through the gateway"
+        f" connection `{mailing.gateway_conn_id}`, in the `{settings.current().sms_pool}` pool.\n\n"
+    )
+
+
 def _doc(mailing: Mailing) -> str:
     audience = mailing.audience
     excluded = f", except **{', '.join(audience.exclude_segments)}**" if audience.exclude_segments else ""
@@ -37,9 +46,22 @@ def _doc(mailing: Mailing) -> str:
         f"### {mailing.name}\n\n{mailing.description}\n\n"
         f"Audience: contacts in any of **{', '.join(audience.segments)}**{excluded}"
         f". Languages: {', '.join(mailing.variants)} (default {mailing.default_language}).\n\n"
+        f"{_channel_doc(mailing)}"
         "Scheduled runs are silent; a manual trigger shows a form for a dry run, the languages and a cap.\n"
-        f"Defined in `include/mailings/{mailing.slug}.yaml`."
+        f"{_sending_doc(mailing)}Defined in `include/mailings/{mailing.slug}.yaml`."
     )
+
+
+def _sending_doc(mailing: Mailing) -> str:
+    """Time zone, send window and caps, when the mailing has any."""
+    parts = [f"times in **{mailing.timezone}**"] if mailing.timezone != "UTC" else []
+    if mailing.send_window is not None:
+        parts.append(f"sends {mailing.send_window.describe()} (batches outside wait deferred)")
+    caps = [f"{n} per {p}" for p, n in (("hour", mailing.max_per_hour), ("day", mailing.max_per_day)) if n]
+    if caps:
+        parts.append("at most " + " and ".join(caps))
+    text = "; ".join(parts)
+    return f"{text[:1].upper()}{text[1:]}.\n" if parts else ""
 
 
 def _params(mailing: Mailing) -> dict:
@@ -89,17 +111,15 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
 
             return tasks.plan_batches(slug, mailing_run_id)
 
-        if mailing.channel == Channel.SMS:  # through the SMS gateway, in the `sms` pool
-            send_batch = _sms_send_batch(slug)
-        else:
-            # A batch over the mailing's SMTP connections; pending mails after a 4xx or a drop make
-            # the task retry; outside the send window or over a cap it waits deferred (operators.py).
-            send_batch = SendBatchOperator.partial(
-                task_id="send_batch",
-                slug=slug,
-                pool=settings.current().smtp_pool,
-                map_index_template="{{ batch['label'] }}",
-            )
+        # A batch over the mailing's SMTP connections (an SMS mailing's: its gateway, in the `sms`
+        # pool); pending mails after a 4xx, a drop or a busy gateway make the task retry; outside
+        # the send window or over a cap it waits deferred (operators.py).
+        send_batch = SendBatchOperator.partial(
+            task_id="send_batch",
+            slug=slug,
+            pool=_send_pool(mailing),
+            map_index_template="{{ batch['label'] }}",
+        )
 
         @task(trigger_rule="all_done", retries=0)
         def summarize(mailing_run_id: int) -> dict:
@@ -116,15 +136,10 @@ def build_mailing_dag(mailing: Mailing) -> DAG:
     return dag
 
 
-def _sms_send_batch(slug: str):  # noqa: ANN202 (a task decorated in the DAG's context)
-    @task(task_id="send_batch", pool=settings.current().sms_pool, map_index_template="{{ batch['label'] }}")
-    def send_batch(batch: dict) -> dict:
-        """A batch of SMS through the mailing's gateway; a busy or unreachable gateway makes the task retry."""
-        from segmail.orchestration import tasks
-
-        return tasks.send_sms_batch(slug, batch)
-
-    return send_batch
+def _send_pool(mailing: Mailing) -> str:
+    """SMS batches in their own pool: a gateway's limits are not an SMTP server's."""
+    config = settings.current()
+    return config.sms_pool if mailing.channel == Channel.SMS else config.smtp_pool
 
 
 def _approval_task(mailing: Mailing):  # noqa: ANN202 (an operator; its import stays out of plain DAGs)

@@ -165,6 +165,8 @@ def send_batch(slug: str, batch: dict) -> dict:
     from segmail.throttle.gate import gate_for
 
     mailing = definition.get_mailing(slug)
+    if mailing.channel == "sms":  # through the SMS gateway (the same operator, in the `sms` pool)
+        return send_sms_batch(slug, batch, mailing=mailing)
     transport = SmtpHookTransport(mailing.smtp_conn_id, connections=mailing.smtp_connections)
     with fail_task_on_user_error():  # a bad cap in the connection's extra
         gate = gate_for(mailing, connection_id=mailing.smtp_conn_id, connections=mailing.smtp_connections)
@@ -173,20 +175,23 @@ def send_batch(slug: str, batch: dict) -> dict:
     ).as_dict()
 
 
-def send_sms_batch(slug: str, batch: dict) -> dict:
+def send_sms_batch(slug: str, batch: dict, *, mailing: Any = None) -> dict:
     """Send one batch of an SMS mailing through its gateway connection; messages left pending by a
-    busy or unreachable gateway make the task retry."""
+    busy or unreachable gateway make the task retry. Outside the send window or over a cap the
+    result has `wait_until`, and the operator defers until then."""
     from segmail.mailings import definition
     from segmail.sms import kannel, send
     from segmail.sms.render import compile_sms
+    from segmail.throttle.gate import gate_for
 
-    mailing = definition.get_mailing(slug)
-    with fail_task_on_user_error():  # no gateway connection, no sender, a broken template: no retry helps
+    mailing = mailing or definition.get_mailing(slug)
+    with fail_task_on_user_error():  # no gateway connection, no sender, a broken template, a bad cap
         gateway = kannel.gateway_for(mailing.gateway_conn_id)
         for language in mailing.variants:
             compile_sms(mailing, language)
+        gate = gate_for(mailing, connection_id=mailing.gateway_conn_id, connection_kind="sms")
     return send.send_sms_batch(
-        batch["batch_id"], mailing=mailing, gateway=gateway, final_try=_final_try()
+        batch["batch_id"], mailing=mailing, gateway=gateway, final_try=_final_try(), gate=gate
     ).as_dict()
 
 
@@ -228,7 +233,9 @@ def approval_request(slug: str, *, mailing_run_id: int) -> dict:
     url = links.preview_url(slug=slug, mailing_run_id=mailing_run_id)
     facts = approval.run_facts(mailing, mailing_run_id, preview_url=url)
     approval.record_request(mailing_run_id, approvers=mailing.approval.approvers)
-    absolute = replace(facts, preview_url=links.preview_url(slug=slug, mailing_run_id=mailing_run_id, absolute=True))
+    absolute = replace(
+        facts, preview_url=links.preview_url(slug=slug, mailing_run_id=mailing_run_id, absolute=True)
+    )
     in_run = [lang for lang in mailing.variants if lang in facts.to_send]
     return {
         "body": approval.request_body(mailing, facts),

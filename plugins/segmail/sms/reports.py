@@ -2,11 +2,15 @@
 
 Delivery reports: every SMS carries its own report URL, `<SEGMAIL_PUBLIC_URL>/sms/dlr/<token>`, the
 token signed for that delivery (segmail.feedback.tokens, purpose `r`), so a report names exactly
-one delivery and cannot be forged. A final report moves the delivery from `sent` (or still
-`pending`: a gateway may report before the sending task has written its outcome; the message
-was sent all the same, so it is never sent again) to `delivered`, `failed` or `expired` and writes
-one `sms report` activity row. Statuses are final: a repeated or later report changes nothing.
-Intermediate reports (buffered, accepted by the SMSC) change nothing either.
+one delivery and cannot be forged. A final report moves the delivery from `sent` to `delivered`,
+`failed` or `expired` and writes one `sms report` activity row. Statuses are final: a repeated or
+later report changes nothing; intermediate reports (buffered, accepted by the SMSC) change nothing.
+
+A gateway may report before the sending task has committed the gateway's answer (the row is still
+`pending`; with fakesmsc about one message in ten). The report then waits for that commit, up to
+SETTLE_SECONDS, so the row keeps the gateway's code and reply; after that (the task died between
+submitting and committing) it lands on the `pending` row itself: the message was sent, and a row
+that left `pending` is never sent again.
 
 Inbound messages: a first word that is a stop word (STOP, STOPP, ABMELDEN, ARRÊT, BAJA, ...,
 case and accents as phones send them) opts the number out of SMS for every contact with it (the
@@ -20,11 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
+from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, text
 
@@ -34,6 +41,8 @@ from segmail.store.db import default_engine
 from segmail.store.models import ActivityKind, DeliveryStatus, OptOutSource
 
 REPORT_PATH = "/sms/dlr/"
+SETTLE_SECONDS = 3.0
+_SETTLE_POLL = 0.05
 INBOUND_PATH = "/sms/in/"
 STOP_WORDS = frozenset(
     {
@@ -119,9 +128,19 @@ class ReportUrls:
         return f"{self.public_url}{REPORT_PATH}{self.signer.sign(TokenPurpose.SMS_REPORT, delivery_id)}"
 
 
+@lru_cache(maxsize=4)
+def _report_urls(public_url: str | None, signing_env: str | None) -> ReportUrls:
+    """Settings read once per public URL and signing connection: the key may come from Airflow's
+    secrets backend, far too slow to ask per message."""
+    return ReportUrls(public_url=public_url or "")
+
+
 def report_url(delivery_id: int) -> str | None:
     """Where the gateway reports on this delivery's SMS; None without SEGMAIL_PUBLIC_URL."""
-    return ReportUrls()(delivery_id)
+    from segmail import settings
+
+    signing_env = os.environ.get(f"AIRFLOW_CONN_{settings.SIGNING_CONN_ID.upper()}")
+    return _report_urls(_public_url(), signing_env)(delivery_id)
 
 
 def inbound_secret(keys: tuple[bytes, ...]) -> str:
@@ -161,15 +180,13 @@ def classify(report: int, answer: str = "") -> DeliveryStatus | None:
     return None
 
 
-_FIND_DELIVERY = text(
-    "SELECT d.id, d.mailing_run_id, d.contact_id, d.status, r.mailing FROM segmail_deliveries d"
-    " JOIN segmail_mailing_runs r ON r.id = d.mailing_run_id WHERE d.id = :id"
-)
 _REPORT = text(
     "UPDATE segmail_deliveries SET status = :status, reason = :reason, reported_at = :now,"
     " sent_at = COALESCE(sent_at, :now), updated_at = :now"
-    " WHERE id = :id AND status IN (:pending, :sent)"
+    " WHERE id = :id AND status IN (:sent, :also) RETURNING contact_id, mailing_run_id,"
+    " (SELECT r.mailing FROM segmail_mailing_runs r WHERE r.id = mailing_run_id) AS mailing"
 )
+_STATUS = text("SELECT status FROM segmail_deliveries WHERE id = :id")
 
 
 def _reason(status: DeliveryStatus, report: int, answer: str) -> str | None:
@@ -187,6 +204,7 @@ def apply_delivery_report(
     signer: TokenSigner | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> ReportResult:
     """Record a gateway's report on the delivery its token names; idempotent."""
     try:
@@ -199,29 +217,43 @@ def apply_delivery_report(
     if status is None:
         return ReportResult(ReportOutcome.IGNORED, f"intermediate report {kannel_status}")
     now = now or datetime.now(UTC)
-    with (engine or default_engine()).begin() as conn:
-        return _record(conn, verified.delivery_id, status, _reason(status, kannel_status, answer), now)
+    reason = _reason(status, kannel_status, answer)
+    deadline = time.monotonic() + settle_seconds
+    while True:  # each try its own short transaction: the sending task must be able to commit
+        take_pending = time.monotonic() >= deadline
+        with (engine or default_engine()).begin() as conn:
+            result = _record(conn, verified.delivery_id, status, reason, now, take_pending=take_pending)
+        if result is not None:
+            return result
+        time.sleep(_SETTLE_POLL)
 
 
 def _record(
-    conn: Connection, delivery_id: int, status: DeliveryStatus, reason: str | None, now: datetime
-) -> ReportResult:
-    found = conn.execute(_FIND_DELIVERY, {"id": delivery_id}).first()
-    if found is None:
-        return ReportResult(ReportOutcome.INVALID, "this link is not valid")
+    conn: Connection,
+    delivery_id: int,
+    status: DeliveryStatus,
+    reason: str | None,
+    now: datetime,
+    *,
+    take_pending: bool,
+) -> ReportResult | None:
+    """Two statements in the usual case (a `sent` message): reports come at the rate messages go.
+    None: the row is still `pending` and may not be taken yet."""
+    also = DeliveryStatus.PENDING if take_pending else DeliveryStatus.SENT
     params = {"status": status.value, "reason": reason, "now": now, "id": delivery_id}
-    changed = conn.execute(
-        _REPORT, {**params, "pending": DeliveryStatus.PENDING.value, "sent": DeliveryStatus.SENT.value}
-    ).rowcount
-    if not changed:
-        return ReportResult(ReportOutcome.ALREADY, f"already {found.status}", DeliveryStatus(found.status))
+    changed = conn.execute(_REPORT, {**params, "sent": DeliveryStatus.SENT.value, "also": also.value}).first()
+    if changed is None:
+        current = conn.execute(_STATUS, {"id": delivery_id}).scalar()
+        if current is None:
+            return ReportResult(ReportOutcome.INVALID, "this link is not valid")
+        if current == DeliveryStatus.PENDING:
+            return None
+        return ReportResult(ReportOutcome.ALREADY, f"already {current}", DeliveryStatus(current))
     detail = reason or status.value
-    log_activity(
-        conn,
-        ActivityEntry(
-            found.contact_id, ActivityKind.SMS_REPORT, now, found.mailing, found.mailing_run_id, detail
-        ),
+    entry = ActivityEntry(
+        changed.contact_id, ActivityKind.SMS_REPORT, now, changed.mailing, changed.mailing_run_id, detail
     )
+    log_activity(conn, entry)
     return ReportResult(ReportOutcome.APPLIED, detail, status)
 
 
@@ -259,6 +291,10 @@ _OPT_OUT = text(
     " sms_opt_out_run_id = :run, updated_at = :now"
     " WHERE mobile_e164 = :number AND sms_opt_out = :no RETURNING id"
 )
+_CONTACTS_WITH_NUMBER = text("SELECT COUNT(*) FROM segmail_contacts WHERE mobile_e164 = :number")
+_UNSUBSCRIBED = text(
+    "UPDATE segmail_deliveries SET unsubscribed_at = :now WHERE id = :id AND unsubscribed_at IS NULL"
+)
 
 
 def apply_inbound_sms(
@@ -282,17 +318,10 @@ def _opt_out(conn: Connection, number: str, word: str, now: datetime) -> Inbound
     params = {"yes": True, "no": False, "now": now, "source": OptOutSource.SMS_STOP.value}
     changed = [row.id for row in conn.execute(_OPT_OUT, {**params, "run": run, "number": number})]
     if not changed:
-        known = conn.execute(
-            text("SELECT COUNT(*) FROM segmail_contacts WHERE mobile_e164 = :n"), {"n": number}
-        ).scalar_one()
+        known = conn.execute(_CONTACTS_WITH_NUMBER, {"number": number}).scalar_one()
         return InboundResult(InboundOutcome.ALREADY if known else InboundOutcome.NO_CONTACT, number)
     if last is not None:
-        conn.execute(
-            text(
-                "UPDATE segmail_deliveries SET unsubscribed_at = :now WHERE id = :id AND unsubscribed_at IS NULL"
-            ),
-            {"now": now, "id": last.id},
-        )
+        conn.execute(_UNSUBSCRIBED, {"now": now, "id": last.id})
     for contact_id in changed:
         entry = ActivityEntry(
             contact_id, ActivityKind.SMS_OPT_OUT, now, mailing, run, f"{word} from {number}"

@@ -13,7 +13,9 @@ gateway's code and reply; TRANSIENT (busy, unreachable) keeps it `pending` with 
 the batch, and makes the task retry with backoff — on the final try the rest fail with "retries
 exhausted". A number opted out while the batch runs is skipped (re-read every RECHECK_SECONDS). A
 message longer than the mailing's `max_parts` fails with its length instead of costing more than
-allowed. A dry run renders every message and sends none.
+allowed. A dry run renders every message and sends none. With a gate (segmail.throttle.gate: the
+mailing's send window and caps, the gateway connection's caps) each message is admitted before it
+is taken; what the gate holds back stays `pending` and the result says until when it waits.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from segmail.sms.encoding import SmsLength
 from segmail.sms.gateway import SmsGateway, SmsMessage, SmsSubmission, SubmitResult
 from segmail.sms.render import CompiledSms, compile_sms, sms_context
 from segmail.store.models import ActivityKind, DeliveryStatus
+from segmail.throttle.gate import SendGate
 
 REJECTED_REASON = "rejected by the SMS gateway"
 
@@ -82,9 +85,10 @@ class _SmsBatchSender:
         store: DeliveryStore,
         clock: Clock,
         report_url: ReportUrl,
+        gate: SendGate | None = None,
     ) -> None:
         self.batch, self.mails, self.mailing, self.compiled = batch, mails, mailing, compiled
-        self.store, self.clock, self.report_url = store, clock, report_url
+        self.store, self.clock, self.report_url, self.gate = store, clock, report_url, gate
         self.pacer = Pacer(mailing.rate_limit_per_second, clock)
         self.recheck = Recheck(store, batch.id, clock)
         self.result = BatchResult(batch.id)
@@ -92,11 +96,16 @@ class _SmsBatchSender:
         self.left_pending: list[int] = []
 
     def send_all(self, gateway: SmsGateway | None) -> None:
-        """Submit each message (none in a dry run); stops at the first transient answer."""
+        """Submit each message (none in a dry run); stops at the first transient answer, and where
+        the gate holds the rest back."""
         for mail in self.mails:
+            if self.gate is not None and not self.gate.admit(left=len(self.mails) - self.taken):
+                return
             self.taken += 1
             prepared = self.recheck.skip(mail) or self._prepare(mail)
             if isinstance(prepared, Outcome):
+                if self.gate is not None:
+                    self.gate.unused()
                 self._record(prepared)
                 continue
             if gateway is None:
@@ -111,7 +120,21 @@ class _SmsBatchSender:
                 return
 
     def unsettled(self) -> list[int]:
-        return self.left_pending + [mail.id for mail in self.mails[self.taken :]]
+        """Messages left pending by a transient answer, or not reached because of one; those the
+        gate held back are not unsettled: they wait (`hold_back`)."""
+        untaken = [] if self.paused else [mail.id for mail in self.mails[self.taken :]]
+        return self.left_pending + untaken
+
+    @property
+    def paused(self) -> bool:
+        return self.gate is not None and self.gate.paused_until is not None
+
+    def hold_back(self) -> None:
+        """Note in the result what waits for the window or the budget, and until when."""
+        if self.paused:
+            self.result.waiting = len(self.mails) - self.taken
+            self.result.wait_until = self.gate.paused_until
+            self.result.wait_reason = self.gate.reason
 
     def _record(self, outcome: Outcome) -> None:
         self.result.count(outcome)
@@ -221,11 +244,13 @@ def send_sms_batch(
     store: DeliveryStore | None = None,
     clock: Clock | None = None,
     report_url: ReportUrl | None = None,
+    gate: SendGate | None = None,
 ) -> BatchResult:
     """Send the pending messages of one SMS batch.
 
     Raises TransientSendError when messages stay pending (the gateway was busy or unreachable) and
     this is not the final try; on the final try they are marked failed with the last reply instead.
+    What a `gate` holds back is in the result's `waiting` and `wait_until`, and stays pending.
     """
     store = store or SmsDeliveryStore(engine)
     try:
@@ -240,6 +265,7 @@ def send_sms_batch(
             store=store,
             clock=clock or Clock(),
             report_url=report_url or (_no_report_url if batch.dry_run else _default_report_url()),
+            gate=None if batch.dry_run else gate,
         )
         try:
             if batch.dry_run:
@@ -248,9 +274,12 @@ def send_sms_batch(
                 with gateway:
                     sender.send_all(gateway)
         finally:
+            if gate is not None:
+                gate.release()  # reserved and not used goes back to the shared budget
             store.flush()  # what sent nothing is written too, also when the batch is interrupted
     finally:
         store.close()
+    sender.hold_back()
     _settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
     return sender.result
 

@@ -74,7 +74,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
-    REJECTED = "rejected"  # an approver said no, or nobody answered in time: nothing sent (see MailingApproval)
+    REJECTED = "rejected"  # not approved (an approver said no, or the timeout): nothing sent
 
 
 class ApprovalStatus(StrEnum):
@@ -262,7 +262,9 @@ class MailingRun(Base):
     mailing: Mapped[str] = mapped_column(String(100), index=True)
     dag_run_id: Mapped[str] = mapped_column(String(250))
     status: Mapped[str] = mapped_column(String(20))  # frozen | sending | succeeded | failed
-    channel: Mapped[str] = mapped_column(String(10), default=Channel.EMAIL, server_default=Channel.EMAIL.value)
+    channel: Mapped[str] = mapped_column(
+        String(10), default=Channel.EMAIL, server_default=Channel.EMAIL.value
+    )
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     options: Mapped[str | None] = mapped_column(Text)  # JSON: languages, max recipients, excluded counts
     totals: Mapped[str | None] = mapped_column(Text)  # JSON: counts per status and language

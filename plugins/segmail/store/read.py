@@ -409,7 +409,8 @@ _CONTACT_SEGMENTS = text(
 )
 CONTACT_ROWS = 200  # deliveries and activity rows shown on a contact's page, newest first
 _CONTACT_DELIVERIES = text(
-    "SELECT d.mailing_run_id, r.mailing, r.dry_run, r.created_at AS run_created_at, d.email, d.language,"
+    "SELECT d.mailing_run_id, r.mailing, r.dry_run, r.created_at AS run_created_at, d.email, d.mobile_e164,"
+    " d.language,"
     " d.status, d.reason, d.smtp_code, d.smtp_response, d.sent_at, d.unsubscribed_at"
     " FROM segmail_deliveries d JOIN segmail_mailing_runs r ON r.id = d.mailing_run_id"
     f" WHERE d.contact_id = :c ORDER BY d.id DESC LIMIT {CONTACT_ROWS}"
@@ -473,7 +474,7 @@ _MAILING_RUN = text(
 
 
 def mailing_run(engine: Engine, run_id: int) -> dict | None:
-    """One run (options decoded), or None when there is no such run."""
+    """One run (options decoded, with its approval if one was asked), or None when there is no such run."""
     if not _is_id(run_id):
         return None
     with engine.connect() as conn:
@@ -481,6 +482,7 @@ def mailing_run(engine: Engine, run_id: int) -> dict | None:
     if run is not None:
         run["dry_run"] = bool(run["dry_run"])
         run["options"] = json.loads(run["options"] or "{}")
+        run["approval"] = run_approval(engine, run_id)
     return run
 
 

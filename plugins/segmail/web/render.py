@@ -83,6 +83,9 @@ def nothing_sent(run: dict, totals: dict) -> str | None:
     options = run.get("options") or {}
     if run["status"] == RunStatus.SKIPPED:
         return f"Skipped as too late: {options.get('skip_reason', 'the scheduled run started too late')}."
+    if run["status"] == RunStatus.REJECTED:
+        reason = (run.get("approval") or {}).get("reason") or "rejected at approval"
+        return f"Not approved: {reason}."
     if run["dry_run"]:
         return "Dry run: every mail was rendered, none was sent."
     if run["status"] not in FINISHED or sent_count(totals):

@@ -52,3 +52,30 @@ def test_export_writes_the_sms_opt_out_column(engine, write_csv):
     export_contacts(out, engine=engine)
     header, row = out.getvalue().splitlines()
     assert header.endswith("Email Opt Out,SMS Opt Out") and row.endswith(",,yes")
+
+
+def test_cli_sms_opt_out_by_number_reaches_every_contact_sharing_it(engine, write_csv, capsys):
+    from segmail.cli.main import main
+
+    header = "External ID,Country Code,First Name,Last Name,Email,Mobile Number,Email Opt Out"
+    import_file(
+        write_csv(
+            f"{header}\nE1,DE,A,B,a@example.com,0151 23456789,yes\nE2,DE,C,D,c@example.com,0151 23456789,\n"
+            "E3,DE,E,F,e@example.com,0160 3456789,\n"
+        ),
+        engine=engine,
+    )
+    assert main(["contacts", "opt-out", "+49 151 23456789", "--sms", "--source", "phone call"]) == 0
+    assert "2 contact(s) opted out of SMS" in capsys.readouterr().out
+    rows = contact_rows(engine)
+    assert [(c["sms_opt_out"], c["email_opt_out"]) for c in rows] == [
+        (True, True),
+        (True, False),
+        (False, False),
+    ]
+    assert rows[1]["sms_opt_out_source"] == "phone call"
+    assert main(["contacts", "opt-in", "c@example.com", "--sms"]) == 0
+    assert [c["sms_opt_out"] for c in contact_rows(engine)] == [True, False, False]
+    assert [c["email_opt_out"] for c in contact_rows(engine)] == [True, False, False]  # untouched
+    assert main(["contacts", "opt-out", "+49 151", "--sms"]) == 2
+    assert "invalid mobile number for the contact" in capsys.readouterr().err

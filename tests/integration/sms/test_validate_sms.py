@@ -45,7 +45,9 @@ def test_a_variant_above_max_parts_fails_naming_it_and_why(include, capsys):
         "Bonjour {{ contact.first_name }}, votre contrôle est dû. " * 2, encoding="utf-8"
     )
     assert main(["mailings", "validate"]) == 0  # two parts: within the sample's max_parts: 2
-    assert "sms_service_reminder fr: UCS-2 (because of 'ô'), 73 characters, 2 parts" in capsys.readouterr().out
+    assert (
+        "sms_service_reminder fr: UCS-2 (because of 'ô'), 73 characters, 2 parts" in capsys.readouterr().out
+    )
     edit(include, "max_parts: 2", "max_parts: 1")
     assert main(["mailings", "validate"]) == 1
     assert (

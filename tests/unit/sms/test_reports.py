@@ -93,3 +93,14 @@ def test_the_inbound_secret_is_derived_from_the_signing_key_and_survives_rotatio
     assert (
         inbound_url(public_url="https://mail.example", keys=(KEY,)) == f"https://mail.example/sms/in/{secret}"
     )
+
+
+def test_report_url_follows_the_settings(monkeypatch):
+    from segmail.sms.reports import report_url
+
+    monkeypatch.setenv("SEGMAIL_PUBLIC_URL", "https://one.example")
+    assert report_url(7).startswith("https://one.example/sms/dlr/r.7.")
+    monkeypatch.setenv("SEGMAIL_PUBLIC_URL", "https://two.example/")
+    assert report_url(7).startswith("https://two.example/sms/dlr/r.7.")
+    monkeypatch.delenv("SEGMAIL_PUBLIC_URL")
+    assert report_url(7) is None

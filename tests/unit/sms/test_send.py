@@ -199,3 +199,77 @@ def test_no_activity_line_when_the_mailing_keeps_no_activity_log():
     store = FakeStore([sms(1)])
     send(store, FakeSmsGateway(), activity_log=False)
     assert store.status == {1: SENT} and store.activity == []
+
+
+class GateClock:
+    def __init__(self, now):
+        self.at = now
+
+    def now(self):
+        return self.at
+
+
+def window_gate(clock):
+    from zoneinfo import ZoneInfo
+
+    from segmail.throttle.gate import SendGate
+    from segmail.throttle.window import SendWindow
+
+    return SendGate(
+        caps=[],
+        window=SendWindow(days=["mon-fri"], start="08:00", end="18:00"),
+        tz=ZoneInfo("Europe/Vienna"),
+        budget=None,
+        clock=clock,
+        chunk=5,
+    )
+
+
+def send_gated(store, gateway, gate):
+    mailing = sms_mailing()
+    return send_sms_batch(
+        1,
+        mailing=mailing,
+        gateway=gateway,
+        compiled=compile_sms(mailing, "en"),
+        store=store,
+        clock=FakeClock(),
+        report_url=lambda _: None,
+        gate=gate,
+    )
+
+
+def test_outside_the_send_window_nothing_is_submitted_and_the_batch_waits():
+    from datetime import UTC, datetime
+
+    clock = GateClock(datetime(2026, 3, 7, 11, tzinfo=UTC))  # Saturday noon in Vienna
+    store = FakeStore([sms(1), sms(2)])
+    gateway = FakeSmsGateway()
+    result = send_gated(store, gateway, window_gate(clock))  # no TransientSendError: it waits
+    assert gateway.submitted == [] and store.status == {1: PENDING, 2: PENDING}
+    assert (result.waiting, result.pending) == (2, 0)
+    assert result.wait_until == datetime(2026, 3, 9, 7, tzinfo=UTC)  # Monday 08:00 in Vienna
+    assert result.as_dict()["wait_reason"] == "outside the send window (Mon–Fri 08:00–18:00 Europe/Vienna)"
+
+
+def test_when_the_window_closes_mid_batch_the_rest_waits_and_is_sent_later():
+    from datetime import UTC, datetime
+
+    clock = GateClock(datetime(2026, 3, 2, 16, 59, tzinfo=UTC))  # Monday 17:59 in Vienna
+    store = FakeStore([sms(1), sms(2), sms(3)])
+    gateway = FakeSmsGateway()
+    original = gateway.submit
+
+    def submit_then_close_the_window(message):
+        answer = original(message)
+        clock.at = datetime(2026, 3, 2, 17, tzinfo=UTC)  # 18:00
+        return answer
+
+    gateway.submit = submit_then_close_the_window
+    result = send_gated(store, gateway, window_gate(clock))
+    assert gateway.numbers == ["+436641234501"]
+    assert (result.sent, result.waiting) == (1, 2) and store.status == {1: SENT, 2: PENDING, 3: PENDING}
+    clock.at = datetime(2026, 3, 3, 7, tzinfo=UTC)  # Tuesday 08:00: the resumed task sends the rest
+    result = send_gated(store, gateway, window_gate(clock))
+    assert (result.sent, result.waiting) == (2, 0)
+    assert gateway.numbers == ["+436641234501", "+436641234502", "+436641234503"]
