@@ -111,6 +111,7 @@ def in_background(answer: Callable[[], bool], *, timeout: float = 60) -> threadi
 # ---------------------------------------------------------------- the Celery scale-out test
 
 APPROVAL_DAGS = {"approval_check": 24, "approval_timeout": 0.0003}  # slug -> timeout_hours
+LATE_ALERT = "[segmail] Mailing approval_check not finished 1 h after its scheduled time"
 
 
 def add_approval_mailings(include: Path, *, approver: str) -> None:
@@ -118,17 +119,28 @@ def add_approval_mailings(include: Path, *, approver: str) -> None:
     source = (include / "mailings" / "newsletter.yaml").read_text(encoding="utf-8")
     for slug, hours in APPROVAL_DAGS.items():
         block = APPROVAL_YAML.format(approvers=approver, timeout_hours=hours, on_timeout="reject")
+        block += "deadline_hours: 1\n" if slug == "approval_check" else ""
         (include / "mailings" / f"{slug}.yaml").write_text(source + block, encoding="utf-8")
 
 
-def run_with_answer(api, wait: Callable, *, dag_id: str, answer: str | None) -> dict:  # noqa: ANN001
+def run_with_answer(  # noqa: ANN001
+    api,
+    wait: Callable,
+    *,
+    dag_id: str,
+    answer: str | None,
+    logical_date: str | None = None,
+    first: Callable | None = None,
+) -> dict:
     """Trigger `dag_id`; answer its approval through the REST API as a user would (None: leave it to
-    the timeout); return the finished DAG run and the request's body."""
-    created = api.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})
+    the timeout), after `first()`; return the finished DAG run and the request's body."""
+    created = api.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": logical_date, "conf": {}})
     assert created.status_code == 200, created.text
     run_id = created.json()["dag_run_id"]
     path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
     detail = wait(lambda: (r := api.get(path)).status_code == 200 and r.json(), f"the approval of {run_id}")
+    if first is not None:
+        first()
     if answer is not None:
         response = api.patch(path, json={"chosen_options": [answer]})
         assert response.status_code == 200, response.text
@@ -179,3 +191,27 @@ def check_approvals_on_celery(api, wait: Callable, *, data_engine, sink) -> None
     assert outcomes[timed_out["run"]["dag_run_id"]] == ("rejected", None, True)
     notices = [m for m in sink.messages if m.parsed()["Subject"].startswith("[segmail] Approval needed")]
     assert len(notices) == 3 and {r for m in notices for r in m.recipients} == {"maria@example.com"}
+    check_deadline_alert(api, wait, sink=sink)
+
+
+def check_deadline_alert(api, wait: Callable, *, sink) -> None:  # noqa: ANN001
+    """A run whose scheduled time is 2 h ago, waiting for approval, misses its 1 h deadline: the
+    scheduler marks it missed and the triggerer runs segmail's callback, which e-mails the salesperson."""
+    from datetime import UTC, datetime, timedelta
+
+    def alerted() -> bool:
+        return any(m.parsed()["Subject"] == LATE_ALERT for m in sink.messages)
+
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    late = run_with_answer(
+        api,
+        wait,
+        dag_id="mailing__approval_check",
+        answer="Reject",
+        logical_date=two_hours_ago,
+        first=lambda: wait(alerted, "the late-run alert"),
+    )
+    assert late["run"]["state"] == "success", late["tis"]
+    (alert,) = [m for m in sink.messages if m.parsed()["Subject"] == LATE_ALERT]
+    assert alert.recipients == ["maria@example.com"]
+    assert late["run"]["dag_run_id"] in alert.parsed().get_body().get_content()

@@ -83,6 +83,9 @@ def test_an_approved_run_sends_and_the_request_is_mailed_with_the_counts(
     # The request went to the segment's salesperson (no `notify` in the file) with the counts.
     (notice,) = [m for m in smtp_sink.messages if "Approval needed" in m.parsed()["Subject"]]
     assert notice.recipients == ["maria.berger@example.com"]
+    html = notice.parsed().get_body(("html",)).get_content()
+    assert "<table>" in html and "<strong>4 mails to send</strong>" in html
+    assert "Answer in Airflow under Required Actions" in html  # no [api] base_url here to link with
     from airflow.utils.session import create_session
 
     with create_session() as session:

@@ -37,7 +37,12 @@ def sms_pool(airflow_home):
 
 @pytest.fixture
 def fake_gateway(monkeypatch):
-    """What `segmail.sms.kannel.gateway_for` hands the tasks (dag.test() runs them in this process)."""
+    """What `segmail.sms.kannel.gateway_for` hands the tasks (dag.test() runs them in this process);
+    the connection exists, as sending reads its caps (none here) from its extra."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMS_DEFAULT",
+        '{"conn_type": "http", "host": "127.0.0.1", "port": 13013, "login": "segmail", "password": "x"}',
+    )
     gateway = FakeSmsGateway()
     monkeypatch.setattr("segmail.sms.kannel.gateway_for", lambda conn_id: gateway)
     return gateway

@@ -4,7 +4,10 @@ PostgreSQL holds Airflow's metadata and segmail's data (two fresh databases), Re
 and api-server, scheduler, dag-processor and a Celery worker run as their own processes. Through
 the REST API the test unpauses and triggers `contacts_import` on the sample file, then
 `mailing__newsletter`, waits for both runs, and checks the delivery rows and the mails received
-by an SMTP server in the test. Every process it started is stopped, also on failure.
+by an SMTP server in the test. Then two copies of the newsletter with `approval` on: one run is
+approved and one rejected through the REST API (PATCH .../hitlDetails, as a user would), one times
+out (the scheduler's sweep), and one waits past its deadline so the triggerer sends the late-run
+alert (tests/approval_support.py). Every process it started is stopped, also on failure.
 """
 
 from __future__ import annotations
@@ -225,6 +228,7 @@ def test_import_and_newsletter_on_celery_workers(databases, tmp_path, airflow_ho
             cluster.start("scheduler", "scheduler")
             cluster.start("dag-processor", "dag-processor")
             cluster.start("worker", "celery", "worker", "--concurrency", "2")
+            cluster.start("triggerer", "triggerer")  # deadline alert callbacks run there
             base = f"http://127.0.0.1:{port}"
 
             def healthy() -> bool:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 
 from segmail.mailings.definition import Mailing
 from segmail.store.db import default_engine
-from segmail.store.models import ApprovalStatus, DeliveryStatus, RunStatus, TestMailStatus
+from segmail.store.models import ApprovalStatus, Channel, DeliveryStatus, RunStatus, TestMailStatus
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +63,32 @@ class RunFacts:
 # ---------------------------------------------------------------- the request
 
 
-def _subjects(mailing: Mailing) -> dict[str, str]:
-    """Each language's subject for the sample contact, through the renderer the send uses."""
+def _is_sms(mailing: Mailing) -> bool:
+    return getattr(mailing, "channel", Channel.EMAIL) == Channel.SMS
+
+
+def _sample_line(mailing: Mailing, language: str) -> str:
+    """A language's subject (an SMS: its text) for the sample contact, through the send's renderer."""
     from segmail.mailings.render import SAMPLE_CONTACT, compiled_variant, message_context
 
-    context = message_context(
-        contact=dict(SAMPLE_CONTACT), segment=mailing.audience.segments[0], salesperson=None, mailing=mailing
-    )
+    contact, segment = dict(SAMPLE_CONTACT), mailing.audience.segments[0]
+    if _is_sms(mailing):
+        from segmail.sms.render import compile_sms, sms_context
+
+        context = sms_context(contact=contact, segment=segment, salesperson=None, mailing=mailing)
+        return compile_sms(mailing, language, sender="-").render(context)
+    context = message_context(contact=contact, segment=segment, salesperson=None, mailing=mailing)
+    return compiled_variant(mailing, language).render(context)[0]
+
+
+def _subjects(mailing: Mailing) -> dict[str, str]:
     subjects = {}
     for language, variant in mailing.variants.items():
         try:
-            subjects[language] = compiled_variant(mailing, language).render(context)[0]
+            subjects[language] = _sample_line(mailing, language)
         except Exception as exc:  # the request must still be asked; the send task will fail loudly
-            subjects[language] = f"{variant.subject} (does not render: {exc})"
+            template = getattr(variant, "subject", None) or getattr(variant, "text", None) or ""
+            subjects[language] = f"{template} (does not render: {exc})"
     return subjects
 
 
@@ -138,7 +151,7 @@ def request_body(mailing: Mailing, facts: RunFacts) -> str:
         f"**{_md(mailing.name)}**, run #{facts.run_id}{' (dry run: nothing is sent)' if facts.dry_run else ''}:"
         f" **{total} mails to send**, {facts.skipped} skipped.",
         "",
-        "| Language | Mails to send | Subject (sample contact) |",
+        f"| Language | Mails to send | {'Message' if _is_sms(mailing) else 'Subject'} (sample contact) |",
         "|---|---:|---|",
     ]
     languages = sorted(set(mailing.variants) | set(facts.to_send))

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import TypeVar
 
 from jinja2 import Template, TemplateSyntaxError
 
@@ -27,6 +29,7 @@ from segmail.sms.encoding import SmsLength
 from segmail.store.models import Channel
 
 PENDING_FIELDS = tuple(f.name for f in fields(PendingMail))
+Compiled = TypeVar("Compiled")
 
 
 @dataclass(frozen=True)
@@ -87,13 +90,8 @@ def preview_mail(
     if mailing.channel == Channel.SMS:
         return preview_sms(mailing, language, mail=mail)
     preview = MailPreview(language=language)
-    try:
-        variant = compiled_variant(mailing, language)
-    except SegmailError as exc:
-        preview.error = _compile_error(exc)
-        return preview
-    except Exception as exc:  # an unreadable template file, a broken attachment path
-        preview.error = f"{type(exc).__name__}: {exc}"
+    variant = _compiled(compiled_variant, mailing, language, preview)
+    if variant is None:
         return preview
     composer = _composer(mailing, variant, preview)
     try:
@@ -118,10 +116,8 @@ def preview_sms(mailing: Mailing, language: str, *, mail: PendingMail) -> MailPr
     from segmail.sms.render import compile_sms, sms_context
 
     preview = MailPreview(language=language)
-    try:
-        compiled = compile_sms(mailing, language)
-    except SegmailError as exc:
-        preview.error = _compile_error(exc)
+    compiled = _compiled(compile_sms, mailing, language, preview)
+    if compiled is None:
         return preview
     recipient = delivery_recipient(mail)
     context = sms_context(
@@ -164,6 +160,20 @@ def _composer(mailing: Mailing, variant: CompiledVariant, preview: MailPreview) 
     except Exception as exc:
         preview.warnings.append(f"Sending would fail: {exc}. Shown with a placeholder unsubscribe link.")
         return Composer(mailing, variant, links=None)  # type: ignore[arg-type]
+
+
+def _compiled(
+    compile_: Callable[[Mailing, str], Compiled], mailing: Mailing, language: str, preview: MailPreview
+) -> Compiled | None:
+    """The language's compiled templates, as sending compiles them; else None, and the preview says
+    why — with the template's file and line when Jinja names them — instead of the page failing."""
+    try:
+        return compile_(mailing, language)
+    except SegmailError as exc:
+        preview.error = _compile_error(exc)
+    except Exception as exc:  # an unreadable template file, a broken attachment path
+        preview.error = f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _compile_error(exc: SegmailError) -> str:

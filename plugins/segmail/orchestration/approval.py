@@ -90,20 +90,20 @@ class MailingApprovalOperator(ApprovalOperator):
         self.params = ParamsDict(
             approval_params(variants=request["variants"], languages=request["languages"])
         )
-        self.notifiers = (
-            [
-                ApprovalRequestNotifier(
-                    to=request["notify"],
-                    from_email=request["from_email"],
-                    subject=f"[segmail] Approval needed: {self.subject}",
-                    html_content=request["html"] + self._answer_link(context),
-                    smtp_conn_id=request["smtp_conn_id"],
-                )
-            ]
-            if request["notify"]
-            else []
+        self.notifiers = self._notifiers(request, context)
+        super().execute(context)  # writes the request, e-mails it, parks the task in awaiting_input
+
+    def _notifiers(self, request: dict, context: Context) -> list[SmtpNotifier]:
+        if not request["notify"]:
+            return []
+        notifier = ApprovalRequestNotifier(
+            to=request["notify"],
+            from_email=request["from_email"],
+            subject=f"[segmail] Approval needed: {self.subject}",
+            html_content=request["html"] + self._answer_link(context),
+            smtp_conn_id=request["smtp_conn_id"],
         )
-        super().execute(context)
+        return [notifier]
 
     def _answer_link(self, context: Context) -> str:
         try:
@@ -118,7 +118,9 @@ class MailingApprovalOperator(ApprovalOperator):
 
         if "error" in event:  # no answer and no defaults: the operator raises HITLTimeoutError
             return super().execute_complete(context, event)
+        # Checked as the operator checks them, but before anything is written to the run.
         self.validate_chosen_options(event["chosen_options"])
+        self.validate_params_input(event.get("params_input") or {})
         decision = tasks.apply_approval(
             self.slug,
             mailing_run_id=context["ti"].xcom_pull(task_ids=FREEZE_TASK),

@@ -47,17 +47,30 @@ def _doc(mailing: Mailing) -> str:
         f"Audience: contacts in any of **{', '.join(audience.segments)}**{excluded}"
         f". Languages: {', '.join(mailing.variants)} (default {mailing.default_language}).\n\n"
         f"{_channel_doc(mailing)}"
-        "Scheduled runs are silent; a manual trigger shows a form for a dry run, the languages and a cap.\n"
+        f"{_approval_doc(mailing)}"
         f"{_sending_doc(mailing)}Defined in `include/mailings/{mailing.slug}.yaml`."
+    )
+
+
+def _approval_doc(mailing: Mailing) -> str:
+    approval = mailing.approval
+    if not approval.required:
+        return "Scheduled runs are silent; a manual trigger shows a form for a dry run, the languages and a cap.\n"
+    who = ", ".join(approval.approvers) or "any user allowed to act on this DAG"
+    return (
+        f"Every run waits for approval in **Required Actions** ({who}; after {approval.timeout_hours:g} h:"
+        f" {approval.on_timeout}), where the languages and a recipient cap can still be narrowed.\n"
     )
 
 
 def _sending_doc(mailing: Mailing) -> str:
     """Time zone, send window and caps, when the mailing has any."""
+    from segmail.throttle.gate import mailing_caps
+
     parts = [f"times in **{mailing.timezone}**"] if mailing.timezone != "UTC" else []
     if mailing.send_window is not None:
         parts.append(f"sends {mailing.send_window.describe()} (batches outside wait deferred)")
-    caps = [f"{n} per {p}" for p, n in (("hour", mailing.max_per_hour), ("day", mailing.max_per_day)) if n]
+    caps = [f"{cap.limit} per {cap.period}" for cap in mailing_caps(mailing)]
     if caps:
         parts.append("at most " + " and ".join(caps))
     text = "; ".join(parts)

@@ -162,10 +162,11 @@ def send_batch(slug: str, batch: dict) -> dict:
     operator defers until then."""
     from segmail.mailings import definition, send
     from segmail.mailings.transport import SmtpHookTransport
+    from segmail.store.models import Channel
     from segmail.throttle.gate import gate_for
 
     mailing = definition.get_mailing(slug)
-    if mailing.channel == "sms":  # through the SMS gateway (the same operator, in the `sms` pool)
+    if mailing.channel == Channel.SMS:  # through the SMS gateway (the same operator, in the `sms` pool)
         return send_sms_batch(slug, batch, mailing=mailing)
     transport = SmtpHookTransport(mailing.smtp_conn_id, connections=mailing.smtp_connections)
     with fail_task_on_user_error():  # a bad cap in the connection's extra
@@ -182,14 +183,14 @@ def send_sms_batch(slug: str, batch: dict, *, mailing: Any = None) -> dict:
     from segmail.mailings import definition
     from segmail.sms import kannel, send
     from segmail.sms.render import compile_sms
-    from segmail.throttle.gate import gate_for
+    from segmail.throttle.gate import ConnectionKind, gate_for
 
     mailing = mailing or definition.get_mailing(slug)
     with fail_task_on_user_error():  # no gateway connection, no sender, a broken template, a bad cap
         gateway = kannel.gateway_for(mailing.gateway_conn_id)
         for language in mailing.variants:
             compile_sms(mailing, language)
-        gate = gate_for(mailing, connection_id=mailing.gateway_conn_id, connection_kind="sms")
+        gate = gate_for(mailing, connection_id=mailing.gateway_conn_id, connection_kind=ConnectionKind.SMS)
     return send.send_sms_batch(
         batch["batch_id"], mailing=mailing, gateway=gateway, final_try=_final_try(), gate=gate
     ).as_dict()

@@ -238,7 +238,8 @@ def _record(
     take_pending: bool,
 ) -> ReportResult | None:
     """Two statements in the usual case (a `sent` message): reports come at the rate messages go.
-    None: the row is still `pending` and may not be taken yet."""
+    None: try again, the row is still `pending` and may not be taken yet, or the sender committed
+    between the UPDATE and the SELECT."""
     also = DeliveryStatus.PENDING if take_pending else DeliveryStatus.SENT
     params = {"status": status.value, "reason": reason, "now": now, "id": delivery_id}
     changed = conn.execute(_REPORT, {**params, "sent": DeliveryStatus.SENT.value, "also": also.value}).first()
@@ -246,7 +247,7 @@ def _record(
         current = conn.execute(_STATUS, {"id": delivery_id}).scalar()
         if current is None:
             return ReportResult(ReportOutcome.INVALID, "this link is not valid")
-        if current == DeliveryStatus.PENDING:
+        if current in (DeliveryStatus.PENDING, DeliveryStatus.SENT):  # sent: committed since the UPDATE
             return None
         return ReportResult(ReportOutcome.ALREADY, f"already {current}", DeliveryStatus(current))
     detail = reason or status.value

@@ -67,7 +67,9 @@ class FeedbackOutcome(StrEnum):
 
 class RunStatus(StrEnum):
     """A mailing run: `frozen` once its audience is fixed, `sending` once batches are planned;
-    `skipped` for a scheduled run that started too late (no audience, no mail; the reason in options)."""
+    `skipped` for a scheduled run that started too late (no audience, no mail; the reason in options);
+    `rejected` when its approval said no or timed out (every mail skipped; who and why in
+    segmail_approvals), which no later step changes."""
 
     FROZEN = "frozen"
     SENDING = "sending"

@@ -12,7 +12,9 @@ cap is never exceeded, whatever the number of batches, runs or workers. It holds
 - a sender takes units before it hands a mail to the transport (`reserve`), in one transaction that
   locks every row it draws from (PostgreSQL: `SELECT … FOR UPDATE` in a fixed order, so two
   reservations never deadlock; SQLite: the write lock of `BEGIN IMMEDIATE`) and grants at most the
-  smallest remainder of all its caps;
+  smallest remainder of all its caps. A period's missing rows are created before, in a transaction
+  of their own: created inside the locking one, a new row would be locked out of that order (the
+  rows that existed first, then the new ones), and two reservations could wait for each other;
 - units are only given back (`release`) for mails that were never handed over: the remainder of a
   reservation when a batch stops (in a `finally`), or when its period ends;
 - a mail that failed or was left pending after it went out stays counted (the server saw it); its
@@ -98,12 +100,14 @@ class BudgetStore:
 
     def __init__(self, engine: Engine | None = None) -> None:
         self.engine = engine or default_engine()
+        self.known: set[tuple] = set()  # rows seen to exist (rows are never deleted)
 
     def reserve(self, caps: Sequence[Cap], *, want: int, now: datetime) -> Grant:
         """Up to `want` units from every cap at once, in one transaction."""
-        draws = tuple(sorted((Draw(c, *c.span(now)) for c in caps), key=_order))
+        draws = tuple(sorted((Draw(c, *c.span(now)) for c in caps), key=_key))
+        self._create_missing(draws, now)
         with self.engine.begin() as conn:
-            used = self._lock(conn, draws, now)
+            used = self._select(conn, draws, lock=True)
             room = {d: max(0, d.cap.limit - used[_key(d)]) for d in draws}
             count = max(0, min([want, *room.values()]))
             if count:
@@ -140,34 +144,26 @@ class BudgetStore:
 
     # ---------------------------------------------------------------- internals
 
-    def _lock(self, conn: Connection, draws: tuple[Draw, ...], now: datetime) -> dict[tuple, int]:
-        """`used` of each row, locked for this transaction; missing rows are created first."""
-        used = self._select(conn, draws)
-        if len(used) < len(draws):
-            insert = (postgresql if is_postgres(self.engine) else sqlite).insert(TABLE)
-            rows = [
-                {
-                    "scope": d.cap.scope,
-                    "period": d.cap.period.value,
-                    "starts_at": d.starts_at,
-                    "used": 0,
-                    "cap": d.cap.limit,
-                    "updated_at": now,
-                }
-                for d in draws
-                if _key(d) not in used
-            ]
-            conn.execute(insert.on_conflict_do_nothing(), rows)
-            used = self._select(conn, draws)
-        return used
+    def _create_missing(self, draws: tuple[Draw, ...], now: datetime) -> None:
+        """Rows of a new period, committed before any of them is locked (see the module)."""
+        if all(_key(d) in self.known for d in draws):
+            return
+        with self.engine.begin() as conn:
+            existing = self._select(conn, draws, lock=False)
+            rows = [_new_row(d, now) for d in draws if _key(d) not in existing]
+            if rows:
+                insert = (postgresql if is_postgres(self.engine) else sqlite).insert(TABLE)
+                conn.execute(insert.on_conflict_do_nothing(), rows)
+        self.known.update(_key(d) for d in draws)
 
-    def _select(self, conn: Connection, draws: tuple[Draw, ...]) -> dict[tuple, int]:
+    def _select(self, conn: Connection, draws: tuple[Draw, ...], *, lock: bool) -> dict[tuple, int]:
+        """`used` of each existing row; with `lock`, locked in key order for this transaction."""
         query = (
             select(TABLE.c.scope, TABLE.c.period, TABLE.c.starts_at, TABLE.c.used)
             .where(or_(*(_match(d) for d in draws)))
             .order_by(TABLE.c.scope, TABLE.c.period, TABLE.c.starts_at)
         )
-        if is_postgres(self.engine):
+        if lock and is_postgres(self.engine):
             query = query.with_for_update()
         return {(r.scope, r.period, _utc(r.starts_at)): r.used for r in conn.execute(query)}
 
@@ -189,8 +185,16 @@ def _key(draw: Draw) -> tuple:
     return (draw.cap.scope, draw.cap.period.value, draw.starts_at)
 
 
-def _order(draw: Draw) -> tuple:
-    return _key(draw)
+def _new_row(draw: Draw, now: datetime) -> dict:
+    cap = draw.cap
+    return {
+        "scope": cap.scope,
+        "period": cap.period.value,
+        "starts_at": draw.starts_at,
+        "used": 0,
+        "cap": cap.limit,
+        "updated_at": now,
+    }
 
 
 def _match(draw: Draw):

@@ -32,11 +32,13 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
+from enum import StrEnum
 from typing import Protocol
 
 from sqlalchemy import Engine
 
 from segmail.errors import SegmailError
+from segmail.store.models import Channel
 from segmail.throttle.budget import BudgetStore, Cap, Grant, Period
 from segmail.throttle.window import SendWindow
 
@@ -46,6 +48,13 @@ RESERVE_ROUNDS = 4  # a reservation covers this many pipelined rounds (one mail 
 MAX_CHUNK_SHARE = 10  # ... and at most a tenth of the smallest cap (what a killed batch can strand)
 NEVER = datetime.max.replace(tzinfo=UTC)
 CAP_KEYS = {"max_per_hour": Period.HOUR, "max_per_day": Period.DAY}
+
+
+class ConnectionKind(StrEnum):
+    """What a connection's budget scope starts with: `smtp:<id>`, `sms:<id>`."""
+
+    SMTP = "smtp"
+    SMS = "sms"
 
 
 class Clock(Protocol):
@@ -80,7 +89,19 @@ def mailing_caps(mailing: Limited) -> list[Cap]:
     ]
 
 
-def connection_caps(connection_id: str, *, kind: str = "smtp") -> list[Cap]:
+def connection_of(mailing: Limited) -> tuple[str | None, ConnectionKind]:
+    """The connection a mailing's batches send over, and its kind (an SMS mailing: its gateway)."""
+    if getattr(mailing, "channel", Channel.EMAIL) == Channel.SMS:
+        return getattr(mailing, "gateway_conn_id", None), ConnectionKind.SMS
+    return getattr(mailing, "smtp_conn_id", None), ConnectionKind.SMTP
+
+
+def resume_in_window(moment: datetime, window: SendWindow | None, tz: tzinfo) -> datetime:
+    """When sending may go on once a cap refills at `moment`: then, or when the window next opens."""
+    return moment if window is None else window.next_open(moment, tz)
+
+
+def connection_caps(connection_id: str, *, kind: str = ConnectionKind.SMTP) -> list[Cap]:
     """A connection's caps from its extra (`max_per_hour`, `max_per_day`), counted in UTC."""
     from airflow.sdk import BaseHook
 
@@ -114,7 +135,7 @@ def gate_for(
     mailing: Limited,
     *,
     connection_id: str,
-    connection_kind: str = "smtp",
+    connection_kind: str = ConnectionKind.SMTP,
     connections: int = 1,
     engine: Engine | None = None,
     clock: Clock | None = None,
@@ -202,9 +223,7 @@ class SendGate:
         )
         if self.grant.count:
             return True
-        resume = self.grant.resume_at or now
-        if self.window is not None:
-            resume = self.window.next_open(resume, self.tz)
+        resume = resume_in_window(self.grant.resume_at or now, self.window, self.tz)
         reached = ", ".join(c.describe() for c in self.grant.exhausted)
         return self._pause(resume, f"send cap reached ({reached})")
 

@@ -9,7 +9,9 @@ Spelled in a mailing's YAML as
 never spans midnight (write two days' worth as separate hours instead: start < end). Times must be
 quoted: YAML 1.1 reads an unquoted 18:00 as the number 1080. Daylight-saving changes are handled
 by computing every boundary in local time and converting it to UTC (the time zone database decides,
-not a fixed offset). Pure functions of a moment: no clock, no I/O.
+not a fixed offset). A boundary the clock shows twice (the hour repeated in autumn) is its first
+showing; one the clock skips (02:30 on a spring-forward night) is the moment it jumps past it, so a
+window never sends after its end by local time. Pure functions of a moment: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -35,6 +37,23 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(
             f"timezone {name!r} is not an IANA time zone name such as Europe/Vienna or UTC"
         ) from None
+
+
+def _instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
+    """The UTC moment the local clock on `day` first shows `wall`, or jumps past it."""
+    local = datetime.combine(day, wall, tzinfo=tz)
+    after = local.astimezone(UTC)  # a skipped time: read with the offset before the jump, so past it
+    if after.astimezone(tz).replace(tzinfo=None) == local.replace(tzinfo=None):
+        return after
+    before = local.replace(fold=1).astimezone(UTC)  # read with the offset after the jump: before it
+    wanted, low, high = local.replace(tzinfo=None), int(before.timestamp()), int(after.timestamp())
+    while high - low > 1:  # the jump lies between; zones jump on whole seconds
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, tz).replace(tzinfo=None) >= wanted:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
 
 
 def _expand_days(items: list[str]) -> list[int]:
@@ -79,8 +98,8 @@ class SendWindow(BaseModel):
             if not days:
                 raise ValueError("name at least one day")
             return tuple(days)
-        if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
-            return value
+        if isinstance(value, tuple) and value and all(isinstance(v, int) and 0 <= v < 7 for v in value):
+            return tuple(sorted(set(value)))
         raise ValueError("days: a list of day names such as [mon-fri] or [mon, wed, fri]")
 
     @field_validator("start", "end", mode="before")
@@ -109,12 +128,10 @@ class SendWindow(BaseModel):
 
     def _bounds(self, day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
         """The UTC start and end of the window on a local day."""
-        start = datetime.combine(day, time.fromisoformat(self.start), tzinfo=tz)
+        start = _instant(day, time.fromisoformat(self.start), tz)
         if self.end == "24:00":
-            end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-        else:
-            end = datetime.combine(day, time.fromisoformat(self.end), tzinfo=tz)
-        return start.astimezone(UTC), end.astimezone(UTC)
+            return start, _instant(day + timedelta(days=1), time(0), tz)
+        return start, _instant(day, time.fromisoformat(self.end), tz)
 
     def open_span(self, at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
         """(opens, closes) in UTC of the window that is open at `at` or opens next after it;

@@ -132,15 +132,19 @@ def _mailing_names() -> dict[str, str]:
     return {slug: mailing.name for slug, mailing in mailings.items()}
 
 
-def _sending_facts(slug: str) -> list[tuple[str, str]]:
-    """The mailing's time zone, schedule, send window and caps now (none when it does not load)."""
+def _sending(run: dict, totals: dict) -> dict:
+    """The mailing's time zone, schedule, send window and caps now, and — while the run sends — how
+    many mails wait for the window or a cap, until when (nothing when the mailing does not load)."""
     from segmail.mailings.definition import get_mailing
-    from segmail.throttle.status import sending_facts
+    from segmail.store.models import RunStatus
+    from segmail.throttle.status import sending_state
 
     try:
-        return sending_facts(get_mailing(slug), engine=_engine())
+        state = sending_state(get_mailing(run["mailing"]), engine=_engine())
     except Exception:  # the pages must not depend on include/ being readable
-        return []
+        return {"sending": [], "waiting": None}
+    pending = totals.get("pending", 0) if run["status"] == RunStatus.SENDING else 0
+    return {"sending": state.facts(), "waiting": state.wait(pending)}
 
 
 def _existing_run(run_id: int) -> dict:
@@ -208,7 +212,7 @@ def run_page(
         "totals": totals,
         "nothing_sent": render.nothing_sent(run, totals),
         "dag_run_url": _dag_run_url(request, run),
-        "sending": _sending_facts(run["mailing"]),
+        **_sending(run, totals),
         "statuses": read.statuses_of(run.get("channel")),
         "status": status,
         "q": q,

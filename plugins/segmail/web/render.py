@@ -28,6 +28,8 @@ PALETTES = {
     "succeeded": "success",
     "failed": "failed",
     "rejected": "failed",
+    "approved": "success",  # a run's approval (segmail_approvals)
+    "requested": "queued",
     "skipped": "skipped",
     "bounced": "up_for_retry",
     "delivered": "success",  # an SMS's delivery report

@@ -110,3 +110,14 @@ def test_a_rejection_skips_every_pending_mail_and_marks_the_run(newsletter_audie
     run = read.mailing_run(newsletter_audience, frozen)
     assert run["status"] == "rejected"  # the summary keeps it
     assert run["approval"]["reason"] == reason and run["approval"]["timed_out"] is answer.timed_out
+
+
+def test_a_timeout_that_approves_keeps_the_run_as_frozen(newsletter_audience, frozen):
+    """`on_timeout: approve`: Airflow answers with the form's defaults, the run's own languages."""
+    answer = approval.Answer(
+        approved=True, decided_by=None, timed_out=True, languages=["de", "en", "fr"], timeout_hours=2
+    )
+    decision = approval.decide(frozen, answer)
+    assert decision["reason"] == "no answer within 2 h: approved by the timeout rule"
+    assert decision["left_out"] == 0
+    assert read.run_totals(frozen, engine=newsletter_audience)["pending"] == 4

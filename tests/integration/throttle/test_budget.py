@@ -4,6 +4,7 @@ periods in local time, and a gate that stops at the window's end and at the cap.
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -130,3 +131,51 @@ def test_connection_caps_come_from_the_connections_extra(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_BAD", "smtp://relay.example:587?max_per_hour=lots")
     with pytest.raises(SegmailError, match="connection bad: extra max_per_hour must be a whole number"):
         connection_caps("bad")
+
+
+@pytest.mark.postgres
+def test_a_new_period_never_deadlocks_with_a_reservation_holding_its_rows(pg_engine, monkeypatch):
+    """A reservation that finds one row of its caps missing, while another sender creates that row
+    and locks both in the fixed order: rows made inside the locking transaction would be locked out
+    of order there, and PostgreSQL would abort one of the two as a deadlock."""
+    from sqlalchemy import text
+
+    day = Cap(f"mailing:dl-{uuid.uuid4().hex[:8]}", Period.DAY, 100)
+    hour = Cap(f"smtp:dl-{uuid.uuid4().hex[:8]}", Period.HOUR, 100)
+    now = utc(2026, 3, 2, 10, 15)
+    store = BudgetStore(pg_engine)
+    store.reserve([hour], want=1, now=now)  # the connection's hour row exists, the mailing's day not
+    first_look, other_waits = threading.Event(), threading.Event()
+    select = BudgetStore._select
+
+    def paused_select(self, conn, draws, **kwargs):
+        found = select(self, conn, draws, **kwargs)
+        if not first_look.is_set():
+            first_look.set()
+            other_waits.wait(5)
+        return found
+
+    errors: list[Exception] = []
+
+    def other_sender() -> None:  # creates the day row, then locks day and hour, in key order
+        first_look.wait(5)
+        BudgetStore(pg_engine).reserve([day], want=1, now=now)
+        try:
+            with pg_engine.begin() as conn:
+                lock = "SELECT used FROM segmail_send_budgets WHERE scope = :s FOR UPDATE"
+                conn.execute(text(lock), {"s": day.scope})
+                threading.Timer(0.5, other_waits.set).start()
+                conn.execute(text(lock), {"s": hour.scope})
+        except Exception as exc:  # PostgreSQL's deadlock detector picked this side
+            errors.append(exc)
+
+    monkeypatch.setattr(BudgetStore, "_select", paused_select)
+    other = threading.Thread(target=other_sender)
+    other.start()
+    try:
+        grant = BudgetStore(pg_engine).reserve([day, hour], want=3, now=now)
+    finally:
+        other_waits.set()
+        other.join()
+    assert errors == [] and grant.count == 3
+    assert store.usage(day.scope, period=Period.DAY, starts_at=utc(2026, 3, 2)) == 4

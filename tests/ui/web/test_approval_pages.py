@@ -21,8 +21,8 @@ def test_waiting_approved_and_rejected_runs_say_so(newsletter_audience, monitori
     approval.decide(rejected, approval.Answer(approved=False, decided_by="bob", timed_out=False))
 
     page = monitoring_client.get(f"/segmail/runs/{waiting}").text
-    print("DEBUG", page[page.find("<dl"):page.find("</dl>")])
-    assert "waiting in Airflow&#39;s Required Actions" in page and "of alice" in page
+    assert "of alice, waiting in Airflow's Required Actions" in page
+    assert '<span class="badge queued">requested</span>' in page
     page = monitoring_client.get(f"/segmail/runs/{approved}").text
     assert "approved by alice" in page and "2 mails left out; languages en" in page
     page = monitoring_client.get(f"/segmail/runs/{rejected}").text

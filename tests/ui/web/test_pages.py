@@ -20,6 +20,8 @@ def run_pages(ids: dict) -> list[str]:
         "/segmail/api/runs",
         f"/segmail/runs/{ids['run_id']}",
         "/segmail/imports",
+        "/segmail/mailings/newsletter/preview",  # the sample contact
+        f"/segmail/mailings/newsletter/preview?run={ids['run_id']}",  # a viewer: the sample, and why
     ]
 
 
@@ -35,6 +37,8 @@ def contact_pages(ids: dict) -> list[str]:
         "/segmail/suppressions",
         "/segmail/suppressions?q=phone&page=1",
         "/segmail/suppressions.csv",
+        "/segmail/mailings/newsletter/preview?contact=lukas.gruber%40example.at",
+        f"/segmail/mailings/newsletter/preview?run={ids['run_id']}&contact=lukas.gruber%40example.at",
     ]
 
 

@@ -354,3 +354,11 @@ def test_sms_template_errors_show_file_and_line(client, broken_include):
     assert "(in the message, line 1)" in page.texts["render-error"]
     page = shown(client, "/segmail/mailings/broken_sms/preview", language="fr")
     assert "(in sms_service_reminder/fr.txt, line 2)" in page.texts["render-error"]
+
+
+def test_an_sms_template_file_that_cannot_be_read_is_said_not_a_500(client, broken_include):
+    """Windows-1252 bytes where UTF-8 is expected: the e-mail preview always said so; the SMS one too."""
+    (broken_include / "templates" / "sms_service_reminder" / "fr.txt").write_bytes(b"Gr\xfc\xdfe {{ x }}\n")
+    answer = client.get(SMS_PREVIEW, params={"language": "fr"})
+    assert answer.status_code == 200
+    assert "UnicodeDecodeError" in PageParts(answer.text).texts["render-error"]

@@ -108,6 +108,57 @@ def test_window_boundaries_follow_local_time_across_dst(at, is_open, opens, clos
     assert OFFICE.next_open(at, VIENNA) == (at if is_open else opens)
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "at", "opens", "closes"),
+    [
+        # 29 March 2026: Vienna's clocks jump from 02:00 to 03:00 (01:00 UTC); 02:30 never happens.
+        pytest.param(
+            "00:00",
+            "02:30",
+            utc(2026, 3, 29, 0),
+            utc(2026, 3, 28, 23),
+            utc(2026, 3, 29, 1),
+            id="ends-in-the-jump",
+        ),
+        pytest.param(
+            "02:30",
+            "06:00",
+            utc(2026, 3, 29, 0),
+            utc(2026, 3, 29, 1),
+            utc(2026, 3, 29, 4),
+            id="starts-in-the-jump",
+        ),
+        # 25 October 2026: 02:00-03:00 happens twice (00:00 and 01:00 UTC); the first showing counts.
+        pytest.param(
+            "00:00",
+            "02:30",
+            utc(2026, 10, 24, 23),
+            utc(2026, 10, 24, 22),
+            utc(2026, 10, 25, 0, 30),
+            id="ends-in-the-repeat",
+        ),
+        pytest.param(
+            "02:30",
+            "06:00",
+            utc(2026, 10, 24, 23),
+            utc(2026, 10, 25, 0, 30),
+            utc(2026, 10, 25, 5),
+            id="starts-in-the-repeat",
+        ),
+    ],
+)
+def test_boundaries_the_clock_skips_or_repeats(start, end, at, opens, closes):
+    """A window never sends past its end by local time: an end the clock skips is the jump itself."""
+    window = SendWindow(days=["sun"], start=start, end=end)
+    assert window.open_span(at, VIENNA) == (opens, closes)
+
+
+@pytest.mark.parametrize("days", [(), (7,), (-1, 2)], ids=str)
+def test_day_numbers_are_checked_too(days):
+    with pytest.raises(ValueError, match="name at least one day|days: a list of day names"):
+        SendWindow(days=days)  # from Python; YAML gives names
+
+
 def test_a_window_to_midnight_and_one_open_yesterday_evening():
     evening = SendWindow(days=["fri"], start="20:00", end="24:00")
     # Friday 23:30 in Vienna is Friday 22:30 UTC in winter: still open, closes at local midnight.
