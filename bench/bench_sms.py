@@ -10,7 +10,10 @@ submits N pre-built messages over one keep-alive connection with no database at 
 warm Kannel up first (its first few hundred go several times slower).
 
 With `--reports` every message carries a report URL and Kannel's delivery reports go to the
-public app (`segmail serve-public`, its own process) while sending: closer to production, and slower.
+public app (`segmail serve-public`, its own process) while sending: closer to production, and much
+slower, mostly in Kannel itself: smsbox takes acknowledgements for new messages and the reports to
+call back on the same connection to bearerbox, and on the 2-core test machine Kannel passed only
+100-180 msgs/s with reports even to a do-nothing HTTP endpoint (about 1,000 without).
 
     make bench-sms
     make bench-sms BENCH_ARGS="--contacts 5000 --reports --db postgresql"

@@ -36,6 +36,11 @@ from segmail.orchestration.admin_actions import ADMIN_ACTIONS
         ),
         "salesperson_name": Param("", type="string", description="Name (add_salesperson)."),
         "salesperson_email": Param("", type="string", description="E-mail (add_salesperson)."),
+        "salesperson_mobile": Param(
+            "",
+            type="string",
+            description="Mobile, e.g. +43 664 1234567, for SMS test messages (add_salesperson).",
+        ),
     },
 )
 def segments_admin():

@@ -114,13 +114,14 @@ def cmd_mailings(args: argparse.Namespace) -> int:
                 "slug": m.slug,
                 "dag_id": m.dag_id,
                 "name": m.name,
+                "channel": m.channel,
                 "schedule": m.schedule or "manual",
                 "languages": ", ".join(m.variants),
                 "audience": "; ".join(m.audience.segments),
             }
             for m in mailings.values()
         ]
-        print(format_table(rows, ("slug", "dag_id", "name", "schedule", "languages", "audience")))
+        print(format_table(rows, ("slug", "dag_id", "name", "channel", "schedule", "languages", "audience")))
     else:
         problems += _validate(mailings.values())
         if args.dns:

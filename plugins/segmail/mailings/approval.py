@@ -207,6 +207,7 @@ _DECIDE = text(
     "UPDATE segmail_approvals SET status = :status, decided_at = :now, decided_by = :by, timed_out = :timed_out,"
     " reason = :reason, changes = :changes WHERE mailing_run_id = :r AND status = :requested"
 )
+_CHANGES = text("UPDATE segmail_approvals SET changes = :changes WHERE mailing_run_id = :r")
 _SKIP_PENDING = text(
     "UPDATE segmail_deliveries SET status = :skipped, reason = :reason, updated_at = :now"
     " WHERE mailing_run_id = :r AND status = :pending"
@@ -290,29 +291,25 @@ def decide(
         "requested": ApprovalStatus.REQUESTED,
     }
     reason = _reason(answer)
+    decided = {
+        "status": ApprovalStatus.APPROVED if answer.approved else ApprovalStatus.REJECTED,
+        "by": answer.decided_by,
+        "timed_out": answer.timed_out,
+        "reason": reason,
+        "changes": None,
+    }
     with (engine or default_engine()).begin() as conn:
-        existing = conn.execute(_APPROVAL, params).first()
-        if existing is None:
-            conn.execute(_INSERT_REQUEST, {**params, "approvers": "[]", "no": False})
-        elif existing.status != ApprovalStatus.REQUESTED:
-            return _stored_decision(run_id, existing)
+        conn.execute(_INSERT_REQUEST, {**params, "approvers": "[]", "no": False})  # asked elsewhere: no-op
+        # Claiming the row first makes a concurrent second answer wait here, then find it decided.
+        if not conn.execute(_DECIDE, {**params, **decided}).rowcount:
+            return _stored_decision(run_id, conn.execute(_APPROVAL, params).one())
         if answer.approved:
             left_out, changes = _narrow(conn, run_id, answer, params)
         else:
             left_out = conn.execute(_SKIP_PENDING, {**params, "reason": f"not sent: run {reason}"}).rowcount
             changes = {"left_out": left_out}
             conn.execute(_REJECT_RUN, {**params, "rejected": RunStatus.REJECTED})
-        conn.execute(
-            _DECIDE,
-            {
-                **params,
-                "status": ApprovalStatus.APPROVED if answer.approved else ApprovalStatus.REJECTED,
-                "by": answer.decided_by,
-                "timed_out": answer.timed_out,
-                "reason": reason,
-                "changes": json.dumps(changes),
-            },
-        )
+        conn.execute(_CHANGES, {**params, "changes": json.dumps(changes)})
     log.info("mailing run %s: %s (%d mails left out)", run_id, reason, left_out)
     return Decision(
         mailing_run_id=run_id,

@@ -61,7 +61,7 @@ def validate_sms_mailing(mailing: Mailing, *, info: list[str]) -> list[str]:
     """Every SMS variant rendered for the sample contact and measured; the sender resolved."""
     from segmail.sms.render import compile_sms, sms_context
 
-    problems = []
+    problems = _report_url_problems(mailing, info)
     for language in mailing.variants:
         where = f"{mailing.slug}.yaml variant {language}"
         try:
@@ -87,3 +87,19 @@ def validate_sms_mailing(mailing: Mailing, *, info: list[str]) -> list[str]:
         if too_long:
             problems.append(f"{where}: {too_long}")
     return problems
+
+
+def _report_url_problems(mailing: Mailing, info: list[str]) -> list[str]:
+    """Delivery reports need SEGMAIL_PUBLIC_URL (without it messages go, and stay `sent`) and, with
+    it, the signing key their URLs are signed with."""
+    from segmail import settings
+    from segmail.sms.reports import ReportUrls
+
+    if not settings.current().public_url:
+        info.append(f"{mailing.slug}: no SEGMAIL_PUBLIC_URL: no delivery reports, messages stay `sent`")
+        return []
+    try:
+        ReportUrls()
+    except SegmailError as exc:
+        return [f"{mailing.slug}.yaml: delivery report URLs: {exc}"]
+    return []

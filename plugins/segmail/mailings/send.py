@@ -101,6 +101,12 @@ class BatchResult:
         elif outcome.status == DeliveryStatus.SKIPPED:
             self.skipped += 1
 
+    def hold_back(self, gate: SendGate | None, *, untaken: int) -> None:
+        """Note what the gate held back for the window or the budget, and until when: those mails
+        stay pending for the task's resumption, so they are neither sent nor retried now."""
+        if gate is not None and gate.paused_until is not None:
+            self.waiting, self.wait_until, self.wait_reason = untaken, gate.paused_until, gate.reason
+
     def as_dict(self) -> dict:
         out = {
             k: getattr(self, k) for k in ("batch_id", "sent", "failed", "skipped", "pending", "last_error")
@@ -210,20 +216,13 @@ class _BatchSender:
     def unsettled(self) -> list[int]:
         """Mails left pending: by their result, or because the transport stopped (a lost
         connection) before asking for them or before answering for them. Mails the gate held back
-        are not unsettled: they wait (`hold_back`)."""
+        are not unsettled: they wait (`BatchResult.hold_back`)."""
         untaken = [] if self.paused else [mail.id for mail in self.mails[self.taken :]]
         return self.left_pending + untaken + list(self.handed)
 
     @property
     def paused(self) -> bool:
         return self.gate is not None and self.gate.paused_until is not None
-
-    def hold_back(self) -> None:
-        """Note in the result what waits for the window or the budget, and until when."""
-        if self.paused:
-            self.result.waiting = len(self.mails) - self.taken
-            self.result.wait_until = self.gate.paused_until
-            self.result.wait_reason = self.gate.reason
 
     def _record(self, outcome: Outcome) -> None:
         self.result.count(outcome)
@@ -348,7 +347,7 @@ def send_batch(
             store.flush()  # what sent nothing is written too, also when the batch is interrupted
     finally:
         store.close()
-    sender.hold_back()
+    sender.result.hold_back(sender.gate, untaken=len(mails) - sender.taken)
     _settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
     return sender.result
 

@@ -37,6 +37,7 @@ class AdminForm:
     keys_file: str = ""
     salesperson_name: str = ""
     salesperson_email: str = ""
+    salesperson_mobile: str = ""  # +international; where an SMS mailing's test message goes
 
     def need(self, value: str, label: str) -> str:
         if not value.strip():
@@ -99,6 +100,7 @@ def _add_salesperson(form: AdminForm, engine: Engine | None) -> dict:
         code=form.need(form.salesperson, "a salesperson code"),
         name=form.salesperson_name or form.salesperson,
         email=form.salesperson_email or None,
+        mobile=form.salesperson_mobile.strip() or None,  # blank keeps a stored mobile
         engine=engine,
     )
     return {"salesperson": person.code}

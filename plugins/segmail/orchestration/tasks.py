@@ -183,16 +183,23 @@ def send_sms_batch(slug: str, batch: dict, *, mailing: Any = None) -> dict:
     from segmail.mailings import definition
     from segmail.sms import kannel, send
     from segmail.sms.render import compile_sms
+    from segmail.sms.reports import ReportUrls
     from segmail.throttle.gate import ConnectionKind, gate_for
 
     mailing = mailing or definition.get_mailing(slug)
-    with fail_task_on_user_error():  # no gateway connection, no sender, a broken template, a bad cap
+    with fail_task_on_user_error():  # no gateway, sender or signing key, a broken template, a bad cap
         gateway = kannel.gateway_for(mailing.gateway_conn_id)
         for language in mailing.variants:
             compile_sms(mailing, language)
         gate = gate_for(mailing, connection_id=mailing.gateway_conn_id, connection_kind=ConnectionKind.SMS)
+        report_urls = ReportUrls()
     return send.send_sms_batch(
-        batch["batch_id"], mailing=mailing, gateway=gateway, final_try=_final_try(), gate=gate
+        batch["batch_id"],
+        mailing=mailing,
+        gateway=gateway,
+        final_try=_final_try(),
+        gate=gate,
+        report_url=report_urls,
     ).as_dict()
 
 

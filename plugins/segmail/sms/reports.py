@@ -187,6 +187,11 @@ _REPORT = text(
     " (SELECT r.mailing FROM segmail_mailing_runs r WHERE r.id = mailing_run_id) AS mailing"
 )
 _STATUS = text("SELECT status FROM segmail_deliveries WHERE id = :id")
+# Reports come as fast as messages go, and Kannel's smsbox stops taking acknowledgements for new
+# messages once its callbacks lag: a report need not wait for the WAL flush. A commit the server
+# acknowledged survives any crash but the database server's own (its last fraction of a second),
+# as for the sending task's writes (segmail.mailings.deliveries).
+_NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit = off")
 
 
 def _reason(status: DeliveryStatus, report: int, answer: str) -> str | None:
@@ -222,6 +227,8 @@ def apply_delivery_report(
     while True:  # each try its own short transaction: the sending task must be able to commit
         take_pending = time.monotonic() >= deadline
         with (engine or default_engine()).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(_NO_FLUSH_WAIT)
             result = _record(conn, verified.delivery_id, status, reason, now, take_pending=take_pending)
         if result is not None:
             return result

@@ -115,7 +115,9 @@ class _SmsBatchSender:
             outcome = self._submit(gateway, mail, prepared)
             self.result.count(outcome)
             self.store.write([outcome])  # committed before the next message is submitted
-            if outcome.status == DeliveryStatus.PENDING:
+            if outcome.status == DeliveryStatus.PENDING:  # not sent: its unit goes back to the budget
+                if self.gate is not None:
+                    self.gate.unused()
                 self.left_pending.append(mail.id)
                 return
 

@@ -90,3 +90,24 @@ def test_an_sms_has_no_unsubscribe_link(include, capsys):
     edit(include, "Reply STOP to opt out", "Opt out: {{ unsubscribe_url }}")
     assert main(["mailings", "validate"]) == 1
     assert "variant en: UndefinedError: 'unsubscribe_url' is undefined" in capsys.readouterr().err
+
+
+def test_without_a_public_url_it_says_reports_will_not_come(include, monkeypatch, capsys):
+    from segmail.cli.main import main
+
+    monkeypatch.delenv("SEGMAIL_PUBLIC_URL")
+    main(["mailings", "validate"])  # the newsletter fails without an unsubscribe link; the SMS mailing not
+    captured = capsys.readouterr()
+    assert (
+        "sms_service_reminder: no SEGMAIL_PUBLIC_URL: no delivery reports, messages stay `sent`"
+        in captured.out
+    )
+    assert "ok: sms_service_reminder (de, en, fr)" in captured.out
+
+
+def test_a_public_url_without_a_signing_key_is_an_error(include, monkeypatch, capsys):
+    from segmail.cli.main import main
+
+    monkeypatch.delenv("AIRFLOW_CONN_SEGMAIL_SIGNING")
+    assert main(["mailings", "validate"]) == 1
+    assert "error: sms_service_reminder.yaml: delivery report URLs: " in capsys.readouterr().err
