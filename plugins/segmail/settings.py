@@ -35,6 +35,7 @@ class Settings:
     ui_port: int
     smtp_port: int  # 0: any free port (the local SMTP sink of `make airflow`)
     public_url: str | None  # where recipients reach `segmail serve-public`, e.g. https://mail.example.com
+    sms_callback_url: str | None  # where the SMS gateway reaches the public app, if not at public_url
     unsubscribe_mailto: str | None  # e.g. unsubscribe@example.com; mails carry unsubscribe+TOKEN@...
     public_host: str
     public_port: int
@@ -92,6 +93,7 @@ def current() -> Settings:
         ui_port=_int("SEGMAIL_UI_PORT", 8080),
         smtp_port=_int("SEGMAIL_SMTP_PORT", 0),
         public_url=(env("SEGMAIL_PUBLIC_URL") or "").rstrip("/") or None,
+        sms_callback_url=(env("SEGMAIL_SMS_CALLBACK_URL") or "").rstrip("/") or None,
         unsubscribe_mailto=env("SEGMAIL_UNSUBSCRIBE_MAILTO") or None,
         public_host=env("SEGMAIL_PUBLIC_HOST") or "127.0.0.1",
         public_port=_int("SEGMAIL_PUBLIC_PORT", 8090),

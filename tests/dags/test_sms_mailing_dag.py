@@ -68,6 +68,9 @@ def test_sms_dag_sends_in_the_sms_pool_and_summarizes(engine, tmp_path, sms_incl
         "summarize": "success",
     }
     assert sorted(fake_gateway.numbers) == sorted(SMS_SENT_TO.values())
+    assert all(
+        m.report_url.startswith("https://unsubscribe.autohaus-demo.example/") for m in fake_gateway.accepted
+    )
     status, channel, totals = one(engine, "SELECT status, channel, totals FROM segmail_mailing_runs")
     assert (status, channel) == ("succeeded", "sms") and '"sent": 3' in totals and '"skipped": 4' in totals
     assert one(engine, "SELECT COUNT(*) FROM segmail_activity_log WHERE kind = 'sms'") == (3,)

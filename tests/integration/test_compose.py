@@ -29,6 +29,8 @@ def test_the_stack_has_every_part_of_a_celery_deployment():
         "airflow-worker",
         "airflow-init",
         "segmail-public",
+        "kannel",
+        "phones",
     }
     env = SERVICES["airflow-worker"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
@@ -160,3 +162,28 @@ def test_the_public_app_runs_alone_on_segmails_database():
     assert env["SEGMAIL_INCLUDE_DIR"] == "/opt/airflow/include"  # the mailings' languages for the page
     assert "./include:/opt/airflow/include:ro" in public["volumes"]
     assert public["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+def test_sms_goes_through_the_kannel_service_and_reports_come_back_inside_the_network():
+    env = COMPOSE["x-airflow-common"]["environment"]
+    sms = json.loads(env["AIRFLOW_CONN_SMS_DEFAULT"])
+    kannel = SERVICES["kannel"]
+    assert (sms["host"], sms["port"]) == ("kannel", 13013)
+    assert sms["password"] == kannel["environment"]["KANNEL_SENDSMS_PASSWORD"]
+    start = (ROOT / "docker" / "kannel" / "start.sh").read_text()
+    assert "sendsms-port = 13013" in start and f"username = {sms['login']}" in start
+    # Kannel reaches the public app by its service name; recipients keep SEGMAIL_PUBLIC_URL.
+    assert env["SEGMAIL_SMS_CALLBACK_URL"] == "http://segmail-public:8090"
+    assert "8090:8090" in SERVICES["segmail-public"]["ports"]
+    assert "airflow pools set sms" in " ".join(SERVICES["airflow-init"]["command"])
+    phones = SERVICES["phones"]["command"]
+    assert phones[0] == "/usr/lib/kannel/test/fakesmsc" and phones[phones.index("-r") + 1] == "10000"
+    assert "port = 10000" in start
+
+
+def test_the_kannel_image_pins_debian_and_kannel():
+    dockerfile = (ROOT / "docker" / "kannel" / "Dockerfile").read_text()
+    assert re.search(r"^FROM debian:bookworm-\d{8}-slim$", dockerfile, re.M)
+    assert "kannel=1.4.5-12" in dockerfile and "kannel-extras=1.4.5-12" in dockerfile
+    for source in re.findall(r"^COPY (.+) \S+$", dockerfile, re.M):
+        assert (ROOT / "docker" / "kannel" / source).exists(), source

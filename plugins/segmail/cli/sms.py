@@ -13,15 +13,17 @@ def cmd_sms_urls(args: argparse.Namespace) -> int:
     from segmail.sms.reports import REPORT_PATH, inbound_url
 
     config = settings.current()
-    if not config.public_url:
+    callback_url = config.sms_callback_url or config.public_url
+    if not callback_url:
         raise SegmailError(
-            "SEGMAIL_PUBLIC_URL is not set: the gateway has nowhere to send reports and replies"
+            "neither SEGMAIL_SMS_CALLBACK_URL nor SEGMAIL_PUBLIC_URL is set: "
+            "the gateway has nowhere to send reports and replies"
         )
     inbound = inbound_url()
     if inbound is None:
         raise SegmailError("no signing key: set the Airflow connection segmail_signing (password)")
     print(
-        f"delivery reports: segmail sets each message's dlr-url: {config.public_url}{REPORT_PATH}<token>?{DLR_QUERY}"
+        f"delivery reports: segmail sets each message's dlr-url: {callback_url}{REPORT_PATH}<token>?{DLR_QUERY}"
     )
     print("Kannel sms-service for inbound messages (STOP), in kannel.conf:")
     print("  group = sms-service\n  keyword = default\n  catch-all = true\n  max-messages = 0")

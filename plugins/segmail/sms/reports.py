@@ -110,9 +110,12 @@ def _signer() -> TokenSigner:
 
 
 def _public_url() -> str | None:
+    """The public app's address for the gateway: SEGMAIL_SMS_CALLBACK_URL when the gateway reaches it
+    on an inner network (docker compose: http://segmail-public:8090), else SEGMAIL_PUBLIC_URL."""
     from segmail import settings
 
-    return settings.current().public_url
+    config = settings.current()
+    return config.sms_callback_url or config.public_url
 
 
 class ReportUrls:

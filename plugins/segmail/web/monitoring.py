@@ -143,7 +143,8 @@ def _sending(run: dict, totals: dict) -> dict:
         state = sending_state(get_mailing(run["mailing"]), engine=_engine())
     except Exception:  # the pages must not depend on include/ being readable
         return {"sending": [], "waiting": None}
-    pending = totals.get("pending", 0) if run["status"] == RunStatus.SENDING else 0
+    gated = run["status"] == RunStatus.SENDING and not run["dry_run"]  # a dry run passes no gate
+    pending = totals.get("pending", 0) if gated else 0
     return {"sending": state.facts(), "waiting": state.wait(pending)}
 
 

@@ -54,12 +54,7 @@ def preview_page(
         raise HTTPException(403, CONTACTS_DENIED)
     found_run = _run(run, mailing) if run.strip() else None
     notes: list[str] = []
-    if found_run is not None and may_see:
-        shown = _run_preview(mailing, found_run, contact=contact, language=language, notes=notes)
-    else:
-        if found_run is not None:
-            notes.append(RUN_CONTACTS_HIDDEN)
-        shown = _contact_preview(mailing, contact=contact, language=language, notes=notes)
+    shown = _shown(mailing, found_run, may_see=may_see, contact=contact, language=language, notes=notes)
     return _page(
         request,
         "preview.html",
@@ -74,6 +69,18 @@ def preview_page(
         links=_language_links(mailing, shown, run=found_run, contact=contact),
         **shown,
     )
+
+
+def _shown(
+    mailing: Mailing, run: dict | None, *, may_see: bool, contact: str, language: str, notes: list[str]
+) -> dict:
+    """A run's mail for those who may see contacts; for others the sample contact, since a run's
+    mails name contacts; outside a run the chosen contact, else the sample."""
+    if run is not None and may_see:
+        return _run_preview(mailing, run, contact=contact, language=language, notes=notes)
+    if run is not None:
+        notes.append(RUN_CONTACTS_HIDDEN)
+    return _contact_preview(mailing, contact=contact, language=language, notes=notes)
 
 
 def _engine():

@@ -19,4 +19,14 @@ def test_prints_the_report_url_and_the_kannel_sms_service(capsys):
 def test_without_a_public_url_it_says_what_is_missing(capsys, monkeypatch):
     monkeypatch.delenv("SEGMAIL_PUBLIC_URL")
     assert main(["sms-urls"]) == 2
-    assert "SEGMAIL_PUBLIC_URL is not set" in capsys.readouterr().err
+    assert "neither SEGMAIL_SMS_CALLBACK_URL nor SEGMAIL_PUBLIC_URL is set" in capsys.readouterr().err
+
+
+def test_a_gateway_on_an_inner_network_gets_the_callback_url(capsys, monkeypatch):
+    """docker compose: Kannel reaches the public app as segmail-public, recipients as localhost."""
+    monkeypatch.setenv("SEGMAIL_SMS_CALLBACK_URL", "http://segmail-public:8090/")
+    assert main(["sms-urls"]) == 0
+    out = capsys.readouterr().out
+    assert "http://segmail-public:8090/sms/dlr/<token>?" in out
+    assert 'get-url = "http://segmail-public:8090/sms/in/' in out
+    assert "unsubscribe.autohaus-demo.example" not in out

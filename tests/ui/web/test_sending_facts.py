@@ -110,8 +110,7 @@ def test_the_run_page_says_what_waits_for_a_cap(
 
     mailing = vienna_newsletter(monkeypatch, tmp_path, "timezone: Europe/Vienna\nmax_per_hour: 3\n")
     run_id = freeze_audience(mailing, dag_run_id="manual-1", engine=newsletter_audience)
-    monitoring_client.get(f"/segmail/runs/{run_id}")  # frozen, not sending yet: nothing waits
-    assert 'id="waiting"' not in monitoring_client.get(f"/segmail/runs/{run_id}").text
+    assert 'id="waiting"' not in monitoring_client.get(f"/segmail/runs/{run_id}").text  # frozen: not sending
     with newsletter_audience.begin() as conn:
         conn.execute(text("UPDATE segmail_mailing_runs SET status = 'sending' WHERE id = :r"), {"r": run_id})
         pending = conn.execute(
@@ -128,6 +127,12 @@ def test_the_run_page_says_what_waits_for_a_cap(
     assert " Europe/Vienna (cap reached)</p>" in page
     with newsletter_audience.begin() as conn:
         conn.execute(
-            text("UPDATE segmail_mailing_runs SET status = 'succeeded' WHERE id = :r"), {"r": run_id}
+            text("UPDATE segmail_mailing_runs SET dry_run = :t WHERE id = :r"), {"t": True, "r": run_id}
+        )
+    assert 'id="waiting"' not in monitoring_client.get(f"/segmail/runs/{run_id}").text  # no gate
+    with newsletter_audience.begin() as conn:
+        conn.execute(
+            text("UPDATE segmail_mailing_runs SET status = 'succeeded', dry_run = :f WHERE id = :r"),
+            {"f": False, "r": run_id},
         )
     assert 'id="waiting"' not in monitoring_client.get(f"/segmail/runs/{run_id}").text

@@ -102,5 +102,8 @@ def test_report_url_follows_the_settings(monkeypatch):
     assert report_url(7).startswith("https://one.example/sms/dlr/r.7.")
     monkeypatch.setenv("SEGMAIL_PUBLIC_URL", "https://two.example/")
     assert report_url(7).startswith("https://two.example/sms/dlr/r.7.")
+    monkeypatch.setenv("SEGMAIL_SMS_CALLBACK_URL", "http://segmail-public:8090")
+    assert report_url(7).startswith("http://segmail-public:8090/sms/dlr/r.7.")
+    monkeypatch.delenv("SEGMAIL_SMS_CALLBACK_URL")
     monkeypatch.delenv("SEGMAIL_PUBLIC_URL")
     assert report_url(7) is None
