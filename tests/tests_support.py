@@ -25,3 +25,23 @@ def states(dag_run: DagRun) -> dict[str, str]:
         (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index}]"): ti.state
         for ti in dag_run.get_task_instances()
     }
+
+
+# Every task of a newsletter run that sends its three language batches (de, en, fr).
+NEWSLETTER_RUN_SUCCEEDED = {
+    "freeze_audience": "success",
+    "plan_batches": "success",
+    "send_batch[de #1]": "success",
+    "send_batch[en #2]": "success",
+    "send_batch[fr #3]": "success",
+    "summarize": "success",
+}
+
+
+def create_smtp_pool() -> None:
+    """The `smtp` pool as `make airflow` creates it: deferred batches take no slot."""
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool(
+        "smtp", slots=4, description="segmail SMTP connections", include_deferred=False
+    )

@@ -78,7 +78,7 @@ def test_sms_dag_sends_in_the_sms_pool_and_summarizes(engine, tmp_path, sms_incl
 
 @pytest.mark.airflow
 def test_sms_test_message_goes_to_the_salespersons_mobile_and_touches_no_contact(
-    engine, tmp_path, sms_include, fake_gateway
+    engine, tmp_path, sms_include, fake_gateway, airflow_home
 ):
     seed_sms_audience(engine, tmp_path)
     run = get_dag("mailing_test_mail").test(

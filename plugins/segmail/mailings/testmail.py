@@ -55,6 +55,11 @@ def responsible_salesperson(
         }
 
 
+def template_salesperson(salesperson: dict) -> dict:
+    """What templates see of the salesperson: what a real run's mails see, nothing more."""
+    return {key: salesperson[key] for key in ("code", "name", "email")}
+
+
 def _contact_for(key: str, engine: Engine) -> tuple[dict, str | None]:
     with engine.connect() as conn:
         row = conn.execute(
@@ -96,7 +101,9 @@ def send_test_mails(
         address=to_addr,
         contact=contact,
         segment=mailing.audience.segments[0],
-        salesperson=salesperson or {"code": "", "name": "", "email": to_addr},
+        salesperson=template_salesperson(salesperson)
+        if salesperson
+        else {"code": "", "name": "", "email": to_addr},
     )
     languages = list(mailing.variants) if language == "all" else [mailing.variant_for(language)]
     with transport:

@@ -144,6 +144,8 @@ class _SmsBatchSender:
 
     def _prepare(self, mail: PendingMail) -> tuple[str, SmsLength] | Outcome:
         """The message's text and length, or the outcome of a message that cannot go."""
+        if not mail.mobile_e164:  # the definition became an SMS mailing after this run was frozen
+            return self._failed(mail, "no number on this delivery: the run was frozen as an e-mail run")
         recipient = delivery_recipient(mail)
         try:
             message = self.compiled.render(

@@ -16,7 +16,7 @@ from segmail.contacts.salespeople import international_mobile
 from segmail.errors import SegmailError
 from segmail.mailings.definition import Mailing
 from segmail.mailings.render import SAMPLE_CONTACT
-from segmail.mailings.testmail import _contact_for, responsible_salesperson
+from segmail.mailings.testmail import _contact_for, responsible_salesperson, template_salesperson
 from segmail.sms.encoding import measure
 from segmail.sms.gateway import SmsGateway, SmsMessage, SubmitResult
 from segmail.sms.render import compile_sms, sms_context
@@ -58,7 +58,7 @@ def send_test_sms(
     context = sms_context(
         contact=contact,
         segment=mailing.audience.segments[0],
-        salesperson=salesperson or {"code": "", "name": "", "email": "", "mobile": number},
+        salesperson=template_salesperson(salesperson) if salesperson else None,
         mailing=mailing,
     )
     languages = list(mailing.variants) if language == "all" else [mailing.variant_for(language)]

@@ -127,6 +127,7 @@ class BudgetStore:
             return
         unused = min(unused, grant.count)
         with self.engine.begin() as conn:
+            self._select(conn, grant.draws, lock=True)  # in the order `reserve` locks them: no deadlock
             for draw in grant.draws:
                 conn.execute(
                     update(TABLE).where(_match(draw)).values(used=TABLE.c.used - unused, updated_at=now)

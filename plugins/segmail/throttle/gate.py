@@ -10,7 +10,7 @@ waits deferred until then (`segmail.orchestration.operators.SendBatchOperator`).
 
 For another channel:
 
-    gate = gate_for(mailing=…, connection_id="kannel", connection_kind="sms", engine=…)
+    gate = gate_for(mailing=…, connection_id="kannel", connection_kind=ConnectionKind.SMS, engine=…)
     try:
         for message in messages:
             if gate is not None and not gate.admit(left=remaining):

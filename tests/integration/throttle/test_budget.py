@@ -29,6 +29,18 @@ class FakeClock:
         return self.at
 
 
+def office_hours_gate(engine, clock: FakeClock, *, hourly: int, chunk: int) -> SendGate:
+    """A Vienna mailing's gate: Mon–Fri 08:00–18:00 and `hourly` mails per local hour."""
+    return SendGate(
+        caps=[Cap("mailing:news", Period.HOUR, hourly, VIENNA)],
+        window=SendWindow(days=["mon-fri"], start="08:00", end="18:00"),
+        tz=VIENNA,
+        budget=BudgetStore(engine),
+        clock=clock,
+        chunk=chunk,
+    )
+
+
 def test_concurrent_reservations_never_grant_more_than_the_cap(engine):
     """8 senders reserving small chunks at once from a mailing cap and a connection cap."""
     store = BudgetStore(engine)
@@ -78,14 +90,7 @@ def test_a_mailing_day_is_its_local_day():
 
 def test_a_gate_stops_when_the_window_closes_and_gives_back_what_it_held(engine):
     clock = FakeClock(utc(2026, 3, 2, 16, 58))  # Monday 17:58 in Vienna
-    gate = SendGate(
-        caps=[Cap("mailing:news", Period.HOUR, 100, VIENNA)],
-        window=SendWindow(days=["mon-fri"], start="08:00", end="18:00"),
-        tz=VIENNA,
-        budget=BudgetStore(engine),
-        clock=clock,
-        chunk=10,
-    )
+    gate = office_hours_gate(engine, clock, hourly=100, chunk=10)
     assert gate.admit(left=50) and gate.admit(left=49)
     clock.at = utc(2026, 3, 2, 17)  # 18:00: the window closes between two mails
     assert not gate.admit(left=48)
@@ -97,14 +102,7 @@ def test_a_gate_stops_when_the_window_closes_and_gives_back_what_it_held(engine)
 
 def test_a_gate_at_the_cap_waits_for_the_next_period_inside_the_window(engine):
     clock = FakeClock(utc(2026, 3, 6, 16, 30))  # Friday 17:30 in Vienna
-    gate = SendGate(
-        caps=[Cap("mailing:news", Period.HOUR, 2, VIENNA)],
-        window=SendWindow(days=["mon-fri"], start="08:00", end="18:00"),
-        tz=VIENNA,
-        budget=BudgetStore(engine),
-        clock=clock,
-        chunk=5,
-    )
+    gate = office_hours_gate(engine, clock, hourly=2, chunk=5)
     assert gate.admit() and gate.admit()
     assert not gate.admit()
     # The hour refills at 18:00, when the window is closed: on Monday at 08:00.

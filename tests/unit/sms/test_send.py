@@ -273,3 +273,11 @@ def test_when_the_window_closes_mid_batch_the_rest_waits_and_is_sent_later():
     result = send_gated(store, gateway, window_gate(clock))
     assert (result.sent, result.waiting) == (2, 0)
     assert gateway.numbers == ["+436641234501", "+436641234502", "+436641234503"]
+
+
+def test_a_delivery_without_a_number_fails_instead_of_reaching_the_gateway():
+    store = FakeStore([sms(1), pending_mail(2, mobile_e164=None)])  # a row frozen by an e-mail run
+    gateway = FakeSmsGateway()
+    result = send(store, gateway)
+    assert (result.sent, result.failed) == (1, 1) and gateway.numbers == ["+436641234501"]
+    assert store.written[2].reason == "no number on this delivery: the run was frozen as an e-mail run"

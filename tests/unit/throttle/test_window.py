@@ -108,44 +108,30 @@ def test_window_boundaries_follow_local_time_across_dst(at, is_open, opens, clos
     assert OFFICE.next_open(at, VIENNA) == (at if is_open else opens)
 
 
+# 29 March 2026: Vienna's clocks jump from 02:00 to 03:00 (01:00 UTC), 02:30 never happens;
+# 25 October 2026: 02:00-03:00 happens twice (00:00 and 01:00 UTC), the first showing counts.
+SKIPPED_OR_REPEATED = {  # start, end, a moment, when the window then opens and closes
+    "ends-in-the-jump": ("00:00", "02:30", utc(2026, 3, 29), utc(2026, 3, 28, 23), utc(2026, 3, 29, 1)),
+    "starts-in-the-jump": ("02:30", "06:00", utc(2026, 3, 29), utc(2026, 3, 29, 1), utc(2026, 3, 29, 4)),
+    "ends-in-the-repeat": (
+        "00:00",
+        "02:30",
+        utc(2026, 10, 24, 23),
+        utc(2026, 10, 24, 22),
+        utc(2026, 10, 25, 0, 30),
+    ),
+    "starts-in-the-repeat": (
+        "02:30",
+        "06:00",
+        utc(2026, 10, 24, 23),
+        utc(2026, 10, 25, 0, 30),
+        utc(2026, 10, 25, 5),
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("start", "end", "at", "opens", "closes"),
-    [
-        # 29 March 2026: Vienna's clocks jump from 02:00 to 03:00 (01:00 UTC); 02:30 never happens.
-        pytest.param(
-            "00:00",
-            "02:30",
-            utc(2026, 3, 29, 0),
-            utc(2026, 3, 28, 23),
-            utc(2026, 3, 29, 1),
-            id="ends-in-the-jump",
-        ),
-        pytest.param(
-            "02:30",
-            "06:00",
-            utc(2026, 3, 29, 0),
-            utc(2026, 3, 29, 1),
-            utc(2026, 3, 29, 4),
-            id="starts-in-the-jump",
-        ),
-        # 25 October 2026: 02:00-03:00 happens twice (00:00 and 01:00 UTC); the first showing counts.
-        pytest.param(
-            "00:00",
-            "02:30",
-            utc(2026, 10, 24, 23),
-            utc(2026, 10, 24, 22),
-            utc(2026, 10, 25, 0, 30),
-            id="ends-in-the-repeat",
-        ),
-        pytest.param(
-            "02:30",
-            "06:00",
-            utc(2026, 10, 24, 23),
-            utc(2026, 10, 25, 0, 30),
-            utc(2026, 10, 25, 5),
-            id="starts-in-the-repeat",
-        ),
-    ],
+    ("start", "end", "at", "opens", "closes"), SKIPPED_OR_REPEATED.values(), ids=SKIPPED_OR_REPEATED.keys()
 )
 def test_boundaries_the_clock_skips_or_repeats(start, end, at, opens, closes):
     """A window never sends past its end by local time: an end the clock skips is the jump itself."""
