@@ -5,13 +5,12 @@ and the deadline alert the DAG carries."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from approval_support import in_background, respond, time_out, with_approval
 from sqlalchemy import text
-from tests_support import get_dag, states
+from tests_support import copy_include, get_dag, states
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)  # a lost answer would leave dag.test() waiting for ever
@@ -31,10 +30,7 @@ def smtp_pool(airflow_home):
 @pytest.fixture
 def include(tmp_path, monkeypatch):
     """A copy of include/ that the DAG files read (SEGMAIL_INCLUDE_DIR)."""
-    copy = tmp_path / "include"
-    shutil.copytree(ROOT / "include", copy)
-    monkeypatch.setenv("SEGMAIL_INCLUDE_DIR", str(copy))
-    return copy
+    return copy_include(tmp_path, monkeypatch)
 
 
 def sent_to(sink) -> list[str]:  # noqa: ANN001

@@ -80,28 +80,40 @@ def skip_reason(
 
 
 @dataclass
-class _Selection:
-    """The delivery rows of the run being frozen, and the counts of contacts left without one."""
+class Selection:
+    """The delivery rows of the run being frozen, and the counts of contacts left without one.
+
+    The language filter, the recipient cap and one row per contact (`skipped` with the reason, or
+    `pending`) are the same for every channel; a channel says, in `unpack`, what a candidate row
+    holds, where the message goes, the key that makes two contacts one recipient (an address, a
+    number) and why a contact gets nothing (segmail.sms.audience has the SMS one).
+    """
 
     mailing: Mailing
     wanted: set[str] | None
     max_recipients: int | None
-    opted_out_addresses: set[str]
+    opted_out_addresses: set[str] = field(default_factory=set)
     deliveries: list[tuple] = field(default_factory=list)
-    addressed: set[str] = field(default_factory=set)
+    addressed: set[str] = field(default_factory=set)  # the keys of contacts that get the message
     sendable: int = 0
     excluded_by_language: int = 0
     over_max_recipients: int = 0
     variants: dict[str | None, str] = field(default_factory=dict)  # language tag -> variant
 
-    def add(self, contact: Row) -> None:
+    @classmethod
+    def of(
+        cls, mailing: Mailing, *, languages: list[str] | None, max_recipients: int | None, **more
+    ) -> Selection:
+        return cls(
+            mailing=mailing,
+            wanted={lang.casefold() for lang in languages} if languages else None,
+            max_recipients=max_recipients,
+            **more,
+        )
+
+    def unpack(self, contact: Row) -> tuple[int, int, str | None, str | None, str | None, str | None]:
+        """(contact id, segment id, target, recipient key, language, skip reason) of an e-mail candidate."""
         contact_id, email, email_key, opted_out, language, segment_id, suppressed = contact
-        variant = self.variants.get(language)
-        if variant is None:
-            variant = self.variants[language] = self.mailing.variant_for(language)
-        if self.wanted is not None and variant.casefold() not in self.wanted:
-            self.excluded_by_language += 1
-            return
         reason = skip_reason(
             email=email,
             email_key=email_key,
@@ -110,14 +122,36 @@ class _Selection:
             addressed=self.addressed,
             suppressed=suppressed,
         )
+        return contact_id, segment_id, email, email_key, language, reason
+
+    def add(self, contact: Row) -> None:
+        contact_id, segment_id, target, key, language, reason = self.unpack(contact)
+        variant = self.variants.get(language)
+        if variant is None:
+            variant = self.variants[language] = self.mailing.variant_for(language)
+        if self.wanted is not None and variant.casefold() not in self.wanted:
+            self.excluded_by_language += 1
+            return
         if reason is None and self.max_recipients and self.sendable >= self.max_recipients:
             self.over_max_recipients += 1
             return
         if reason is None:
             self.sendable += 1
-            self.addressed.add(email_key)
+            self.addressed.add(key)
         status = DeliveryStatus.SKIPPED if reason else DeliveryStatus.PENDING
-        self.deliveries.append((contact_id, segment_id, email, variant, status, reason))
+        self.deliveries.append((contact_id, segment_id, target, variant, status, reason))
+
+    def select(self, contacts: Sequence[Row], *, languages: list[str] | None) -> tuple[list[tuple], dict]:
+        """Every contact added: the rows, and the run's options (what the filter and the cap left out)."""
+        for contact in contacts:
+            self.add(contact)
+        options = {
+            "languages": languages or "all",
+            "max_recipients": self.max_recipients or None,
+            "excluded_by_language": self.excluded_by_language,
+            "over_max_recipients": self.over_max_recipients,
+        }
+        return self.deliveries, options
 
 
 def select_deliveries(
@@ -128,21 +162,13 @@ def select_deliveries(
     max_recipients: int | None,
 ) -> tuple[list[tuple], dict]:
     """(contact_id, segment_id, email, language, status, reason) per contact, and the run's options."""
-    selection = _Selection(
-        mailing=mailing,
-        wanted={lang.casefold() for lang in languages} if languages else None,
+    selection = Selection.of(
+        mailing,
+        languages=languages,
         max_recipients=max_recipients,
         opted_out_addresses={c.email_key for c in contacts if c.email_opt_out and c.email_key},
     )
-    for contact in contacts:
-        selection.add(contact)
-    options = {
-        "languages": languages or "all",
-        "max_recipients": max_recipients or None,
-        "excluded_by_language": selection.excluded_by_language,
-        "over_max_recipients": selection.over_max_recipients,
-    }
-    return selection.deliveries, options
+    return selection.select(contacts, languages=languages)
 
 
 def _segment_ids(conn: Connection, names: list[str]) -> list[int]:

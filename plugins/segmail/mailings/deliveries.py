@@ -227,17 +227,26 @@ _BATCH = text(
     "SELECT b.id, b.language, b.mailing_run_id, r.mailing, r.dry_run FROM segmail_delivery_batches b"
     " JOIN segmail_mailing_runs r ON r.id = b.mailing_run_id WHERE b.id = :b"
 )
-_PENDING_MAILS = text(
-    "SELECT d.id, d.contact_id, d.email, c.first_name, c.last_name, c.organization, c.account_number,"
-    " c.country_code, c.external_id, c.language, c.mobile_e164, g.name AS segment,"
-    " COALESCE(sp.code, gsp.code) AS sp_code, COALESCE(sp.name, gsp.name) AS sp_name,"
-    " COALESCE(sp.email, gsp.email) AS sp_email"
-    " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
-    " LEFT JOIN segmail_segments g ON g.id = d.segment_id"
-    " LEFT JOIN segmail_salespeople sp ON sp.code = c.salesperson_code"
-    " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
-    " WHERE d.batch_id = :b AND d.status = :pending ORDER BY d.id"
-)
+
+
+def pending_query(*, mobile: str = "c.mobile_e164") -> TextClause:
+    """The pending mails of a batch (`:b`, `:pending`) with what rendering needs of contact, segment
+    and salesperson. `mobile` is where the number comes from: the contact's (what an e-mail may
+    show), or the number frozen on the delivery (what an SMS goes to, segmail.sms.send)."""
+    return text(
+        "SELECT d.id, d.contact_id, d.email, c.first_name, c.last_name, c.organization, c.account_number,"
+        f" c.country_code, c.external_id, c.language, {mobile}, g.name AS segment,"
+        " COALESCE(sp.code, gsp.code) AS sp_code, COALESCE(sp.name, gsp.name) AS sp_name,"
+        " COALESCE(sp.email, gsp.email) AS sp_email"
+        " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
+        " LEFT JOIN segmail_segments g ON g.id = d.segment_id"
+        " LEFT JOIN segmail_salespeople sp ON sp.code = c.salesperson_code"
+        " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
+        " WHERE d.batch_id = :b AND d.status = :pending ORDER BY d.id"
+    )
+
+
+_PENDING_MAILS = pending_query()
 _WRITE_OUTCOME = text(
     "UPDATE segmail_deliveries SET status = :status, reason = :reason, smtp_code = :code,"
     " smtp_response = :response, message_id = :message_id, sent_at = :sent_at, sms_parts = :parts,"

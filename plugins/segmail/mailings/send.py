@@ -22,9 +22,10 @@ always, the unused reservation goes back, and the result says until when the res
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 from sqlalchemy import Engine
 
@@ -46,6 +47,9 @@ from segmail.throttle.gate import SendGate
 DRY_RUN_REASON = "dry run: rendered, not sent"
 RECHECK_SECONDS = 0.2
 REJECTED_REASON = "rejected by the server"
+
+P = TypeVar("P")  # a mail prepared for sending: a composed e-mail, a rendered SMS
+S = TypeVar("S", bound="BatchSender")
 
 
 class Clock:
@@ -139,7 +143,121 @@ class Recheck:
         return Outcome(mail.id, DeliveryStatus.SKIPPED, self.clock.now(), reason=reason)
 
 
-class _BatchSender:
+class BatchSender(Generic[P]):
+    """What the senders of both channels share (this module's e-mail one, segmail.sms.send's):
+    the batch's pending messages taken one at a time past the gate and the opt-out recheck, each
+    prepared (`P`: a composed mail, a rendered SMS) or recorded at once when it cannot go, and
+    what stays unsettled at the end. Pacing and submitting are the channel's."""
+
+    def __init__(
+        self,
+        batch: Batch,
+        mails: list[PendingMail],
+        *,
+        mailing: Mailing,
+        store: DeliveryStore,
+        clock: Clock,
+        gate: SendGate | None = None,
+    ) -> None:
+        self.batch = batch
+        self.gate = gate
+        self.mails = mails
+        self.mailing = mailing
+        self.store = store
+        self.clock = clock
+        self.pacer = Pacer(mailing.rate_limit_per_second, clock)
+        self.recheck = Recheck(store, batch.id, clock)
+        self.result = BatchResult(batch.id)
+        self.taken = 0  # mails of `mails` decided or handed on so far
+        self.left_pending: list[int] = []
+
+    def taken_mails(
+        self, prepare: Callable[[PendingMail], P | Outcome], gate: SendGate | None
+    ) -> Iterator[tuple[PendingMail, P]]:
+        """Each mail prepared; blocked and unpreparable ones are recorded and passed over. With a
+        gate, a mail is taken only once the gate admits it; when it does not, taking stops here."""
+        for mail in self.mails:
+            if gate is not None and not gate.admit(left=len(self.mails) - self.taken):
+                return
+            self.taken += 1
+            prepared = self.recheck.skip(mail) or prepare(mail)
+            if isinstance(prepared, Outcome):
+                if gate is not None:
+                    gate.unused()
+                self._record(prepared)
+                continue
+            yield mail, prepared
+
+    def unsettled(self) -> list[int]:
+        """Mails left pending by their result, or not taken because sending stopped early. Mails the
+        gate held back are not unsettled: they wait (`BatchResult.hold_back`)."""
+        untaken = [] if self.paused else [mail.id for mail in self.mails[self.taken :]]
+        return self.left_pending + untaken
+
+    @property
+    def paused(self) -> bool:
+        return self.gate is not None and self.gate.paused_until is not None
+
+    def _record(self, outcome: Outcome) -> None:
+        self.result.count(outcome)
+        self.store.record(outcome)
+
+    def activity(
+        self,
+        mail: PendingMail,
+        now: datetime,
+        *,
+        subject: str,
+        message_id: str | None,
+        kind: ActivityKind,
+        detail: str | None,
+    ) -> Activity:
+        """The contact's activity-log row of this mail (callers check `mailing.activity_log` first)."""
+        return Activity(
+            contact_id=mail.contact_id,
+            at=now,
+            mailing=self.mailing.slug,
+            run=self.batch.run_id,
+            subject=subject,
+            language=self.batch.language,
+            salesperson=mail.sp_code,
+            message_id=message_id,
+            kind=kind,
+            detail=detail,
+        )
+
+
+def send_pending(
+    batch_id: int,
+    *,
+    store: DeliveryStore,
+    final_try: bool,
+    sender_for: Callable[[Batch, list[PendingMail]], S],
+    send: Callable[[S], None],
+) -> BatchResult:
+    """The frame of sending one batch, for both channels: load its pending mails, `send` them with
+    the channel's sender, give the gate back what it reserved and did not use, write what is left
+    to write (also when interrupted), note what the gate holds back, and settle what stays pending
+    (`settle_pending`)."""
+    try:
+        batch, mails = store.load_batch(batch_id)
+        if not mails:
+            return BatchResult(batch_id)
+        sender = sender_for(batch, mails)
+        try:
+            send(sender)
+        finally:
+            if sender.gate is not None:
+                sender.gate.release()  # reserved and not used goes back to the shared budget
+            store.flush()  # what sent nothing is written too, also when the batch is interrupted
+    finally:
+        store.close()
+    sender.result.hold_back(sender.gate, untaken=len(mails) - sender.taken)
+    settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
+    return sender.result
+
+
+class _BatchSender(BatchSender[Composed]):
     """Turns the pending mails of a batch into what the transport sends, and the transport's
     results into outcomes: compose, pace, and record."""
 
@@ -154,29 +272,19 @@ class _BatchSender:
         clock: Clock,
         gate: SendGate | None = None,
     ) -> None:
-        self.batch = batch
-        self.gate = gate
-        self.mails = mails
-        self.mailing = mailing
+        super().__init__(batch, mails, mailing=mailing, store=store, clock=clock, gate=gate)
         self.composer = composer
-        self.store = store
-        self.clock = clock
-        self.pacer = Pacer(mailing.rate_limit_per_second, clock)
-        self.recheck = Recheck(store, batch.id, clock)
-        self.result = BatchResult(batch.id)
-        self.taken = 0  # mails of `mails` decided or handed to the transport so far
         self.handed: dict[int, PendingMail] = {}  # handed to the transport, no result yet
-        self.left_pending: list[int] = []
 
     def outgoing(self) -> Iterator[Outgoing]:
         """The mails as the transport pulls them, paced."""
-        for mail, composed in self._prepared(self.gate):
+        for mail, composed in self.taken_mails(self._compose, self.gate):
             self.pacer.wait()
             self.handed[mail.id] = mail
             yield Outgoing((mail, composed), composed.envelope_from, mail.email, composed.data, ready=True)
 
     def dry_run(self) -> None:
-        for mail, composed in self._prepared():
+        for mail, composed in self.taken_mails(self._compose, None):
             now = self.clock.now()
             self._record(
                 Outcome(
@@ -187,21 +295,6 @@ class _BatchSender:
                     message_id=composed.message_id,
                 )
             )
-
-    def _prepared(self, gate: SendGate | None = None) -> Iterator[tuple[PendingMail, Composed]]:
-        """Each mail composed; blocked and unrenderable ones are recorded and passed over. With a
-        gate, a mail is taken only once the gate admits it; when it does not, taking stops here."""
-        for mail in self.mails:
-            if gate is not None and not gate.admit(left=len(self.mails) - self.taken):
-                return
-            self.taken += 1
-            composed = self.recheck.skip(mail) or self._compose(mail)
-            if isinstance(composed, Outcome):
-                if gate is not None:
-                    gate.unused()
-                self._record(composed)
-                continue
-            yield mail, composed
 
     def record(self, results: list[Result]) -> None:
         """A round of SMTP results, committed before the transport goes on."""
@@ -214,19 +307,8 @@ class _BatchSender:
         self.store.write(outcomes)
 
     def unsettled(self) -> list[int]:
-        """Mails left pending: by their result, or because the transport stopped (a lost
-        connection) before asking for them or before answering for them. Mails the gate held back
-        are not unsettled: they wait (`BatchResult.hold_back`)."""
-        untaken = [] if self.paused else [mail.id for mail in self.mails[self.taken :]]
-        return self.left_pending + untaken + list(self.handed)
-
-    @property
-    def paused(self) -> bool:
-        return self.gate is not None and self.gate.paused_until is not None
-
-    def _record(self, outcome: Outcome) -> None:
-        self.result.count(outcome)
-        self.store.record(outcome)
+        """Also the mails the transport had asked for and not answered for (a lost connection)."""
+        return super().unsettled() + list(self.handed)
 
     def _compose(self, mail: PendingMail) -> Composed | Outcome:
         now = self.clock.now()
@@ -286,17 +368,8 @@ class _BatchSender:
     ) -> Activity | None:
         if not self.mailing.activity_log:
             return None
-        return Activity(
-            contact_id=mail.contact_id,
-            at=now,
-            mailing=self.mailing.slug,
-            run=self.batch.run_id,
-            subject=composed.subject,
-            language=self.batch.language,
-            salesperson=mail.sp_code,
-            message_id=composed.message_id,
-            kind=kind,
-            detail=detail,
+        return self.activity(
+            mail, now, subject=composed.subject, message_id=composed.message_id, kind=kind, detail=detail
         )
 
 
@@ -321,12 +394,10 @@ def send_batch(
     hold: what they hold back is in the result's `waiting` and `wait_until`, and stays pending.
     """
     store = store or DeliveryStore(engine)
-    try:
-        batch, mails = store.load_batch(batch_id)
-        if not mails:
-            return BatchResult(batch_id)
+
+    def sender_for(batch: Batch, mails: list[PendingMail]) -> _BatchSender:
         variant = compiled or compiled_variant(mailing, batch.language)
-        sender = _BatchSender(
+        return _BatchSender(
             batch,
             mails,
             mailing=mailing,
@@ -335,21 +406,15 @@ def send_batch(
             clock=clock or Clock(),
             gate=None if batch.dry_run else gate,
         )
-        try:
-            if batch.dry_run:
-                sender.dry_run()
-            elif _may_start(gate, len(mails)):  # no SMTP connection is opened only to wait
-                with transport:
-                    transport.send_all(sender.outgoing(), sender.record)
-        finally:
-            if gate is not None:
-                gate.release()  # reserved and not used goes back to the shared budget
-            store.flush()  # what sent nothing is written too, also when the batch is interrupted
-    finally:
-        store.close()
-    sender.result.hold_back(sender.gate, untaken=len(mails) - sender.taken)
-    _settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
-    return sender.result
+
+    def send(sender: _BatchSender) -> None:
+        if sender.batch.dry_run:
+            sender.dry_run()
+        elif _may_start(sender.gate, len(sender.mails)):  # no SMTP connection is opened only to wait
+            with transport:
+                transport.send_all(sender.outgoing(), sender.record)
+
+    return send_pending(batch_id, store=store, final_try=final_try, sender_for=sender_for, send=send)
 
 
 def _may_start(gate: SendGate | None, mails: int) -> bool:
@@ -362,10 +427,12 @@ def _may_start(gate: SendGate | None, mails: int) -> bool:
     return False
 
 
-def _settle_pending(
+def settle_pending(
     result: BatchResult, left_pending: list[int], *, store: DeliveryStore, final_try: bool
 ) -> None:
-    """Mails left pending make the task retry; on its final try they fail with the last error."""
+    """Mails left pending (by a 4xx, a drop, a busy gateway) make the task retry: raise
+    TransientSendError; on its final try they fail instead, with "retries exhausted" and the
+    batch's last error. Either way `result.pending` says how many stayed pending."""
     result.pending = len(left_pending)
     if not left_pending:
         return

@@ -6,6 +6,7 @@ logged in segmail_test_mails only: no delivery or activity row is ever written f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, text
@@ -60,7 +61,9 @@ def template_salesperson(salesperson: dict) -> dict:
     return {key: salesperson[key] for key in ("code", "name", "email")}
 
 
-def _contact_for(key: str, engine: Engine) -> tuple[dict, str | None]:
+def contact_for(key: str, *, engine: Engine) -> tuple[dict, str | None]:
+    """The contact with external ID or e-mail `key` as templates see it, and its language: a test
+    rendered for a real contact (of either channel, segmail.sms.testmail) looks as that contact's will."""
     with engine.connect() as conn:
         row = conn.execute(
             text(
@@ -75,6 +78,35 @@ def _contact_for(key: str, engine: Engine) -> tuple[dict, str | None]:
     contact = {k: (v or "") for k, v in row._asdict().items()}
     contact["mobile"] = contact.pop("mobile_e164")
     return contact, row.language
+
+
+def rendered_contact(contact_key: str | None, *, engine: Engine) -> tuple[dict, str | None]:
+    """What a test renders for: the contact `contact_key` names (`contact_for`), else the sample
+    contact (no language)."""
+    return contact_for(contact_key, engine=engine) if contact_key else (dict(SAMPLE_CONTACT), None)
+
+
+def each_language(
+    mailing: Mailing, language: str, send_one: Callable[[str], dict], *, rendered_for: str | None
+) -> list[dict]:
+    """`send_one` for every variant (`language` "all") or the one `language` picks; each answer
+    says whose data it was rendered for."""
+    languages = list(mailing.variants) if language == "all" else [mailing.variant_for(language)]
+    return [{**send_one(lang), "rendered_for": rendered_for or "sample"} for lang in languages]
+
+
+def accepted_or_raise(sent: list[dict], *, what: str) -> list[dict]:
+    """The test messages, all accepted; SegmailError naming those that were not."""
+    failures = [s for s in sent if s["status"] != TestMailStatus.SENT]
+    if failures:
+        raise SegmailError(f"{what} not accepted: {failures}")
+    return sent
+
+
+def log_test_mail(engine: Engine, **fields: object) -> None:
+    """One row in segmail_test_mails: where a test message is logged instead of on contacts."""
+    with session_scope(engine) as session:
+        session.add(SentTestMail(**fields))
 
 
 def send_test_mails(
@@ -93,9 +125,7 @@ def send_test_mails(
     to_addr = recipient or salesperson["email"]
     if safe_address(to_addr) is None:
         raise SegmailError(f"{to_addr!r} is not a usable e-mail address")
-    contact, contact_language = (
-        _contact_for(contact_key, engine) if contact_key else (dict(SAMPLE_CONTACT), None)
-    )
+    contact, contact_language = rendered_contact(contact_key, engine=engine)
     to = Recipient(
         name=salesperson["name"] if salesperson else to_addr,
         address=to_addr,
@@ -105,19 +135,13 @@ def send_test_mails(
         if salesperson
         else {"code": "", "name": "", "email": to_addr},
     )
-    languages = list(mailing.variants) if language == "all" else [mailing.variant_for(language)]
+
+    def send_one(lang: str) -> dict:
+        return _send_one(mailing, lang, to, transport=transport, dag_run_id=dag_run_id, engine=engine)
+
     with transport:
-        sent = [
-            {
-                **_send_one(mailing, lang, to, transport=transport, dag_run_id=dag_run_id, engine=engine),
-                "rendered_for": contact_language or "sample",
-            }
-            for lang in languages
-        ]
-    failures = [s for s in sent if s["status"] != TestMailStatus.SENT]
-    if failures:
-        raise SegmailError(f"test mail(s) not accepted: {failures}")
-    return sent
+        sent = each_language(mailing, language, send_one, rendered_for=contact_language)
+    return accepted_or_raise(sent, what="test mail(s)")
 
 
 def _send_one(
@@ -144,20 +168,18 @@ def _send_one(
         transport.send(composed.envelope_from, to.address, composed.data)
     except Exception as exc:
         status, error = TestMailStatus.FAILED, classify(exc).summary.strip()
-    with session_scope(engine) as session:
-        session.add(
-            SentTestMail(
-                mailing=mailing.slug,
-                language=lang,
-                recipient=to.address,
-                subject=composed.subject,
-                message_id=message_id,
-                status=status,
-                error=error,
-                dag_run_id=dag_run_id,
-                sent_at=now,
-            )
-        )
+    log_test_mail(
+        engine,
+        mailing=mailing.slug,
+        language=lang,
+        recipient=to.address,
+        subject=composed.subject,
+        message_id=message_id,
+        status=status,
+        error=error,
+        dag_run_id=dag_run_id,
+        sent_at=now,
+    )
     return {
         "language": lang,
         "recipient": to.address,

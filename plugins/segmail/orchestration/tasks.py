@@ -187,18 +187,27 @@ def send_sms_batch(slug: str, batch: dict, *, mailing: Any = None) -> dict:
     from segmail.throttle.gate import ConnectionKind, gate_for
 
     mailing = mailing or definition.get_mailing(slug)
-    with fail_task_on_user_error():  # no gateway, sender or signing key, a broken template, a bad cap
-        gateway = kannel.gateway_for(mailing.gateway_conn_id)
+    with fail_task_on_user_error():  # no sender or signing key, a broken template
         for language in mailing.variants:
             compile_sms(mailing, language)
-        gate = gate_for(mailing, connection_id=mailing.gateway_conn_id, connection_kind=ConnectionKind.SMS)
         report_urls = ReportUrls()
+
+    def open_gateway() -> Any:  # read only when the batch really sends: a dry run needs no gateway
+        with fail_task_on_user_error():  # no gateway connection
+            return kannel.gateway_for(mailing.gateway_conn_id)
+
+    def open_gate() -> Any:
+        with fail_task_on_user_error():  # a bad cap in the connection's extra
+            return gate_for(
+                mailing, connection_id=mailing.gateway_conn_id, connection_kind=ConnectionKind.SMS
+            )
+
     return send.send_sms_batch(
         batch["batch_id"],
         mailing=mailing,
-        gateway=gateway,
+        open_gateway=open_gateway,
+        open_gate=open_gate,
         final_try=_final_try(),
-        gate=gate,
         report_url=report_urls,
     ).as_dict()
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Row
 
-from segmail.mailings.audience import _Selection, load_candidates
+from segmail.mailings.audience import Selection, load_candidates
 from segmail.mailings.definition import Mailing
-from segmail.store.models import DeliveryStatus
 
 SMS_DELIVERY_COLUMNS = (
     "mailing_run_id",
@@ -61,31 +60,18 @@ def sms_skip_reason(
 
 
 @dataclass
-class _SmsSelection(_Selection):
-    """The e-mail selection's language filter and cap, with the SMS skip rules."""
+class SmsSelection(Selection):
+    """The e-mail selection's language filter and cap, with the SMS skip rules: one message per number."""
 
-    def add(self, contact: Row) -> None:
+    def unpack(self, contact: Row) -> tuple[int, int, str | None, str | None, str | None, str | None]:
         contact_id, mobile, opted_out, language, segment_id, number_opted_out = contact
-        variant = self.variants.get(language)
-        if variant is None:
-            variant = self.variants[language] = self.mailing.variant_for(language)
-        if self.wanted is not None and variant.casefold() not in self.wanted:
-            self.excluded_by_language += 1
-            return
         reason = sms_skip_reason(
             mobile=mobile,
             opted_out=bool(opted_out),
             number_opted_out=bool(number_opted_out),
             messaged=self.addressed,
         )
-        if reason is None and self.max_recipients and self.sendable >= self.max_recipients:
-            self.over_max_recipients += 1
-            return
-        if reason is None:
-            self.sendable += 1
-            self.addressed.add(mobile)
-        status = DeliveryStatus.SKIPPED if reason else DeliveryStatus.PENDING
-        self.deliveries.append((contact_id, segment_id, mobile, variant, status, reason))
+        return contact_id, segment_id, mobile, mobile, language, reason
 
 
 def select_sms_deliveries(
@@ -96,22 +82,9 @@ def select_sms_deliveries(
     max_recipients: int | None,
 ) -> tuple[list[tuple], dict]:
     """(contact_id, segment_id, mobile, language, status, reason) per contact, and the run's options."""
-    selection = _SmsSelection(
-        mailing=mailing,
-        wanted={lang.casefold() for lang in languages} if languages else None,
-        max_recipients=max_recipients,
-        opted_out_addresses=set(),
-    )
-    for contact in contacts:
-        selection.add(contact)
-    options = {
-        "channel": "sms",
-        "languages": languages or "all",
-        "max_recipients": max_recipients or None,
-        "excluded_by_language": selection.excluded_by_language,
-        "over_max_recipients": selection.over_max_recipients,
-    }
-    return selection.deliveries, options
+    selection = SmsSelection.of(mailing, languages=languages, max_recipients=max_recipients)
+    deliveries, options = selection.select(contacts, languages=languages)
+    return deliveries, {"channel": "sms", **options}
 
 
 def select_sms_run(

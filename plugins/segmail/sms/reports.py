@@ -12,6 +12,10 @@ SETTLE_SECONDS, so the row keeps the gateway's code and reply; after that (the t
 submitting and committing) it lands on the `pending` row itself: the message was sent, and a row
 that left `pending` is never sent again.
 
+Stored totals: most reports arrive after the run's `summarize` task has stored its totals, so a
+report that changed a delivery refreshes the stored totals of its run, as bounce processing does
+(segmail.mailings.summary.refresh_totals) — throttled, see `TotalsRefresher`.
+
 Inbound messages: a first word that is a stop word (STOP, STOPP, ABMELDEN, ARRÊT, BAJA, ...,
 case and accents as phones send them) opts the number out of SMS for every contact with it (the
 e-mail opt-out is separate), with when, the source `sms stop` and the run that last texted the
@@ -24,8 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
+import threading
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -40,7 +46,10 @@ from segmail.feedback.tokens import InvalidToken, TokenPurpose, TokenSigner
 from segmail.store.db import default_engine
 from segmail.store.models import ActivityKind, DeliveryStatus, OptOutSource
 
+log = logging.getLogger(__name__)
+
 REPORT_PATH = "/sms/dlr/"
+TOTALS_REFRESH_SECONDS = 5.0
 SETTLE_SECONDS = 3.0
 _SETTLE_POLL = 0.05
 INBOUND_PATH = "/sms/in/"
@@ -83,6 +92,7 @@ class ReportResult:
     outcome: ReportOutcome
     detail: str
     status: DeliveryStatus | None = None
+    run_id: int | None = None  # the run whose delivery changed (APPLIED only)
 
 
 class InboundOutcome(StrEnum):
@@ -204,6 +214,57 @@ def _reason(status: DeliveryStatus, report: int, answer: str) -> str | None:
     return f"delivery report: {words}" + (f" ({answer.strip()[:300]})" if answer.strip() else "")
 
 
+class TotalsRefresher:
+    """Refreshes a run's stored totals after its delivery reports, at most once per `interval`
+    seconds per run (in this process).
+
+    A refresh is a full recount of the run (`refresh_totals`), and reports come as fast as
+    messages went: one recount per report would cost a run of N messages N recounts. Counting
+    incrementally would instead have to keep the derived numbers (rates, per-language counts,
+    `over_limits`) of the stored totals right by hand. So: the first report of a run refreshes at
+    once; reports within the next `interval` seconds schedule one refresh at its end (a daemon
+    timer), so the last report of a burst is in the stored totals at most `interval` seconds later.
+    For a run still sending the refresh is one cheap SELECT that finds no finished run: its
+    `summarize` task counts those reports itself.
+    """
+
+    def __init__(self, interval: float = TOTALS_REFRESH_SECONDS) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[int, float] = {}  # run id -> monotonic time of its last refresh
+        self._due: set[int] = set()  # runs with a refresh scheduled
+
+    def touched(self, run_id: int, *, engine: Engine | None = None) -> None:
+        """A report changed a delivery of `run_id`: refresh now, or schedule one refresh."""
+        with self._lock:
+            if run_id in self._due:
+                return
+            wait = self._last.get(run_id, float("-inf")) + self.interval - time.monotonic()
+            if wait > 0:
+                self._due.add(run_id)
+                timer = threading.Timer(wait, self._refresh, (run_id, engine))
+                timer.daemon = True
+                timer.start()
+                return
+            self._last[run_id] = time.monotonic()
+        self._refresh(run_id, engine, scheduled=False)
+
+    def _refresh(self, run_id: int, engine: Engine | None, scheduled: bool = True) -> None:
+        from segmail.mailings.summary import refresh_totals
+
+        if scheduled:
+            with self._lock:
+                self._due.discard(run_id)
+                self._last[run_id] = time.monotonic()
+        try:
+            refresh_totals([run_id], engine=engine)
+        except Exception:  # the report itself is recorded; the next refresh or feedback run catches up
+            log.exception("refreshing the stored totals of run %s failed", run_id)
+
+
+_totals = TotalsRefresher()
+
+
 def apply_delivery_report(
     token: str,
     kannel_status: int,
@@ -213,8 +274,10 @@ def apply_delivery_report(
     engine: Engine | None = None,
     now: datetime | None = None,
     settle_seconds: float = SETTLE_SECONDS,
+    totals: TotalsRefresher | None = None,
 ) -> ReportResult:
-    """Record a gateway's report on the delivery its token names; idempotent."""
+    """Record a gateway's report on the delivery its token names, and refresh its run's stored
+    totals (throttled by `totals`, by default once per TOTALS_REFRESH_SECONDS); idempotent."""
     try:
         verified = (signer or _signer()).verify(token)
     except InvalidToken as exc:
@@ -234,6 +297,8 @@ def apply_delivery_report(
                 conn.execute(_NO_FLUSH_WAIT)
             result = _record(conn, verified.delivery_id, status, reason, now, take_pending=take_pending)
         if result is not None:
+            if result.run_id is not None:
+                (totals or _totals).touched(result.run_id, engine=engine)
             return result
         time.sleep(_SETTLE_POLL)
 
@@ -265,7 +330,7 @@ def _record(
         changed.contact_id, ActivityKind.SMS_REPORT, now, changed.mailing, changed.mailing_run_id, detail
     )
     log_activity(conn, entry)
-    return ReportResult(ReportOutcome.APPLIED, detail, status)
+    return ReportResult(ReportOutcome.APPLIED, detail, status, changed.mailing_run_id)
 
 
 # ---------------------------------------------------------------- inbound messages

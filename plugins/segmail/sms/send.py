@@ -27,8 +27,8 @@ from sqlalchemy import Engine, text
 
 from segmail.mailings.compose import delivery_recipient
 from segmail.mailings.definition import Mailing
-from segmail.mailings.deliveries import Activity, Batch, DeliveryStore, Outcome, PendingMail
-from segmail.mailings.send import DRY_RUN_REASON, BatchResult, Clock, Pacer, Recheck, _settle_pending
+from segmail.mailings.deliveries import Activity, Batch, DeliveryStore, Outcome, PendingMail, pending_query
+from segmail.mailings.send import DRY_RUN_REASON, BatchResult, BatchSender, Clock, send_pending
 from segmail.sms.encoding import SmsLength
 from segmail.sms.gateway import SmsGateway, SmsMessage, SmsSubmission, SubmitResult
 from segmail.sms.render import CompiledSms, compile_sms, sms_context
@@ -37,17 +37,7 @@ from segmail.throttle.gate import SendGate
 
 REJECTED_REASON = "rejected by the SMS gateway"
 
-_PENDING_SMS = text(
-    "SELECT d.id, d.contact_id, d.email, c.first_name, c.last_name, c.organization, c.account_number,"
-    " c.country_code, c.external_id, c.language, d.mobile_e164, g.name AS segment,"
-    " COALESCE(sp.code, gsp.code) AS sp_code, COALESCE(sp.name, gsp.name) AS sp_name,"
-    " COALESCE(sp.email, gsp.email) AS sp_email"
-    " FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
-    " LEFT JOIN segmail_segments g ON g.id = d.segment_id"
-    " LEFT JOIN segmail_salespeople sp ON sp.code = c.salesperson_code"
-    " LEFT JOIN segmail_salespeople gsp ON gsp.id = g.salesperson_id"
-    " WHERE d.batch_id = :b AND d.status = :pending ORDER BY d.id"
-)
+_PENDING_SMS = pending_query(mobile="d.mobile_e164")
 _BLOCKED_SMS = text(
     "SELECT d.id, NULL AS reason, 1 AS opted_out FROM segmail_deliveries d"
     " WHERE d.batch_id = :b AND d.status = :pending AND EXISTS (SELECT 1 FROM segmail_contacts c"
@@ -72,7 +62,7 @@ def _default_report_url() -> ReportUrl:
     return ReportUrls()
 
 
-class _SmsBatchSender:
+class _SmsBatchSender(BatchSender[tuple[str, SmsLength]]):
     """Renders, paces and submits the pending messages of a batch, one committed answer at a time."""
 
     def __init__(
@@ -87,27 +77,13 @@ class _SmsBatchSender:
         report_url: ReportUrl,
         gate: SendGate | None = None,
     ) -> None:
-        self.batch, self.mails, self.mailing, self.compiled = batch, mails, mailing, compiled
-        self.store, self.clock, self.report_url, self.gate = store, clock, report_url, gate
-        self.pacer = Pacer(mailing.rate_limit_per_second, clock)
-        self.recheck = Recheck(store, batch.id, clock)
-        self.result = BatchResult(batch.id)
-        self.taken = 0
-        self.left_pending: list[int] = []
+        super().__init__(batch, mails, mailing=mailing, store=store, clock=clock, gate=gate)
+        self.compiled, self.report_url = compiled, report_url
 
     def send_all(self, gateway: SmsGateway | None) -> None:
         """Submit each message (none in a dry run); stops at the first transient answer, and where
         the gate holds the rest back."""
-        for mail in self.mails:
-            if self.gate is not None and not self.gate.admit(left=len(self.mails) - self.taken):
-                return
-            self.taken += 1
-            prepared = self.recheck.skip(mail) or self._prepare(mail)
-            if isinstance(prepared, Outcome):
-                if self.gate is not None:
-                    self.gate.unused()
-                self._record(prepared)
-                continue
+        for mail, prepared in self.taken_mails(self._prepare, self.gate):
             if gateway is None:
                 self._record(self._dry_run(mail, prepared))
                 continue
@@ -120,27 +96,6 @@ class _SmsBatchSender:
                     self.gate.unused()
                 self.left_pending.append(mail.id)
                 return
-
-    def unsettled(self) -> list[int]:
-        """Messages left pending by a transient answer, or not reached because of one; those the
-        gate held back are not unsettled: they wait (`hold_back`)."""
-        untaken = [] if self.paused else [mail.id for mail in self.mails[self.taken :]]
-        return self.left_pending + untaken
-
-    @property
-    def paused(self) -> bool:
-        return self.gate is not None and self.gate.paused_until is not None
-
-    def hold_back(self) -> None:
-        """Note in the result what waits for the window or the budget, and until when."""
-        if self.paused:
-            self.result.waiting = len(self.mails) - self.taken
-            self.result.wait_until = self.gate.paused_until
-            self.result.wait_reason = self.gate.reason
-
-    def _record(self, outcome: Outcome) -> None:
-        self.result.count(outcome)
-        self.store.record(outcome)
 
     def _prepare(self, mail: PendingMail) -> tuple[str, SmsLength] | Outcome:
         """The message's text and length, or the outcome of a message that cannot go."""
@@ -223,17 +178,9 @@ class _SmsBatchSender:
     ) -> Activity | None:
         if not self.mailing.activity_log:
             return None
-        return Activity(
-            contact_id=mail.contact_id,
-            at=now,
-            mailing=self.mailing.slug,
-            run=self.batch.run_id,
-            subject=message.text,
-            language=self.batch.language,
-            salesperson=mail.sp_code,
-            message_id=None,
-            kind=ActivityKind.SMS,
-            detail=f"SMS to {message.to} from {message.sender}: {length.describe()}",
+        detail = f"SMS to {message.to} from {message.sender}: {length.describe()}"
+        return self.activity(
+            mail, now, subject=message.text, message_id=None, kind=ActivityKind.SMS, detail=detail
         )
 
 
@@ -241,7 +188,9 @@ def send_sms_batch(
     batch_id: int,
     *,
     mailing: Mailing,
-    gateway: SmsGateway,
+    gateway: SmsGateway | None = None,
+    open_gateway: Callable[[], SmsGateway] | None = None,
+    open_gate: Callable[[], SendGate | None] | None = None,
     final_try: bool = False,
     engine: Engine | None = None,
     compiled: CompiledSms | None = None,
@@ -255,13 +204,13 @@ def send_sms_batch(
     Raises TransientSendError when messages stay pending (the gateway was busy or unreachable) and
     this is not the final try; on the final try they are marked failed with the last reply instead.
     What a `gate` holds back is in the result's `waiting` and `wait_until`, and stays pending.
+    `open_gateway` and `open_gate` (what the DAG's task passes) are called only when the batch
+    really sends: a dry run needs neither the gateway's connection nor its caps.
     """
     store = store or SmsDeliveryStore(engine)
-    try:
-        batch, mails = store.load_batch(batch_id)
-        if not mails:
-            return BatchResult(batch_id)
-        sender = _SmsBatchSender(
+
+    def sender_for(batch: Batch, mails: list[PendingMail]) -> _SmsBatchSender:
+        return _SmsBatchSender(
             batch,
             mails,
             mailing=mailing,
@@ -269,23 +218,18 @@ def send_sms_batch(
             store=store,
             clock=clock or Clock(),
             report_url=report_url or (_no_report_url if batch.dry_run else _default_report_url()),
-            gate=None if batch.dry_run else gate,
+            gate=None if batch.dry_run else (gate if open_gate is None else open_gate()),
         )
-        try:
-            if batch.dry_run:
-                sender.send_all(None)
-            else:
-                with gateway:
-                    sender.send_all(gateway)
-        finally:
-            if gate is not None:
-                gate.release()  # reserved and not used goes back to the shared budget
-            store.flush()  # what sent nothing is written too, also when the batch is interrupted
-    finally:
-        store.close()
-    sender.hold_back()
-    _settle_pending(sender.result, sender.unsettled(), store=store, final_try=final_try)
-    return sender.result
+
+    def send(sender: _SmsBatchSender) -> None:
+        if sender.batch.dry_run:
+            sender.send_all(None)
+            return
+        opened = gateway if open_gateway is None else open_gateway()
+        with opened:
+            sender.send_all(opened)
+
+    return send_pending(batch_id, store=store, final_try=final_try, sender_for=sender_for, send=send)
 
 
 def _no_report_url(delivery_id: int) -> None:

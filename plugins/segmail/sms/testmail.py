@@ -15,13 +15,19 @@ from sqlalchemy import Engine
 from segmail.contacts.salespeople import international_mobile
 from segmail.errors import SegmailError
 from segmail.mailings.definition import Mailing
-from segmail.mailings.render import SAMPLE_CONTACT
-from segmail.mailings.testmail import _contact_for, responsible_salesperson, template_salesperson
+from segmail.mailings.testmail import (
+    accepted_or_raise,
+    each_language,
+    log_test_mail,
+    rendered_contact,
+    responsible_salesperson,
+    template_salesperson,
+)
 from segmail.sms.encoding import measure
 from segmail.sms.gateway import SmsGateway, SmsMessage, SubmitResult
 from segmail.sms.render import compile_sms, sms_context
-from segmail.store.db import default_engine, session_scope
-from segmail.store.models import SentTestMail, TestMailStatus
+from segmail.store.db import default_engine
+from segmail.store.models import TestMailStatus
 
 TEST_PREFIX = "[TEST] "
 
@@ -52,30 +58,22 @@ def send_test_sms(
     engine = engine or default_engine()
     salesperson = None if recipient else responsible_salesperson(mailing, engine=engine, require_email=False)
     number = _number(mailing, salesperson, recipient)
-    contact, contact_language = (
-        _contact_for(contact_key, engine) if contact_key else (dict(SAMPLE_CONTACT), None)
-    )
+    contact, contact_language = rendered_contact(contact_key, engine=engine)
     context = sms_context(
         contact=contact,
         segment=mailing.audience.segments[0],
         salesperson=template_salesperson(salesperson) if salesperson else None,
         mailing=mailing,
     )
-    languages = list(mailing.variants) if language == "all" else [mailing.variant_for(language)]
+
+    def send_one(lang: str) -> dict:
+        return _send_one(
+            mailing, lang, number, context, gateway=gateway, dag_run_id=dag_run_id, engine=engine
+        )
+
     with gateway:
-        sent = [
-            {
-                **_send_one(
-                    mailing, lang, number, context, gateway=gateway, dag_run_id=dag_run_id, engine=engine
-                ),
-                "rendered_for": contact_language or "sample",
-            }
-            for lang in languages
-        ]
-    failures = [s for s in sent if s["status"] != TestMailStatus.SENT]
-    if failures:
-        raise SegmailError(f"test SMS not accepted: {failures}")
-    return sent
+        sent = each_language(mailing, language, send_one, rendered_for=contact_language)
+    return accepted_or_raise(sent, what="test SMS")
 
 
 def _send_one(
@@ -101,19 +99,17 @@ def _send_one(
         accepted, error = False, f"{type(exc).__name__}: {exc}"
     status = TestMailStatus.SENT if accepted else TestMailStatus.FAILED
     now = datetime.now(UTC)
-    with session_scope(engine) as session:
-        session.add(
-            SentTestMail(
-                mailing=mailing.slug,
-                language=lang,
-                recipient=number,
-                subject=text,
-                status=status,
-                error=error,
-                dag_run_id=dag_run_id,
-                sent_at=now,
-            )
-        )
+    log_test_mail(
+        engine,
+        mailing=mailing.slug,
+        language=lang,
+        recipient=number,
+        subject=text,
+        status=status,
+        error=error,
+        dag_run_id=dag_run_id,
+        sent_at=now,
+    )
     return {
         "language": lang,
         "recipient": number,

@@ -4,12 +4,14 @@ task died after submitting), the report lands on the `pending` row, which is the
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 from segmail.feedback.tokens import TokenPurpose, TokenSigner
-from segmail.sms.reports import ReportOutcome, apply_delivery_report
-from sms_support import delivery_rows, sms_run
+from segmail.mailings.summary import refresh_totals
+from segmail.sms.reports import ReportOutcome, TotalsRefresher, apply_delivery_report
+from sms_support import delivery_rows, sms_run, wait_for
 from sqlalchemy import text
 from tests_support import TEST_SIGNING_KEY
 
@@ -56,3 +58,41 @@ def test_without_the_senders_commit_the_report_lands_on_the_pending_row(engine):
     assert result.outcome is ReportOutcome.APPLIED and time.monotonic() - started >= 0.3
     assert delivery_rows(engine, [delivery])[delivery] == ("delivered", None, True)
     assert report(engine, delivery, settle=0.3).outcome is ReportOutcome.ALREADY
+
+
+def stored_totals(engine, run_id: int) -> dict:
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT totals FROM segmail_mailing_runs WHERE id = :r"), {"r": run_id})
+        return json.loads(stored.scalar_one() or "{}")
+
+
+def test_reports_after_the_summary_refresh_the_runs_stored_totals_at_most_once_per_interval(engine):
+    run_id, deliveries = sms_run(engine, ["+436641000041", "+436641000042", "+436641000043"])
+    with engine.begin() as conn:  # what the run's `summarize` task leaves: a finished run
+        conn.execute(
+            text("UPDATE segmail_mailing_runs SET status = 'succeeded' WHERE id = :r"), {"r": run_id}
+        )
+    refresh_totals([run_id], engine=engine)
+    assert stored_totals(engine, run_id)["sent"] == 3
+    refresher = TotalsRefresher(interval=0.5)
+    refreshed = []
+    real = TotalsRefresher._refresh
+
+    def counting(self, run, engine_, scheduled=True):  # noqa: ANN001, ANN202
+        refreshed.append(run)
+        real(self, run, engine_, scheduled)
+
+    token = SIGNER.sign(TokenPurpose.SMS_REPORT, deliveries[0])
+    apply_delivery_report(token, 1, signer=SIGNER, engine=engine, settle_seconds=0, totals=refresher)
+    assert stored_totals(engine, run_id)["statuses"].get("delivered") == 1  # the first one: at once
+
+    TotalsRefresher._refresh = counting
+    try:
+        for delivery in deliveries[1:]:  # within the interval: one refresh at its end for both
+            token = SIGNER.sign(TokenPurpose.SMS_REPORT, delivery)
+            apply_delivery_report(token, 1, signer=SIGNER, engine=engine, settle_seconds=0, totals=refresher)
+        assert stored_totals(engine, run_id)["statuses"].get("delivered") == 1
+        wait_for(lambda: stored_totals(engine, run_id)["statuses"].get("delivered"), until=lambda n: n == 3)
+    finally:
+        TotalsRefresher._refresh = real
+    assert refreshed == [run_id]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from fake_sms_support import SMS_SENT_TO, FakeSmsGateway, Interrupted, seed_sms_audience, sms_mailing
+from mailing_support import delivery_rows
 from segmail.mailings.audience import freeze_audience
 from segmail.mailings.deliveries import plan_batches
 from segmail.mailings.transport import TransientSendError
@@ -21,18 +22,6 @@ def sms_audience(engine, tmp_path):
     return seed_sms_audience(engine, tmp_path)
 
 
-def rows(engine, run_id: int) -> dict[str, dict]:
-    with engine.connect() as conn:
-        found = conn.execute(
-            text(
-                "SELECT c.external_id, d.* FROM segmail_deliveries d JOIN segmail_contacts c ON c.id = d.contact_id"
-                " WHERE d.mailing_run_id = :r"
-            ),
-            {"r": run_id},
-        ).all()
-    return {r.external_id: dict(r._mapping) for r in found}
-
-
 def send_all(engine, run_id: int, mailing, gateway, **options) -> None:
     for batch in plan_batches(run_id, batch_size=mailing.batch_size, engine=engine):
         send_sms_batch(batch["batch_id"], mailing=mailing, gateway=gateway, engine=engine, **options)
@@ -41,7 +30,7 @@ def send_all(engine, run_id: int, mailing, gateway, **options) -> None:
 def test_the_audience_is_one_message_per_number_and_every_skip_has_its_reason(sms_audience):
     engine = sms_audience
     run_id = freeze_audience(sms_mailing(), dag_run_id="sms-1", engine=engine)
-    found = rows(engine, run_id)
+    found = delivery_rows(engine, run_id)
     assert {k: (r["status"], r["reason"]) for k, r in found.items()} == {
         "S1": ("pending", None),
         "S2": ("pending", None),  # an e-mail opt-out does not stop SMS
@@ -72,7 +61,7 @@ def test_an_sms_opt_out_does_not_stop_email(sms_audience):
 
     engine = sms_audience
     run_id = freeze_audience(get_mailing("newsletter"), dag_run_id="mail-1", engine=engine)
-    found = rows(engine, run_id)
+    found = delivery_rows(engine, run_id)
     assert (found["S5"]["status"], found["S2"]["status"]) == ("pending", "skipped")  # and the reverse
     assert found["S5"]["mobile_e164"] is None
     with engine.connect() as conn:
@@ -97,7 +86,7 @@ def test_a_run_sends_each_number_once_with_report_urls_and_activity(sms_audience
     assert all(
         m.report_url.startswith("https://unsubscribe.autohaus-demo.example/") for m in gateway.accepted
     )
-    found = rows(engine, run_id)
+    found = delivery_rows(engine, run_id)
     for key in SENT_TO:
         row = found[key]
         assert (row["status"], row["smtp_code"], row["smtp_response"], row["sms_parts"], row["attempts"]) == (
@@ -137,7 +126,7 @@ def test_a_killed_task_resends_at_most_the_message_in_flight(sms_audience):
     (batch,) = [b for b in plan_batches(run_id, batch_size=10, engine=engine) if b["label"].startswith("en")]
     with pytest.raises(Interrupted):
         send_sms_batch(batch["batch_id"], mailing=mailing, gateway=gateway, engine=engine)
-    assert {k: r["status"] for k, r in rows(engine, run_id).items() if k in ("S2", "S9")} == {
+    assert {k: r["status"] for k, r in delivery_rows(engine, run_id).items() if k in ("S2", "S9")} == {
         "S2": "pending",
         "S9": "pending",
     }
@@ -147,7 +136,7 @@ def test_a_killed_task_resends_at_most_the_message_in_flight(sms_audience):
         "+4915123456789",
         "+14165550199",
     ]  # only the one in flight twice
-    assert {rows(engine, run_id)[k]["status"] for k in ("S2", "S9")} == {"sent"}
+    assert {delivery_rows(engine, run_id)[k]["status"] for k in ("S2", "S9")} == {"sent"}
 
 
 def test_rejected_fails_with_the_reply_and_a_busy_gateway_retries_then_gives_up(sms_audience):
@@ -161,7 +150,7 @@ def test_rejected_fails_with_the_reply_and_a_busy_gateway_retries_then_gives_up(
     send_sms_batch(de["batch_id"], mailing=mailing, gateway=gateway, engine=engine)
     with pytest.raises(TransientSendError):
         send_sms_batch(en["batch_id"], mailing=mailing, gateway=gateway, engine=engine)
-    found = rows(engine, run_id)
+    found = delivery_rows(engine, run_id)
     assert (found["S2"]["status"], found["S2"]["smtp_code"], found["S2"]["smtp_response"]) == (
         "failed",
         400,
@@ -171,7 +160,7 @@ def test_rejected_fails_with_the_reply_and_a_busy_gateway_retries_then_gives_up(
     assert (found["S9"]["status"], found["S9"]["smtp_code"]) == ("pending", 503)
     result = send_sms_batch(en["batch_id"], mailing=mailing, gateway=gateway, engine=engine, final_try=True)
     assert result.failed == 1
-    found = rows(engine, run_id)
+    found = delivery_rows(engine, run_id)
     assert (found["S9"]["status"], found["S9"]["reason"]) == (
         "failed",
         "retries exhausted: 503 Temporal failure, try again later.",
@@ -189,7 +178,7 @@ def test_a_number_opted_out_during_the_run_gets_no_message(sms_audience):
     gateway = FakeSmsGateway()
     send_all(engine, run_id, mailing, gateway)
     assert "+14165550199" not in gateway.numbers
-    assert (rows(engine, run_id)["S9"]["status"], rows(engine, run_id)["S9"]["reason"]) == (
+    assert (delivery_rows(engine, run_id)["S9"]["status"], delivery_rows(engine, run_id)["S9"]["reason"]) == (
         "skipped",
         "opted out during the run",
     )

@@ -4,21 +4,17 @@ sample contact, and one-line errors above max_parts, without a sender or with a 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from tests_support import copy_include
 
-ROOT = Path(__file__).resolve().parents[3]
 REMINDER = "include/mailings/sms_service_reminder.yaml"
 
 
 @pytest.fixture
 def include(tmp_path, monkeypatch):
-    copy = tmp_path / "include"
-    shutil.copytree(ROOT / "include", copy)
-    monkeypatch.setenv("SEGMAIL_INCLUDE_DIR", str(copy))
-    return copy
+    return copy_include(tmp_path, monkeypatch)
 
 
 def edit(include: Path, old: str, new: str) -> None:
