@@ -121,18 +121,28 @@ def _empty_pg(engine) -> None:
         conn.execute(text(f"TRUNCATE {', '.join(SEGMAIL_TABLES)} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory):
+    """An empty SQLite database at head, migrated once per session and copied for each test."""
+    from segmail.store.db import make_engine
+    from segmail.store.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "segmail.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection closes: the WAL is checkpointed into the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """The URL of an empty, migrated segmail database: once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":
-        from segmail.store.db import make_engine
-        from segmail.store.migrate import upgrade
+        import shutil
 
-        url = f"sqlite:///{tmp_path / 'segmail.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        return url
+        path = tmp_path / "segmail.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_file"), path)
+        return f"sqlite:///{path}"
     engine = request.getfixturevalue("pg_engine")
     _empty_pg(engine)
     return engine.url.render_as_string(hide_password=False)
