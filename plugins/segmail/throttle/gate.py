@@ -103,9 +103,14 @@ def resume_in_window(moment: datetime, window: SendWindow | None, tz: tzinfo) ->
 
 def connection_caps(connection_id: str, *, kind: str = ConnectionKind.SMTP) -> list[Cap]:
     """A connection's caps from its extra (`max_per_hour`, `max_per_day`), counted in UTC."""
-    from airflow.sdk import BaseHook
+    from segmail import settings
 
-    extra = BaseHook.get_connection(connection_id).extra_dejson
+    info = settings.connection(connection_id)
+    if info is None:
+        raise SegmailError(
+            f"no connection {connection_id!r}: add it in Airflow or as AIRFLOW_CONN_{connection_id.upper()}"
+        )
+    extra = info.extra
     caps = []
     for key, period in CAP_KEYS.items():
         value = extra.get(key)
