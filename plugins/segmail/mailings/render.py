@@ -20,6 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from segmail.errors import SegmailError
 from segmail.mailings.definition import Mailing, templates_dir
+from segmail.mailings.field_templates import FieldPlan, field_plan
 from segmail.settings import include_dir
 
 _BLOCK_TAGS = {
@@ -120,12 +121,20 @@ class CompiledVariant:
     from_addr: str
     reply_to: str | None
     attachments: list[Attachment] = field(default_factory=list)
+    plans: dict[str, FieldPlan | None] = field(default_factory=dict)  # by part: subject, text, html
 
     def render(self, context: dict) -> tuple[str, str, str | None]:
         """(subject, text, html) for one recipient."""
-        subject = " ".join(_render(self.subject, context).split())  # no CR/LF can reach the header
-        html = _render(self.html, context) if self.html is not None else None
-        return subject, _render(self.text, context), html
+        subject = " ".join(self._part("subject", self.subject, context).split())  # no CR/LF in the header
+        html = self._part("html", self.html, context) if self.html is not None else None
+        return subject, self._part("text", self.text, context), html
+
+    def _part(self, part: str, template: Template, context: dict) -> str:
+        """Through the part's field plan when it has one and it can decide, else through Jinja."""
+        plan = self.plans.get(part)
+        if plan is not None and (rendered := plan.render(context)) is not None:
+            return rendered
+        return _render(template, context)
 
 
 _TEMPLATE_GLOBALS: dict[int, tuple[Template, dict]] = {}
@@ -163,16 +172,21 @@ def compile_variant(mailing: Mailing, language: str) -> CompiledVariant:
     html_env, text_env = _environment(html=True), _environment(html=False)
     try:
         subject = text_env.from_string(variant.subject)
+        plans: dict[str, FieldPlan | None] = {"subject": field_plan(text_env, variant.subject)}
         if variant.html:
             html = html_env.get_template(variant.body)
+            plans["html"] = field_plan(html_env, _source(html_env, variant.body))
             if variant.text_body:
                 text = text_env.get_template(variant.text_body)
+                plans["text"] = field_plan(text_env, _source(text_env, variant.text_body))
             else:
-                source = Path(templates_dir() / variant.body).read_text(encoding="utf-8")
-                text = text_env.from_string(html_to_text(source))
+                source = html_to_text(_source(html_env, variant.body))
+                text = text_env.from_string(source)
+                plans["text"] = field_plan(text_env, source)
         else:
             html = None
             text = text_env.get_template(variant.body)
+            plans["text"] = field_plan(text_env, _source(text_env, variant.body))
     except TemplateError as exc:
         raise SegmailError(f"mailing {mailing.slug}, language {language}: template error: {exc}") from None
     return CompiledVariant(
@@ -183,7 +197,12 @@ def compile_variant(mailing: Mailing, language: str) -> CompiledVariant:
         from_addr=variant.from_ or mailing.from_,
         reply_to=variant.reply_to or mailing.reply_to,
         attachments=[load_attachment(a) for a in variant.attachments],
+        plans=plans,
     )
+
+
+def _source(environment: SandboxedEnvironment, name: str) -> str:
+    return environment.loader.get_source(environment, name)[0]
 
 
 _COMPILED: dict[tuple, CompiledVariant] = {}
