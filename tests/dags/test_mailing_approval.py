@@ -124,6 +124,25 @@ def test_the_approver_narrows_languages_and_caps_the_run(newsletter_audience, sm
 
 
 @pytest.mark.airflow
+def test_an_answer_that_sets_only_the_cap_keeps_every_language(
+    newsletter_audience, smtp_sink, smtp_pool, include
+):
+    """A REST client may send one form field: the others keep their defaults (Airflow's own check
+    would fail the task after the answer)."""
+    with_approval(include)
+    dag = get_dag(DAG_ID)
+    answering = in_background(lambda: respond(DAG_ID, chosen="Approve", params_input={"max_recipients": 3}))
+    run = dag.test()
+    answering.join()
+    assert run.state == "success", states(run)
+    sent = sent_to(smtp_sink)
+    assert len(sent) == 3 and set(sent) < set(SENDABLE)  # the first three in contact order
+    row = run_row(newsletter_audience)
+    assert row["skips"]["left out at approval: over the recipient cap of 3"] == 1
+    assert not any("language not selected" in reason for reason in row["skips"])
+
+
+@pytest.mark.airflow
 def test_a_rejected_run_sends_nothing_and_is_marked_rejected(
     newsletter_audience, smtp_sink, smtp_pool, include
 ):

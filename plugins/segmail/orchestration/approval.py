@@ -23,6 +23,8 @@ from airflow.sdk.definitions.param import ParamsDict
 from segmail.mailings.definition import Mailing, OnTimeout
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow.sdk import Context
 
 FREEZE_TASK = "freeze_audience"
@@ -111,6 +113,16 @@ class MailingApprovalOperator(ApprovalOperator):
         except ValueError:  # no [api] base_url: the mail cannot link into the UI
             return "<p>Answer in Airflow under Required Actions.</p>"
         return f'<p><a href="{url}">Answer in Airflow (Required Actions)</a></p>'
+
+    def validate_params_input(self, params_input: Mapping) -> None:
+        """As ApprovalOperator checks an answer, except that an answer may leave fields out (a REST
+        client that sets only the cap): a field left out keeps its default, so the run is not
+        narrowed by it. A field the form does not have is still refused."""
+        unknown = sorted(set(params_input) - set(self.params))
+        if unknown:
+            raise ValueError(f"the answer has fields the approval form does not have: {', '.join(unknown)}")
+        for key, value in params_input.items():
+            self.params[key] = value
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Apply the answer to the run, then let ApprovalOperator skip the send path on Reject."""
