@@ -36,13 +36,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from segmail.store.db import default_engine, is_postgres
 from segmail.store.models import SendBudget
 
 TABLE = SendBudget.__table__
+KEEP_DAYS = 35  # periods that ended longer ago are deleted when a new period starts
 
 
 class Period(StrEnum):
@@ -100,7 +101,7 @@ class BudgetStore:
 
     def __init__(self, engine: Engine | None = None) -> None:
         self.engine = engine or default_engine()
-        self.known: set[tuple] = set()  # rows seen to exist (rows are never deleted)
+        self.known: set[tuple] = set()  # rows seen to exist (only long-past periods are deleted)
 
     def reserve(self, caps: Sequence[Cap], *, want: int, now: datetime) -> Grant:
         """Up to `want` units from every cap at once, in one transaction."""
@@ -155,6 +156,7 @@ class BudgetStore:
             if rows:
                 insert = (postgresql if is_postgres(self.engine) else sqlite).insert(TABLE)
                 conn.execute(insert.on_conflict_do_nothing(), rows)
+                _prune(conn, before=_utc(now) - timedelta(days=KEEP_DAYS))
         self.known.update(_key(d) for d in draws)
 
     def _select(self, conn: Connection, draws: tuple[Draw, ...], *, lock: bool) -> dict[tuple, int]:
@@ -175,6 +177,13 @@ class BudgetStore:
                 .where(_match(draw))
                 .values(used=TABLE.c.used + count, cap=draw.cap.limit, updated_at=now)
             )
+
+
+def _prune(conn: Connection, *, before: datetime) -> None:
+    """Rows of periods that started before `before` (a day at most before they ended): no
+    reservation draws from them again, and the pages show only current periods, so the table keeps
+    about KEEP_DAYS days per cap instead of growing for ever."""
+    conn.execute(delete(TABLE).where(TABLE.c.starts_at < before))
 
 
 def _utc(moment: datetime) -> datetime:

@@ -80,6 +80,18 @@ def test_unused_units_go_back_to_every_cap_they_came_from(engine):
     assert store.reserve(caps, want=20, now=now).count == 7  # the hour's remainder, not the day's
 
 
+def test_periods_long_past_are_deleted_when_a_new_period_starts(engine):
+    caps = [Cap("mailing:news", Period.DAY, 50)]
+    old, recent, today = utc(2026, 1, 20, 9), utc(2026, 2, 20, 9), utc(2026, 3, 2, 10)
+    for moment in (old, recent):
+        BudgetStore(engine).reserve(caps, want=4, now=moment)
+    assert BudgetStore(engine).reserve(caps, want=1, now=today).count == 1
+    store = BudgetStore(engine)
+    assert store.usage("mailing:news", period=Period.DAY, starts_at=utc(2026, 1, 20)) == 0  # 41 days
+    assert store.usage("mailing:news", period=Period.DAY, starts_at=utc(2026, 2, 20)) == 4  # 10 days
+    assert store.usage("mailing:news", period=Period.DAY, starts_at=utc(2026, 3, 2)) == 1
+
+
 def test_a_mailing_day_is_its_local_day():
     day = Cap("mailing:news", Period.DAY, 10, VIENNA)
     assert day.span(utc(2026, 3, 2, 23, 30)) == (utc(2026, 3, 2, 23), utc(2026, 3, 3, 23))  # 00:30 Tuesday
