@@ -99,7 +99,8 @@ class InboundOutcome(StrEnum):
     OPTED_OUT = "opted out"
     ALREADY = "already opted out"
     NO_CONTACT = "no contact has this number"
-    NOT_STOP = "not a stop word"
+    NOT_STOP = "not a stop word"  # and empty: nothing to keep
+    REPLY_LOGGED = "reply logged"  # in the activity log of every contact with the number
     BAD_NUMBER = "not a phone number"
 
 
@@ -107,7 +108,7 @@ class InboundOutcome(StrEnum):
 class InboundResult:
     outcome: InboundOutcome
     number: str | None = None
-    contacts: int = 0  # contacts opted out by this message
+    contacts: int = 0  # contacts opted out by this message, or whose log got the reply
 
 
 # ---------------------------------------------------------------- URLs
@@ -368,6 +369,7 @@ _OPT_OUT = text(
     " WHERE mobile_e164 = :number AND sms_opt_out = :no RETURNING id"
 )
 _CONTACTS_WITH_NUMBER = text("SELECT COUNT(*) FROM segmail_contacts WHERE mobile_e164 = :number")
+_CONTACT_IDS_WITH_NUMBER = text("SELECT id FROM segmail_contacts WHERE mobile_e164 = :number ORDER BY id")
 _UNSUBSCRIBED = text(
     "UPDATE segmail_deliveries SET unsubscribed_at = :now WHERE id = :id AND unsubscribed_at IS NULL"
 )
@@ -376,16 +378,39 @@ _UNSUBSCRIBED = text(
 def apply_inbound_sms(
     number: str, message: str, *, engine: Engine | None = None, now: datetime | None = None
 ) -> InboundResult:
-    """Opt `number` out of SMS when `message` starts with a stop word; anything else changes nothing."""
+    """Opt `number` out of SMS when `message` starts with a stop word; any other text is a reply, kept
+    in the activity log of the contacts with that number (a salesperson reads it there)."""
     e164 = sender_number(number)
     if e164 is None:
         return InboundResult(InboundOutcome.BAD_NUMBER)
     word = stop_word(message)
-    if word is None:
+    if word is None and not message.strip():
         return InboundResult(InboundOutcome.NOT_STOP, e164)
     now = now or datetime.now(UTC)
     with (engine or default_engine()).begin() as conn:
+        if word is None:
+            return _log_reply(conn, e164, message.strip(), now)
         return _opt_out(conn, e164, word, now)
+
+
+def _log_reply(conn: Connection, number: str, message: str, now: datetime) -> InboundResult:
+    """One `sms reply` line per contact with the number, naming the mailing that last texted it.
+    No run is set on the line: a contact may answer a run more than once, and every answer is kept."""
+    last = conn.execute(_LAST_RUN, {"number": number, "skipped": DeliveryStatus.SKIPPED.value}).first()
+    contacts = conn.execute(_CONTACT_IDS_WITH_NUMBER, {"number": number}).scalars().all()
+    for contact_id in contacts:
+        entry = ActivityEntry(
+            contact_id,
+            ActivityKind.SMS_REPLY,
+            now,
+            last.mailing if last else None,
+            None,
+            f"from {number}: {message}",
+        )
+        log_activity(conn, entry)
+    if not contacts:
+        return InboundResult(InboundOutcome.NO_CONTACT, number)
+    return InboundResult(InboundOutcome.REPLY_LOGGED, number, len(contacts))
 
 
 def _opt_out(conn: Connection, number: str, word: str, now: datetime) -> InboundResult:

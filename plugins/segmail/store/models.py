@@ -132,6 +132,7 @@ class ActivityKind(StrEnum):
     SMS = "sms"  # an SMS of a run was sent (or failed) to the contact's mobile
     SMS_REPORT = "sms report"  # the gateway's delivery report: delivered, failed or expired
     SMS_OPT_OUT = "sms opt-out"  # the contact's number opted out of SMS (STOP, import, CLI)
+    SMS_REPLY = "sms reply"  # a message from the contact's number that is not a stop word
 
 
 class Base(DeclarativeBase):

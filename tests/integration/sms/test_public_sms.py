@@ -113,7 +113,7 @@ def inbound(url: str, secret: str, **query: str) -> httpx.Response:
     return httpx.get(f"{url}/sms/in/{secret}", params=query)
 
 
-def test_inbound_stop_words_opt_the_number_out_and_other_texts_change_nothing(sms, engine):
+def test_inbound_stop_words_opt_the_number_out_and_other_texts_are_kept_as_replies(sms, engine):
     url, run, _ = sms
     secret = inbound_secret((KEY,))
     replies = [
@@ -122,13 +122,15 @@ def test_inbound_stop_words_opt_the_number_out_and_other_texts_change_nothing(sm
         inbound(url, secret, **{"from": NUMBERS[2], "text": "Please stop texting"}),  # not the first word
         inbound(url, secret, **{"from": "+436649999999", "text": "STOP"}),
         inbound(url, secret, **{"from": NUMBERS[0], "text": "STOP"}),
+        inbound(url, secret, **{"from": NUMBERS[3], "text": "   "}),
     ]
     assert [(r.status_code, r.text, r.headers["x-segmail-outcome"]) for r in replies] == [
         (200, "", "opted out"),
         (200, "", "opted out"),
-        (200, "", "not a stop word"),
+        (200, "", "reply logged"),
         (200, "", "no contact has this number"),
         (200, "", "already opted out"),
+        (200, "", "not a stop word"),
     ]
     states = sms_opt_outs(engine)
     assert states["G1"] == (True, "sms stop", run, False) and states["G2"][:3] == (True, "sms stop", run)
@@ -136,6 +138,9 @@ def test_inbound_stop_words_opt_the_number_out_and_other_texts_change_nothing(sm
     assert [d for _, _, d in activity_kinds(engine, "sms opt-out")] == [
         f"STOP from {NUMBERS[0]}",
         f"ARRÊT from {NUMBERS[1]}",
+    ]
+    assert [d for _, _, d in activity_kinds(engine, "sms reply")] == [
+        f"from {NUMBERS[2]}: Please stop texting"
     ]
 
 
