@@ -54,6 +54,13 @@ def check_mobile(value: str, country: str) -> tuple[str | None, str | None]:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
+def email_key(address: str) -> str:
+    """What an address is matched by everywhere (contacts, opt-outs, suppressions, deliveries): lower
+    case, as the import keys contacts and as SQL's LOWER does (SQLite's is made the same in
+    `store.db`). Not casefold: "straße@" and "strasse@" are two mailboxes."""
+    return address.strip().lower()
+
+
 def safe_address(address: str | None) -> str | None:
     """The address if it can go into an envelope and a header as is, else None."""
     if not address or not _ADDRESS.match(address) or not address.isascii():

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, select, text
 
+from segmail.addresses import email_key
 from segmail.errors import NotFound
 from segmail.store.db import session_scope
 from segmail.store.models import Contact, OptOutSource
@@ -15,7 +16,7 @@ from segmail.store.models import Contact, OptOutSource
 def _find_contacts(session, key: str) -> list[Contact]:  # noqa: ANN001
     key = key.strip()
     if "@" in key:
-        return list(session.scalars(select(Contact).where(Contact.email_key == key.casefold())))
+        return list(session.scalars(select(Contact).where(Contact.email_key == email_key(key))))
     if key.startswith("+"):  # a mobile number in international form: every contact sharing it
         from segmail.contacts.salespeople import international_mobile
 
@@ -81,6 +82,6 @@ def opt_out_address(
             "at": at,
             "source": source.value,
             "run": mailing_run_id,
-            "key": address.casefold(),
+            "key": email_key(address),
         },
     ).rowcount

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
+from segmail.addresses import email_key
 from segmail.contacts.salespeople import salesperson_id
 from segmail.errors import AlreadyExists, NotFound, SegmailError
 from segmail.imports.columns import BY_KEY, SEGMENT_SEPARATOR
@@ -133,7 +134,7 @@ def _contacts_for_keys(session: Session, keys: list[str]) -> tuple[set[int], lis
     missing: list[str] = []
     for start in range(0, len(keys), 500):
         batch = keys[start : start + 500]
-        emails = [k.casefold() for k in batch if "@" in k]
+        emails = [email_key(k) for k in batch if "@" in k]
         externals = [k for k in batch if "@" not in k]
         found = session.execute(
             select(Contact.id, Contact.external_id, Contact.email_key).where(
@@ -142,7 +143,7 @@ def _contacts_for_keys(session: Session, keys: list[str]) -> tuple[set[int], lis
         ).all()
         seen = {ext for _, ext, _ in found} | {email for _, _, email in found}
         ids.update(cid for cid, _, _ in found)
-        missing.extend(k for k in batch if (k.casefold() if "@" in k else k) not in seen)
+        missing.extend(k for k in batch if (email_key(k) if "@" in k else k) not in seen)
     return ids, missing
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, text
 
-from segmail.addresses import check_email
+from segmail.addresses import check_email, email_key
 from segmail.errors import NotFound, SegmailError
 from segmail.store.db import default_engine
 from segmail.store.models import OptOutSource
@@ -35,7 +35,7 @@ def suppress(conn: Connection, record: SuppressionRecord) -> bool:
             " VALUES (:key, :reason, :source, :run, :at) ON CONFLICT (address_key) DO NOTHING"
         ),
         {
-            "key": record.address.strip().casefold(),
+            "key": email_key(record.address),
             "reason": record.reason[:2000],
             "source": record.source.value,
             "run": record.mailing_run_id,
@@ -48,7 +48,7 @@ def suppress(conn: Connection, record: SuppressionRecord) -> bool:
 def suppressed_reason(conn: Connection, address: str) -> str | None:
     return conn.execute(
         text("SELECT reason FROM segmail_suppressions WHERE address_key = :key"),
-        {"key": address.strip().casefold()},
+        {"key": email_key(address)},
     ).scalar()
 
 
@@ -77,7 +77,7 @@ def remove_suppression(*, address: str, engine: Engine | None = None) -> None:
     with (engine or default_engine()).begin() as conn:
         deleted = conn.execute(
             text("DELETE FROM segmail_suppressions WHERE address_key = :key"),
-            {"key": address.strip().casefold()},
+            {"key": email_key(address)},
         ).rowcount
     if not deleted:
         raise NotFound(f"{address!r} is not on the suppression list")

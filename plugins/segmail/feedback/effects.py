@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
+from segmail.addresses import email_key
 from segmail.contacts.activity import ActivityEntry, log_activity
 from segmail.contacts.optouts import opt_out_address
 from segmail.contacts.suppressions import SuppressionRecord, suppress
@@ -135,7 +136,7 @@ def soft_bounce_streak(conn: Connection, target: Target) -> int:
     rows = conn.execute(
         _ADDRESS_HISTORY,
         {
-            "key": target.email.strip().casefold(),
+            "key": email_key(target.email),
             "sent": DeliveryStatus.SENT,
             "bounced": DeliveryStatus.BOUNCED,
         },

@@ -26,6 +26,7 @@ from typing import TypedDict
 
 from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 
+from segmail.addresses import email_key
 from segmail.mailings.transport import SendError
 
 try:
@@ -521,7 +522,7 @@ class DeliveryStore:
     def _suppression(self, outcome: Outcome) -> dict:
         reason = outcome.error.summary if outcome.error else outcome.reason
         return {
-            "key": outcome.suppress_address.casefold(),
+            "key": email_key(outcome.suppress_address),
             "reason": f"hard bounce: {reason}"[:2000],
             "source": OptOutSource.SMTP_REJECTION,
             "run": self._run_id,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, text
 
-from segmail.addresses import safe_address
+from segmail.addresses import email_key, safe_address
 from segmail.errors import NotFound, SegmailError
 from segmail.mailings.compose import Recipient, RenderFailed, composer_for
 from segmail.mailings.definition import Mailing
@@ -71,7 +71,7 @@ def contact_for(key: str, *, engine: Engine) -> tuple[dict, str | None]:
                 " c.external_id, c.language, c.mobile_e164 FROM segmail_contacts c"
                 " WHERE c.external_id = :k OR c.email_key = :lk ORDER BY c.id LIMIT 1"
             ),
-            {"k": key, "lk": key.casefold()},
+            {"k": key, "lk": email_key(key)},
         ).first()
     if row is None:
         raise NotFound(f"no contact with external ID or e-mail {key!r}")

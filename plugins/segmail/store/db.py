@@ -13,6 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from segmail.settings import database_url
 
 
+def _lower(value: object) -> object:
+    """SQL LOWER on SQLite as PostgreSQL's: every letter, not only ASCII ones; NULL stays NULL."""
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
     """`read_only` (pages, read commands): on SQLite a deferred BEGIN that never takes the write lock,
     so a page answers while an import holds it (WAL readers see the last commit), and query_only on."""
@@ -24,6 +29,8 @@ def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
         def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             # Let SQLAlchemy own transactions, so BEGIN IMMEDIATE below takes the write lock up front.
             dbapi_conn.isolation_level = None
+            # SQLite's own LOWER only knows ASCII; address keys are Python's lower() (addresses.email_key).
+            dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
