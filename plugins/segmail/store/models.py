@@ -168,8 +168,9 @@ class Contact(Base):
     __tablename__ = "segmail_contacts"
     __table_args__ = (
         Index("ix_segmail_contacts_email_key", "email_key"),
-        Index("ix_segmail_contacts_phone", "country_code", "mobile_e164"),
-        Index("ix_segmail_contacts_mobile_e164", "mobile_e164"),  # SMS opt-outs belong to the number
+        # Matching by Country Code + Mobile Number and SMS opt-outs (they belong to the number) both
+        # go through the number: an E.164 number carries its country (migration 0010).
+        Index("ix_segmail_contacts_mobile_e164", "mobile_e164"),
         # Room in each page for the new version of its rows: a re-import updates them in place
         # (HOT, no new index entries); see migration 0006.
         {"postgresql_with": {"fillfactor": 50}},
