@@ -66,6 +66,8 @@ class Children:
             self._signal(signal.SIGKILL, known | self.descendants())
             while self._running(known) and time.monotonic() - started < grace + 5:
                 time.sleep(_POLL)
+        for process in self.processes:  # a child that died after `_running`'s last poll is reaped too
+            process.poll()
         return Stopped(seconds=time.monotonic() - started, killed=sorted(killed))
 
 
