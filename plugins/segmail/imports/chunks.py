@@ -1,8 +1,9 @@
 """Import phase 1, the worker side: a batch of records becomes rows for the staging tables.
 
-Each batch is shaped (csvfile.to_chunk), validated (rows.validate_chunk) and rendered in a forked
-worker process, so the importing process only reads the file and passes rows on: as COPY text on
-PostgreSQL, as tuples for executemany on SQLite. Segment names are resolved here too, against the
+Each batch is read as CSV and shaped (csvfile.to_chunk), validated (rows.validate_chunk) and
+rendered in a forked worker process, so the importing process only cuts the file's text into
+blocks of whole records (imports.textblocks) and passes rows on: as COPY text on PostgreSQL, as
+tuples for executemany on SQLite. Segment names are resolved here too, against the
 segments the import locked before staging (resolve.lock_segments), and each record's keys are
 hashed to the spots from which the few rows that may be in-file duplicates are found (imports.keys).
 """
@@ -32,13 +33,13 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 @dataclass
 class StagedChunk:
-    """The rows of one batch for each staging table (COPY text or tuples), its issues, and the
-    spots of its records' keys (imports.keys)."""
+    """The rows of one batch for each staging table (COPY text, or tuples or columns for
+    SQLite), its issues, and the spots of its records' keys (imports.keys)."""
 
     rows: int  # records read, malformed ones included
     rejected: int
     issues: list[Issue]
-    records: str | list[tuple]  # segmail_stage
+    records: str | list[list]  # segmail_stage: COPY text, or column by column (empty values "")
     segments: str | list[tuple]  # (line_no, segment_id) of segments that exist
     unknown_segments: str | list[tuple]  # (line_no, name) of names that are no segment
     cells: str | list[tuple]  # rows.CellIssue
@@ -69,12 +70,28 @@ def copy_text(columns: Iterable[list]) -> str:
     return f"{text}\n" if text else ""
 
 
-def _rows(columns: list[list], *, pg: bool) -> str | list[tuple]:
-    return copy_text(columns) if pg else list(zip(*columns, strict=True))
+def _copy_stage_column(values: list) -> list[str]:
+    """One column of the stage table in COPY's text format with NULL '' (an empty value is NULL,
+    so the many empty cells need no conversion): numbers as text, escapes where needed."""
+    if not values or not isinstance(values[0], str):
+        return ["" if value is None else str(value) for value in values]  # numbers, spots
+    probe = "".join(values)
+    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+        return [value.translate(_COPY_ESCAPES) for value in values]
+    return values
+
+
+def _stage_rows(columns: list[list], *, pg: bool) -> str | list[list]:
+    """The stage table's rows: COPY text with NULL '' (staging.STAGE_NULL), or on SQLite the
+    columns as they are (lists travel between processes faster than rows; staging.load_records)."""
+    if not pg:
+        return columns
+    text = "\n".join(map("\t".join, zip(*map(_copy_stage_column, columns), strict=True)))
+    return f"{text}\n" if text else ""
 
 
 def _by_row(rows: list[tuple], width: int, *, pg: bool) -> str | list[tuple]:
-    """Rows given as tuples, rendered like `_rows`."""
+    """Rows given as tuples: COPY text on PostgreSQL, as they are on SQLite."""
     if not pg:
         return rows
     return copy_text([list(column) for column in zip(*rows, strict=True)] or [[]] * width)
@@ -111,7 +128,7 @@ def stage_chunk(batch: RecordBatch, *, layout: CsvLayout, target: Target) -> Sta
             rows=len(chunk.line_numbers) + len(chunk.malformed),
             rejected=checked.rejected_rows,
             issues=checked.issues,
-            records=_rows([*checked.columns.values(), *spots], pg=target.pg),
+            records=_stage_rows([*checked.columns.values(), *spots], pg=target.pg),
             segments=_by_row(known, 2, pg=target.pg),
             unknown_segments=_by_row(unknown, 2, pg=target.pg),
             cells=_by_row(checked.cells, 6, pg=target.pg),

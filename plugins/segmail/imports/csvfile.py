@@ -2,6 +2,8 @@
 
 Records are streamed in chunks, each record carrying the row number a spreadsheet would show
 (header = row 1), so every rejection can point at the right row even across quoted line breaks.
+The chunks travel as the file's own text (imports.textblocks) and are read as CSV where they are
+validated.
 
 The header rule: a header with a column that finds stored contacts (External ID, Email, or Country
 Code with Mobile Number) may leave out every other column, so `External ID;Segmente` is a complete
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import itertools
 import unicodedata
 from collections.abc import Iterator
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from segmail.errors import FileRejected
 from segmail.imports.columns import COLUMNS, DISPLAY_NAMES, KEY_COLUMNS, NEW_CONTACT_NEEDS
+from segmail.imports.textblocks import CHARS_PER_RECORD, TextBlocks
 
 _DELIMITERS = (",", ";", "\t")
 # File signatures of what people drop instead of a CSV file, and what to call them.
@@ -174,13 +178,25 @@ class RawChunk:
 
 @dataclass
 class RecordBatch:
-    """Records as the csv module read them, the first on spreadsheet row `first_row` and each on
-    the next row (a quoted line break stays within its record); a record the csv module could not
-    read is the reason, a string. Cut here, in the reading process, and made a `RawChunk` by
-    `to_chunk` where it is validated."""
+    """Whole records, the first on spreadsheet row `first_row` and each on the next row (a quoted
+    line break stays within its record). Either the file's text of `rows` records, read as CSV where
+    it is validated (a worker), or records the csv module read already (a record it could not read
+    is the reason, a string). Made a `RawChunk` by `to_chunk`."""
 
     first_row: int
-    records: list[list[str] | str]
+    records: list[list[str] | str] = field(default_factory=list)
+    text: str = ""
+    rows: int = 0
+
+    def read(self, delimiter: str) -> list[list[str] | str]:
+        """The records, read from the text if need be."""
+        if not self.text:
+            return self.records
+        lines = io.StringIO(self.text, newline="")
+        records = list(_records(csv.reader(lines, delimiter=delimiter, strict=False)))
+        if len(records) != self.rows:  # the reading process counted otherwise: rows would be misnumbered
+            raise RuntimeError(f"read {len(records)} records from a block of {self.rows}")
+        return records
 
 
 def _records(reader: Iterator[list[str]]) -> Iterator[list[str] | str]:
@@ -194,24 +210,31 @@ def _records(reader: Iterator[list[str]]) -> Iterator[list[str] | str]:
 
 
 def iter_batches(path: Path, layout: CsvLayout, *, size: int = 20_000) -> Iterator[RecordBatch]:
-    """The records after the header, `size` at a time."""
+    """The records after the header, about `size` a batch: blocks of the file's text, then, after
+    a record the csv module cannot read (imports.textblocks), records read here."""
     with path.open("r", encoding=layout.encoding, newline="") as fh:
-        reader = csv.reader(fh, delimiter=layout.delimiter, strict=False)
-        next(reader)  # header
-        records, first_row = _records(reader), 2
+        next(csv.reader(fh, delimiter=layout.delimiter, strict=False))  # header
+        blocks = TextBlocks(fh, layout.delimiter, chars=size * CHARS_PER_RECORD)
+        first_row = 2
+        for text, rows in blocks:
+            yield RecordBatch(first_row, text=text, rows=rows)
+            first_row += rows
+        records = _records(csv.reader(blocks.rest(), delimiter=layout.delimiter, strict=False))
         while batch := list(itertools.islice(records, size)):
-            yield RecordBatch(first_row, batch)
+            yield RecordBatch(first_row, batch, rows=len(batch))
             first_row += len(batch)
 
 
 def to_chunk(batch: RecordBatch, layout: CsvLayout) -> RawChunk:
     """Fully empty records (Excel's trailing `;;;;` rows) are skipped silently; a record with more
     non-empty cells than the header has columns is malformed; missing cells are empty."""
-    width = len(layout.header)
+    records, width = batch.read(layout.delimiter), len(layout.header)
+    if _all_full_width(records, width):
+        return _full_width_chunk(records, batch.first_row, layout)
     lines: list[int] = []
     kept: list[list[str]] = []
     malformed: list[tuple[int, str]] = []
-    for row, record in enumerate(batch.records, batch.first_row):
+    for row, record in enumerate(records, batch.first_row):
         if isinstance(record, str):
             malformed.append((row, record))
         elif not "".join(record).strip():
@@ -223,6 +246,22 @@ def to_chunk(batch: RecordBatch, layout: CsvLayout) -> RawChunk:
             kept.append(record if len(record) >= width else record + [""] * (width - len(record)))
     cells = {name: [record[index] for record in kept] for name, index in layout.columns.items()}
     return RawChunk(lines, cells, malformed)
+
+
+def _all_full_width(records: list[list[str] | str], width: int) -> bool:
+    """Every record was read and has as many cells as the header (the usual file)."""
+    return bool(records) and set(map(type, records)) == {list} and set(map(len, records)) == {width}
+
+
+def _full_width_chunk(records: list[list[str]], first_row: int, layout: CsvLayout) -> RawChunk:
+    """`to_chunk` of records that all have the header's width, column by column."""
+    lines = range(first_row, first_row + len(records))
+    filled = list(map(bool, map(str.strip, map("".join, records))))
+    if not all(filled):
+        records, lines = list(itertools.compress(records, filled)), itertools.compress(lines, filled)
+    columns = list(zip(*records, strict=True)) or [()] * len(layout.header)
+    cells = {name: list(columns[index]) for name, index in layout.columns.items()}
+    return RawChunk(list(lines), cells, [])
 
 
 def iter_chunks(path: Path, layout: CsvLayout, *, size: int = 20_000) -> Iterator[RawChunk]:

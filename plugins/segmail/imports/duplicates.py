@@ -22,7 +22,7 @@ from segmail.imports.staging import (
     SPOTS,
     STAGE,
     TAKEN_OUT,
-    analyze,
+    analyze_staged,
     create_as,
     new_table,
     store_issues,
@@ -72,7 +72,7 @@ def _numbers(conn: Connection, table: str, numbers: list[int]) -> None:
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     conn.exec_driver_sql(f"{new_table(conn, table)} (n INTEGER PRIMARY KEY)")
     bulk_insert(conn, table, ("n",), [(number,) for number in numbers])
-    analyze(conn, table)
+    analyze_staged(conn, table)
 
 
 def _stage_candidates(conn: Connection, spots: np.ndarray) -> None:

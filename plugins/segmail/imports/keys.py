@@ -19,14 +19,15 @@ _MASK = (1 << SPOT_BITS) - 1
 
 
 def key_spots(columns: dict[str, list]) -> list[list[int | None]]:
-    """Per SPOT_COLUMNS, each record's spot (None without the key). The workers are forked from
-    one process, so they share its string hash seed: equal keys get equal spots."""
+    """Per SPOT_COLUMNS, each record's spot (None without the key; empty values are ""). The
+    workers are forked from one process, so they share its string hash seed: equal keys get equal
+    spots."""
     phones = [
-        None if mobile is None else f"{country}{mobile}"
+        f"{country}{mobile}" if mobile else ""
         for country, mobile in zip(columns["country_code"], columns["mobile_e164"], strict=True)
     ]
     keys = (columns["external_id"], columns["email_key"], phones)
-    return [[None if key is None else hash(key) & _MASK for key in values] for values in keys]
+    return [[hash(key) & _MASK if key else None for key in values] for values in keys]
 
 
 def present(spots: list[list[int | None]]) -> np.ndarray:

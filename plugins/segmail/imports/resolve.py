@@ -26,7 +26,6 @@ from segmail.imports.staging import (
     MATCHED,
     RESOLVED,
     SEG_ADDS,
-    SEG_CHANGED,
     SEG_REMOVES,
     STAGE,
     STAGE_CELL,
@@ -268,11 +267,9 @@ def _membership_changes(conn: Connection, mode: str | None) -> None:
     none = f"SELECT line_no, contact_id, contact_id AS segment_id FROM {MATCHED} WHERE 1 = 0"
     create_as(conn, SEG_ADDS, none if mode is None else adds)
     create_as(conn, SEG_REMOVES, removes if mode == "replace" else none)
-    create_as(conn, SEG_CHANGED, f"SELECT line_no FROM {SEG_ADDS} UNION SELECT line_no FROM {SEG_REMOVES}")
     for table in (SEG_ADDS, SEG_REMOVES):
         index_on_sqlite(conn, table, "line_no")
     index_on_sqlite(conn, SEG_REMOVES, "contact_id", "segment_id")
-    index_on_sqlite(conn, SEG_CHANGED, "line_no", unique=True)
 
 
 def resolve_rows(conn: Connection, *, mode: str | None) -> int:
@@ -287,9 +284,9 @@ def resolve_rows(conn: Connection, *, mode: str | None) -> int:
         RESOLVED,
         f"SELECT s.line_no, CAST(COALESCE(m.contact_id, :base + s.line_no) AS INTEGER) AS contact_id,"
         f" CASE WHEN m.contact_id IS NULL THEN 1 ELSE 0 END AS is_new,"
-        f" CASE WHEN g.line_no IS NOT NULL THEN 1 ELSE 0 END AS seg_changed"
+        f" CASE WHEN s.line_no IN (SELECT line_no FROM {SEG_ADDS})"
+        f"  OR s.line_no IN (SELECT line_no FROM {SEG_REMOVES}) THEN 1 ELSE 0 END AS seg_changed"
         f" FROM {STAGE} s LEFT JOIN {MATCHED} m ON m.line_no = s.line_no"
-        f" LEFT JOIN {SEG_CHANGED} g ON g.line_no = s.line_no"
         f" WHERE s.state = 'ok'",
         {"base": base},
     )

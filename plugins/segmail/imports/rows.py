@@ -74,7 +74,7 @@ class CellIssue(NamedTuple):
 
 @dataclass
 class ValidatedChunk:
-    columns: dict[str, list]  # RECORD_FIELDS -> the values of the rows without errors (empty: None)
+    columns: dict[str, list]  # RECORD_FIELDS -> the values of the rows without errors (empty: "")
     segments: list[tuple[int, str, str]]  # (line_no, name_key, name as written)
     issues: list[Issue] = field(default_factory=list)
     rejected_rows: int = 0
@@ -82,8 +82,15 @@ class ValidatedChunk:
 
     @property
     def records(self) -> list[tuple]:
-        """The rows as tuples in RECORD_FIELDS order."""
-        return list(zip(*self.columns.values(), strict=True))
+        """The rows as tuples in RECORD_FIELDS order, empty values as None."""
+        return list(zip(*map(nullable, self.columns.values()), strict=True))
+
+
+def nullable(values: list) -> list:
+    """A column with its empty strings as None (what SQL stores for an empty cell)."""
+    if not values or not isinstance(values[0], str):
+        return values  # numbers
+    return [value or None for value in values]
 
 
 class RowChecks:
@@ -231,16 +238,20 @@ def check_lengths(rows: RowChecks, values: dict[str, object]) -> None:
             continue
         too_long = np.zeros(rows.size, dtype=bool)
         for name in column.staged:
-            if max(map(len, values[name]), default=0) > column.max_length:
-                too_long |= (
-                    np.fromiter(map(len, values[name]), dtype=np.int64, count=rows.size) > column.max_length
-                )
+            cells = _as_list(values[name])
+            if max(map(len, cells), default=0) > column.max_length:
+                too_long |= np.fromiter(map(len, cells), dtype=np.int64, count=rows.size) > column.max_length
         if not too_long.any():
             continue
         if column.key in rows.ignored:  # ignored already: not checked again
             too_long &= ~rows.ignored[column.key]
         check = rows.flag if column.rejects_row else rows.ignore
         check(too_long, column.key, f"longer than {column.max_length} characters")
+
+
+def _as_list(values: object) -> list:
+    """A column as a list (iterating a list is several times faster than iterating a Series)."""
+    return values if isinstance(values, list) else values.tolist()
 
 
 def check_email_column(rows: RowChecks) -> list[str]:
@@ -316,7 +327,7 @@ def _kept(values: object, keep: np.ndarray | None) -> list:
 
 
 def _columns(rows: RowChecks, values: dict[str, object], opt_outs: dict[str, pd.Series]) -> dict[str, list]:
-    """The rows without errors, column by column in RECORD_FIELDS order: empty cells as None,
+    """The rows without errors, column by column in RECORD_FIELDS order: empty cells as "",
     opt-outs (by staging column) as 0/1."""
     keep = ~rows.bad if rows.bad.any() else None
     columns = {"line_no": _kept(rows.lines, keep)}
@@ -324,7 +335,7 @@ def _columns(rows: RowChecks, values: dict[str, object], opt_outs: dict[str, pd.
         if name in opt_outs:
             columns[name] = _kept(opt_outs[name].to_numpy().astype(int), keep)
         else:
-            columns[name] = [value or None for value in _kept(values[name], keep)]
+            columns[name] = _kept(values[name], keep)
     return columns
 
 
