@@ -206,7 +206,7 @@ def main() -> None:
             base = run_child("baseline", url, [create, update])
         finally:
             drop()
-        label = "raw COPY" if engine_name == "postgres" else "raw executemany"
+        label = "raw COPY" if engine_name.startswith("postgres") else "raw executemany"
         for i, name in enumerate(("create", "update")):
             s, b = ours["timings"][i]["seconds"], base["timings"][i]["seconds"]
             lines.append(

@@ -98,12 +98,11 @@ def apply_memberships(conn: Connection, mode: str, *, first_new_id: int) -> None
             f" WHERE x.contact_id = segmail_memberships.contact_id AND x.segment_id = segmail_memberships.segment_id)"
         )
     new = f"SELECT r.contact_id, x.segment_id FROM {STAGE_SEG} x {landing} WHERE r.is_new = 1"
-    # At most one membership per staged segment name: counting those is enough to decide.
+    added = f"SELECT x.contact_id, x.segment_id FROM {SEG_ADDS} x {landing}"
+    # At most one membership per staged segment name, for new and matched rows alike: counting
+    # those is enough to decide.
     named = conn.execute(text(f"SELECT COUNT(*) FROM {STAGE_SEG}")).scalar_one()
     with bulkload.indexes_built_after(conn, "segmail_memberships", rows=named) as bulk:
         order = "" if bulk else " ORDER BY 1, 2"  # the index build sorts anyway
-        conn.exec_driver_sql(f"INSERT INTO segmail_memberships (contact_id, segment_id) {new}{order}")
-    conn.exec_driver_sql(
-        f"INSERT INTO segmail_memberships (contact_id, segment_id)"
-        f" SELECT x.contact_id, x.segment_id FROM {SEG_ADDS} x {landing} ORDER BY 1, 2"
-    )
+        for select in (new, added):
+            conn.exec_driver_sql(f"INSERT INTO segmail_memberships (contact_id, segment_id) {select}{order}")

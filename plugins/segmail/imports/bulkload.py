@@ -1,11 +1,13 @@
-"""The first bulk load into an empty table builds its indexes afterwards.
+"""A bulk load builds the table's indexes afterwards.
 
 Keeping a B-tree up to date row by row while a million rows arrive costs several times what one
-sorted build costs once they are in. So when an import writes many rows into an empty table, the
-table's indexes (constraints included) are dropped inside the import's transaction and built again,
-from the definitions the database reports, before it commits: a failed import rolls the drop back
-with everything else, and readers never see the table without them. The drop locks the table until
-the commit, which only keeps readers waiting on a table that was empty.
+sorted build costs once they are in (1.2 million memberships added to 1.4 million: 9.8 s row by
+row, 5.3 s with the two indexes built afterwards). So when an import writes many rows into a table
+that holds fewer than twice as many (an empty table, or a re-import adding a segment to most
+contacts), the table's indexes (constraints included) are dropped inside the import's transaction
+and built again, from the definitions the database reports, before it commits: a failed import
+rolls the drop back with everything else, and readers never see the table without them. The drop
+locks the table until the commit: readers of that table wait for the last seconds of the import.
 
 A table whose primary key other tables reference keeps its indexes.
 """
@@ -21,6 +23,9 @@ from segmail.imports.staging import analyze
 from segmail.store.db import is_postgres
 
 MIN_ROWS = 20_000  # fewer rows are cheaper to insert with the indexes in place
+# A table holding this many rows per row written keeps its indexes: updating them costs less
+# than building them over all rows again.
+KEEP_FROM_ROWS_PER_ROW = 2
 
 
 def _quoted(name: str) -> str:
@@ -72,16 +77,18 @@ def _sqlite_indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
     return [(f"DROP INDEX {_quoted(name)}", sql) for name, sql in rows]
 
 
-def is_empty(conn: Connection, table: str) -> bool:
-    return conn.execute(text(f"SELECT NOT EXISTS (SELECT 1 FROM {table})")).scalar_one() in (True, 1)
+def holds_at_least(conn: Connection, table: str, rows: int) -> bool:
+    """Counts no further than `rows`, so the check costs what the write it decides on costs."""
+    counted = text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT :rows) AS held")
+    return conn.execute(counted, {"rows": rows}).scalar_one() >= rows
 
 
 @contextlib.contextmanager
 def indexes_built_after(conn: Connection, table: str, *, rows: int) -> Iterator[bool]:
-    """Around writing `rows` rows into `table`: when that is a first bulk load into the empty table,
-    drop its indexes first and build them (and the planner's statistics) afterwards. Yields whether
-    it did."""
-    if rows < MIN_ROWS or not is_empty(conn, table):
+    """Around writing up to `rows` rows into `table`: when that is a bulk load (many rows, and
+    the table holds fewer than twice as many), drop its indexes first and build them (and the
+    planner's statistics) afterwards. Yields whether it did."""
+    if rows < MIN_ROWS or holds_at_least(conn, table, rows * KEEP_FROM_ROWS_PER_ROW):
         yield False
         return
     pg = is_postgres(conn.engine)

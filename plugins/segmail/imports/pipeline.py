@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 MODES = ("merge", "replace")
 _PG_IMPORT_LOCK = 7_421_001  # advisory lock id: one import applies at a time
 # For this transaction only: hash joins and sorts of a million staged rows stay in memory (the
-# update of every stored contact hashes the staged rows), a first bulk load builds its indexes in
+# update of every stored contact hashes the staged rows), a bulk load builds its indexes in
 # one pass (imports.bulkload), and no statement waits for JIT compilation.
 _PG_SETTINGS = {"work_mem": "256MB", "maintenance_work_mem": "256MB", "jit": "off"}
 

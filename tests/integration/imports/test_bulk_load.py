@@ -1,6 +1,7 @@
-"""A first bulk load into empty tables builds their indexes afterwards (imports.bulkload): the same
-indexes and constraints come back, the data is what a row-by-row load gives, and a failed import
-leaves the tables as they were."""
+"""A bulk load builds the table's indexes afterwards (imports.bulkload): into an empty table, or into
+one holding fewer than twice as many rows as the import writes. The same indexes and constraints
+come back, the data is what a row-by-row load gives, and a failed import leaves the tables as they
+were."""
 
 from __future__ import annotations
 
@@ -68,11 +69,40 @@ def test_a_failed_bulk_load_leaves_tables_and_indexes_as_they_were(engine, write
     assert schema(engine) == before
 
 
-def test_a_table_that_is_not_empty_keeps_its_indexes(engine, write_csv, bulk, monkeypatch):
-    import_file(write_csv(f"{HEADER}\nDE,Anna,A,anna@example.com,,E1,\n"), engine=engine)
-    dropped = []
-    monkeypatch.setattr(bulkload, "_sqlite_indexes", lambda *a: dropped.append(a) or [])
-    monkeypatch.setattr(bulkload, "_postgres_indexes", lambda *a: dropped.append(a) or [])
+def spy_on_rebuilds(monkeypatch) -> list[str]:
+    """The tables whose indexes bulkload drops and builds again (it still does)."""
+    rebuilt: list[str] = []
+    for name in ("_sqlite_indexes", "_postgres_indexes"):
+        real = getattr(bulkload, name)
+
+        def spy(conn, table, real=real):
+            rebuilt.append(table)
+            return real(conn, table)
+
+        monkeypatch.setattr(bulkload, name, spy)
+    return rebuilt
+
+
+def test_a_table_holding_twice_the_rows_written_keeps_its_indexes(engine, write_csv, bulk, monkeypatch):
+    create_segments(engine)
+    held = "".join(f"DE,N{i},N,n{i}@example.com,,N{i},Newsletter\n" for i in range(6))
+    import_file(write_csv(f"{HEADER}\n{held}"), engine=engine)
+    rebuilt = spy_on_rebuilds(monkeypatch)
     result = import_file(write_csv(f"{HEADER}\n{ROWS}", name="more.csv"), engine=engine)
-    assert (result.created, result.updated) == (2, 1)
-    assert dropped == []
+    assert (result.created, result.updated) == (3, 0)
+    assert rebuilt == []  # 6 contacts and 6 memberships held; 3 contacts and 3 memberships written
+
+
+def test_a_re_import_adding_many_memberships_rebuilds_their_indexes(engine, write_csv, bulk, monkeypatch):
+    """1 membership held, 3 written (a segment added to every contact): built afterwards, intact."""
+    create_segments(engine)
+    before = schema(engine)
+    first = "DE,Anna,A,anna@example.com,,E1,VIP\nUS,Bob,B,bob@example.com,,E2,\nFR,Chloé,C,c@example.com,,E3,\n"
+    import_file(write_csv(f"{HEADER}\n{first}"), engine=engine)
+    rebuilt = spy_on_rebuilds(monkeypatch)
+    again = first.replace(",VIP\n", ",VIP; Newsletter\n").replace(",\n", ",Newsletter\n")
+    result = import_file(write_csv(f"{HEADER}\n{again}", name="again.csv"), engine=engine)
+    assert (result.created, result.updated) == (0, 3)
+    assert rebuilt == ["segmail_memberships"]  # the contacts table was only updated
+    assert schema(engine) == before
+    assert segments_of(engine) == {"E1": ["Newsletter", "VIP"], "E2": ["Newsletter"], "E3": ["Newsletter"]}
