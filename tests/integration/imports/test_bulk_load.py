@@ -97,7 +97,9 @@ def test_a_re_import_adding_many_memberships_rebuilds_their_indexes(engine, writ
     """1 membership held, 3 written (a segment added to every contact): built afterwards, intact."""
     create_segments(engine)
     before = schema(engine)
-    first = "DE,Anna,A,anna@example.com,,E1,VIP\nUS,Bob,B,bob@example.com,,E2,\nFR,Chloé,C,c@example.com,,E3,\n"
+    first = (
+        "DE,Anna,A,anna@example.com,,E1,VIP\nUS,Bob,B,bob@example.com,,E2,\nFR,Chloé,C,c@example.com,,E3,\n"
+    )
     import_file(write_csv(f"{HEADER}\n{first}"), engine=engine)
     rebuilt = spy_on_rebuilds(monkeypatch)
     again = first.replace(",VIP\n", ",VIP; Newsletter\n").replace(",\n", ",Newsletter\n")
