@@ -348,6 +348,9 @@ class _BatchConnection:
             self.round_sql = self.sql(_WRITE_ROUND_PG)
             self.db.autocommit = True
             self.db.execute("SET synchronous_commit = off")  # safe against a crash of this process
+            # The round statement is planned once: left to choose, PostgreSQL planned it again at
+            # every execution (0.7 ms of a round's 1.5 ms), as its custom plans looked cheaper.
+            self.db.execute("SET plan_cache_mode = force_generic_plan")
         else:
             self.statements = [self.sql(stmt) for stmt in self.STATEMENTS]
             self.queue = WriterQueue(engine.url.database)
@@ -389,6 +392,7 @@ class _BatchConnection:
         try:
             if self.postgres:
                 self.db.execute("RESET synchronous_commit")
+                self.db.execute("RESET plan_cache_mode")
                 self.db.autocommit = False
             else:
                 self.queue.close()
