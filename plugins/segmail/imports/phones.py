@@ -20,7 +20,7 @@ from functools import cache
 
 from segmail.addresses import check_mobile
 
-_PLAIN = re.compile(r"[0-9 ().\-]{1,250}")  # phonenumbers reads at most 250 characters
+_MAX_CHARS = 250  # phonenumbers reads at most 250 characters
 _SEPARATORS = str.maketrans("", "", " ().-")
 _MIN_DIGITS = 3  # fewer digits with separators between them are no viable number for phonenumbers
 _NSN_LENGTHS = range(2, 18)  # phonenumbers' _MIN_LENGTH_FOR_NSN.._MAX_LENGTH_FOR_NSN
@@ -119,22 +119,23 @@ def _regions(code: str) -> tuple[str, ...]:
     return tuple(COUNTRY_CODE_TO_REGION_CODE.get(int(code), ()))
 
 
-def _region_of(nsn: str, code: str) -> str | None:
-    """phonenumbers' region_code_for_number: the one region of the code, or the first of its
-    regions whose leading digits or number types claim the number."""
+def _valid_in_region_of(nsn: str, code: str) -> bool:
+    """phonenumbers' region_code_for_number (the one region of the code, or the first of its
+    regions whose leading digits or number types claim the number), then whether the number is
+    valid there; a region its number types claimed needs no second look."""
     regions = _regions(code)
     if len(regions) == 1:
-        return regions[0]
+        return _types(regions[0]).valid(nsn)
     for region in regions:
         metadata = _metadata(region)
         if metadata is None:
             continue
         if metadata.leading_digits is not None:
             if _leading(metadata.leading_digits).match(nsn):
-                return region
+                return _types(region).valid(nsn)
         elif _types(region).valid(nsn):
-            return region
-    return None
+            return True
+    return False
 
 
 @cache
@@ -184,17 +185,14 @@ def _national_e164(digits: str, region: str) -> str | None:
     national = _strip_national_prefix(digits, plan)
     if len(national) not in _NSN_LENGTHS:
         return None  # parse raises: the library words the reason
-    number_region = _region_of(national, plan.code)
-    if number_region is None or not _types(number_region).valid(national):
-        return ""
-    return f"+{plan.code}{national}"
+    return f"+{plan.code}{national}" if _valid_in_region_of(national, plan.code) else ""
 
 
 def plain_digits(value: str) -> str | None:
-    """The digits of a cell written with digits and separators only, else None."""
-    if not _PLAIN.fullmatch(value):
-        return None
+    """The digits of a cell written with ASCII digits and separators only, else None."""
     digits = value.translate(_SEPARATORS)
+    if len(value) > _MAX_CHARS or not (digits.isascii() and digits.isdigit()):
+        return None  # other characters, or no digit at all
     return digits if len(digits) >= _MIN_DIGITS else None
 
 

@@ -86,6 +86,9 @@ def test_every_country_reads_numbers_exactly_as_check_mobile(region):
         pytest.param("0151 2345 6789", "AQ", id="country-without-numbers"),
         pytest.param("0151 2345 6789 ext. 12", "DE", id="extension"),
         pytest.param("3" * 30, "IT", id="too-long"),
+        pytest.param("０１５１ ２３４５ ６７８９", "DE", id="full-width-digits-go-to-the-library"),
+        pytest.param("0151 2345 6789²", "DE", id="superscript-goes-to-the-library"),
+        pytest.param("0" + "1" * 250, "DE", id="over-250-characters-go-to-the-library"),
     ],
 )
 def test_edge_cases_match_check_mobile(value, country):
@@ -104,7 +107,19 @@ def test_national_numbers_with_separators_take_the_fast_path(monkeypatch):
 
 @pytest.mark.parametrize(
     ("value", "digits"),
-    [("(0151) 23-45.67 89", "015123456789"), ("+49 151", None), ("12", None), ("0151/234", None), ("", None)],
+    [
+        ("(0151) 23-45.67 89", "015123456789"),
+        ("+49 151", None),
+        ("12", None),
+        ("0151/234", None),
+        ("", None),
+        ("( ) - .", None),  # separators only
+        ("０１５１ ２３４５６７８９", None),  # full-width digits: the library reads them
+        ("٠١٥١٢٣٤٥٦٧٨٩", None),  # Arabic-Indic digits
+        ("0151²", None),  # a digit to str.isdigit, not to the pattern
+        ("1" * 250, "1" * 250),
+        ("1" * 251, None),  # more than phonenumbers reads
+    ],
 )
 def test_plain_digits_only_for_digits_and_separators(value, digits):
     assert plain_digits(value) == digits
