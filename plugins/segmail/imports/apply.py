@@ -15,13 +15,16 @@ contact ids that new contacts are about to take are removed first, so none can b
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, UniqueConstraint, text
 
 from segmail.imports import bulkload
 from segmail.imports.columns import OVERWRITTEN
 from segmail.imports.staging import RESOLVED, SEG_ADDS, SEG_REMOVES, STAGE, STAGE_SEG
+from segmail.store.db import is_postgres
+from segmail.store.models import Contact
 
 _TARGET = "segmail_contacts"
 
@@ -38,18 +41,29 @@ def _count(conn: Connection, where: str) -> int:
     return conn.execute(text(f"SELECT COUNT(*) FROM {RESOLVED} WHERE {where}")).scalar_one()
 
 
+def indexed_columns() -> tuple[str, ...]:
+    """The overwritten columns that an index or a unique constraint of contacts holds."""
+    table = Contact.__table__
+    held = {column.name for index in table.indexes for column in index.columns}
+    held |= {c.name for k in table.constraints if isinstance(k, UniqueConstraint) for c in k.columns}
+    return tuple(name for name in OVERWRITTEN if name in held)
+
+
 def update_contacts(conn: Connection, params: dict) -> int:
     """Non-empty cells overwrite; empty cells keep what is stored; an opt-out is never cleared. Only
-    contacts whose fields or memberships the row changes are written. Returns how many."""
-    sets = ", ".join(f"{c} = COALESCE(s.{c}, {_TARGET}.{c})" for c in OVERWRITTEN)
-    differs = " OR ".join(
-        f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM {_TARGET}.{c})" for c in OVERWRITTEN
-    )
+    contacts whose fields or memberships the row changes are written. Returns how many.
+
+    SQLite rewrites the index entries of every column a statement assigns, changed or not (four
+    times the cost of a row that keeps its keys); PostgreSQL compares the values and updates the
+    row in place. So on SQLite the indexed columns are assigned by a second statement, to the few
+    rows whose keys change."""
+    keys = () if is_postgres(conn.engine) else indexed_columns()
+    assigned = [c for c in OVERWRITTEN if c not in keys]
     newly_opted_out = f"s.opt_out = 1 AND NOT {_TARGET}.email_opt_out"
     newly_sms_opted_out = f"s.sms_opt_out = 1 AND NOT {_TARGET}.sms_opt_out"
-    return conn.execute(
+    updated = conn.execute(
         text(
-            f"UPDATE {_TARGET} SET {sets},"
+            f"UPDATE {_TARGET} SET {_overwrites(assigned)},"
             f" email_opt_out_at = CASE WHEN {newly_opted_out} THEN :now ELSE {_TARGET}.email_opt_out_at END,"
             f" email_opt_out_source = CASE WHEN {newly_opted_out} THEN :source"
             f"   ELSE {_TARGET}.email_opt_out_source END,"
@@ -60,11 +74,30 @@ def update_contacts(conn: Connection, params: dict) -> int:
             f" sms_opt_out = CASE WHEN s.sms_opt_out = 1 THEN TRUE ELSE {_TARGET}.sms_opt_out END,"
             f" updated_at = :now, last_import_id = :run"
             f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no"
-            f" WHERE r.contact_id = {_TARGET}.id AND r.is_new = 0"
-            f" AND (r.seg_changed = 1 OR {differs} OR ({newly_opted_out}) OR ({newly_sms_opted_out}))"
+            f" WHERE r.contact_id = {_TARGET}.id AND r.is_new = 0 AND (r.seg_changed = 1 OR {_differs(OVERWRITTEN)}"
+            f" OR ({newly_opted_out}) OR ({newly_sms_opted_out}))"
         ),
         params,
     ).rowcount
+    if keys:
+        conn.execute(
+            text(
+                f"UPDATE {_TARGET} SET {_overwrites(keys)}"
+                f" FROM {STAGE} s JOIN {RESOLVED} r ON r.line_no = s.line_no"
+                f" WHERE r.contact_id = {_TARGET}.id AND r.is_new = 0 AND ({_differs(keys)})"
+            )
+        )
+    return updated
+
+
+def _overwrites(columns: Iterable[str]) -> str:
+    """SQL SET: a non-empty staged cell overwrites, an empty one keeps the stored value."""
+    return ", ".join(f"{c} = COALESCE(s.{c}, {_TARGET}.{c})" for c in columns)
+
+
+def _differs(columns: Iterable[str]) -> str:
+    """SQL: a non-empty staged cell of these columns differs from the stored value."""
+    return " OR ".join(f"(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM {_TARGET}.{c})" for c in columns)
 
 
 def insert_contacts(conn: Connection, params: dict) -> None:

@@ -214,3 +214,29 @@ def test_a_file_without_a_column_to_find_contacts_by_still_needs_every_new_conta
     assert result.status == "rejected"
     assert result.error.startswith("missing required column(s): Country Code (header has")
     assert "External ID, Email, Country Code + Mobile Number" in result.error
+
+
+def test_a_row_that_changes_a_contacts_keys_changes_them_and_later_rows_match_by_the_new_keys(
+    engine, seeded, write_csv
+):
+    """The keys (indexed columns) are written apart from the other fields on SQLite (apply.update_contacts):
+    changed where a row changes them, kept where it leaves them empty, and found by the next import."""
+    changes = (
+        f"{HEADER}\n"
+        "DE,Anna,Alt,anna.neu@example.com,0151 99999999,E1,,,\n"  # new e-mail and mobile, same ID
+        "DE,Bernd,Neu,,,E2,,,\n"  # keys left empty: kept
+    )
+    result = import_file(write_csv(changes, name="keys.csv"), engine=engine)
+    assert (result.updated, result.rejected) == (2, 0)
+    after = stored(engine)
+    assert (after["E1"]["email"], after["E1"]["email_key"], after["E1"]["mobile_e164"]) == (
+        "anna.neu@example.com",
+        "anna.neu@example.com",
+        "+4915199999999",
+    )
+    assert (after["E2"]["email_key"], after["E2"]["last_name"]) == ("bernd@example.com", "Neu")
+
+    by_new_keys = f"{HEADER}\nDE,Anna,Neu,ANNA.NEU@example.com,,,,,\nDE,Anna,Mobil,,0151 99999999,,,,\n"
+    again = import_file(write_csv(by_new_keys, name="by-keys.csv"), engine=engine)
+    assert (again.created, again.updated, again.rejected) == (0, 1, 0)
+    assert stored(engine)["E1"]["last_name"] == "Mobil"  # both rows found Anna; the later one landed
