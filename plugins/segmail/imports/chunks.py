@@ -54,20 +54,30 @@ class Target:
     segments: dict[str, int]  # name_key -> id of every segment, read under the import's lock
 
 
+def _needs_escapes(values: Iterable[str]) -> bool:
+    """Whether any value holds a character that COPY's text format escapes."""
+    probe = "".join(values)
+    return "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe
+
+
+def _copy_lines(columns: Iterable[list[str]]) -> str:
+    """Columns of rendered values as COPY's lines."""
+    text = "\n".join(map("\t".join, zip(*columns, strict=True)))
+    return f"{text}\n" if text else ""
+
+
 def _copy_column(values: list) -> list[str]:
     """One column in COPY's text format: None as \\N, escapes only where a value needs them."""
     if not isinstance(next((value for value in values if value is not None), ""), str):
         return [_NULL if value is None else str(value) for value in values]  # numbers
-    probe = "".join(filter(None, values))
-    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+    if _needs_escapes(filter(None, values)):
         return [_NULL if value is None else value.translate(_COPY_ESCAPES) for value in values]
     return [_NULL if value is None else value for value in values]
 
 
 def copy_text(columns: Iterable[list]) -> str:
     """Rows given column by column, as the text COPY FROM STDIN reads."""
-    text = "\n".join(map("\t".join, zip(*map(_copy_column, columns), strict=True)))
-    return f"{text}\n" if text else ""
+    return _copy_lines(map(_copy_column, columns))
 
 
 def _copy_stage_column(values: list) -> list[str]:
@@ -75,8 +85,7 @@ def _copy_stage_column(values: list) -> list[str]:
     so the many empty cells need no conversion): numbers as text, escapes where needed."""
     if not values or not isinstance(values[0], str):
         return ["" if value is None else str(value) for value in values]  # numbers, spots
-    probe = "".join(values)
-    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+    if _needs_escapes(values):
         return [value.translate(_COPY_ESCAPES) for value in values]
     return values
 
@@ -84,10 +93,7 @@ def _copy_stage_column(values: list) -> list[str]:
 def _stage_rows(columns: list[list], *, pg: bool) -> str | list[list]:
     """The stage table's rows: COPY text with NULL '' (staging.STAGE_NULL), or on SQLite the
     columns as they are (lists travel between processes faster than rows; staging.load_records)."""
-    if not pg:
-        return columns
-    text = "\n".join(map("\t".join, zip(*map(_copy_stage_column, columns), strict=True)))
-    return f"{text}\n" if text else ""
+    return _copy_lines(map(_copy_stage_column, columns)) if pg else columns
 
 
 def _by_row(rows: list[tuple], width: int, *, pg: bool) -> str | list[tuple]:
