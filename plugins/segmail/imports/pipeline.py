@@ -185,10 +185,12 @@ def _run_phases(
     timer("resolve changes")
 
     source = f"{OptOutSource.IMPORT}:{path.name}"
-    updated = apply.write_contacts(conn, now=now, run_id=result.import_run_id, source=source)
+    updated = apply.write_contacts(
+        conn, now=now, run_id=result.import_run_id, source=source, highest_id=highest_id
+    )
     timer("write contacts")
     if layout.has_segments:
-        apply.apply_memberships(conn, mode, first_new_id=highest_id + 1)
+        apply.apply_memberships(conn, mode, highest_id=highest_id)
     timer("write memberships")
 
     _count_outcomes(conn, result, updated=updated)

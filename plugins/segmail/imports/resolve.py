@@ -272,6 +272,12 @@ def _membership_changes(conn: Connection, mode: str | None) -> None:
     index_on_sqlite(conn, SEG_REMOVES, "contact_id", "segment_id")
 
 
+def new_contact_id(alias: str) -> str:
+    """SQL: the id a row that creates a contact gives it, the highest stored id (`:base`) + its line
+    number, so statements that write new contacts need no join to learn it."""
+    return f"CAST(:base + {alias}.line_no AS INTEGER)"
+
+
 def resolve_rows(conn: Connection, *, mode: str | None) -> int:
     """RESOLVED(line_no, contact_id, is_new, seg_changed) for every row that lands. New contacts get
     the highest stored id + their line number (gaps are harmless). Whether a matching row changes
@@ -282,7 +288,7 @@ def resolve_rows(conn: Connection, *, mode: str | None) -> int:
     create_as(
         conn,
         RESOLVED,
-        f"SELECT s.line_no, CAST(COALESCE(m.contact_id, :base + s.line_no) AS INTEGER) AS contact_id,"
+        f"SELECT s.line_no, COALESCE(m.contact_id, {new_contact_id('s')}) AS contact_id,"
         f" CASE WHEN m.contact_id IS NULL THEN 1 ELSE 0 END AS is_new,"
         f" CASE WHEN s.line_no IN (SELECT line_no FROM {SEG_ADDS})"
         f"  OR s.line_no IN (SELECT line_no FROM {SEG_REMOVES}) THEN 1 ELSE 0 END AS seg_changed"

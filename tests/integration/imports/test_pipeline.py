@@ -275,3 +275,34 @@ def test_staging_tables_are_gone_after_an_import(engine, write_csv):
         temporary = inspect(conn).get_temp_table_names() if engine.dialect.name == "sqlite" else []
         tables = inspect(conn).get_table_names()
     assert not [t for t in [*temporary, *tables] if t.startswith("segmail_stage")]
+
+
+@pytest.mark.parametrize(
+    ("stored", "added"),
+    [(1, 3), (3, 1)],
+    ids=["fewer-matched-than-new", "more-matched-than-new"],
+)
+def test_new_contacts_beside_matched_rows_get_their_own_values_and_segments(
+    engine, segments, write_csv, stored, added
+):
+    """insert_contacts reads new rows by the shorter list (rows that match nothing, or new rows):
+    either way each new contact gets its own row's values, a fresh id and its own segments."""
+    stored_rows = [f"DE,Stored{i},Alt,s{i}@example.com,,S{i},VIP,de\n" for i in range(stored)]
+    import_file(write_csv(HEADER + "\n" + "".join(stored_rows)), engine=engine)
+    before = {c["external_id"]: c for c in contact_rows(engine)}
+
+    new_rows = [f"FR,New{i},Neu,n{i}@example.com,,N{i},Newsletter,fr\n" for i in range(added)]
+    result = import_file(write_csv(HEADER + "\n" + "".join(stored_rows + new_rows)), engine=engine)
+
+    assert (result.created, result.unchanged) == (added, stored)
+    after = {c["external_id"]: c for c in contact_rows(engine)}
+    assert {k: after[k] for k in before} == before
+    new = [after[f"N{i}"] for i in range(added)]
+    assert [(c["first_name"], c["email"], c["country_code"]) for c in new] == [
+        (f"New{i}", f"n{i}@example.com", "FR") for i in range(added)
+    ]
+    assert min(c["id"] for c in new) > max(c["id"] for c in before.values())
+    assert len({c["id"] for c in after.values()}) == stored + added
+    memberships = segments_of(engine)
+    assert all(memberships[f"N{i}"] == ["Newsletter"] for i in range(added))
+    assert all(memberships[f"S{i}"] == ["VIP"] for i in range(stored))
