@@ -135,6 +135,13 @@ class ActivityKind(StrEnum):
     SMS_REPLY = "sms reply"  # a message from the contact's number that is not a stop word
 
 
+def key_string(length: int) -> String:
+    """A matching key (External ID, e-mail key, E.164 number): compared for equality only, so on
+    PostgreSQL it is compared byte by byte (collation "C") rather than by the language's rules,
+    which made building its index after a million-row import about 1.5x slower (migration 0012)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -177,12 +184,12 @@ class Contact(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    external_id: Mapped[str | None] = mapped_column(key_string(200), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
     # Lower-cased e-mail for matching; not unique: two contacts may share an address.
-    email_key: Mapped[str | None] = mapped_column(String(320))
+    email_key: Mapped[str | None] = mapped_column(key_string(320))
     country_code: Mapped[str] = mapped_column(String(2))
-    mobile_e164: Mapped[str | None] = mapped_column(String(20))
+    mobile_e164: Mapped[str | None] = mapped_column(key_string(20))
     first_name: Mapped[str] = mapped_column(String(200))
     last_name: Mapped[str] = mapped_column(String(200))
     account_number: Mapped[str | None] = mapped_column(String(100))

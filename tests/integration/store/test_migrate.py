@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from contacts_support import count
 from segmail.store import migrate
 
@@ -52,3 +53,36 @@ def test_models_and_migrations_agree(engine):
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE})
         assert compare_metadata(context, Base.metadata) == []
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+def test_matching_keys_compare_bytes_on_postgres(engine):
+    """The collation the models give a column on PostgreSQL is the migrated column's (alembic's
+    comparison above does not look at collations)."""
+    from segmail.store.models import Base
+    from sqlalchemy import text
+
+    declared = {
+        (table.name, column.name): variant.collation
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if (variant := getattr(column.type, "_variant_mapping", {}).get("postgresql")) is not None
+        and getattr(variant, "collation", None)
+    }
+    assert set(declared) >= {
+        ("segmail_contacts", "external_id"),
+        ("segmail_contacts", "email_key"),
+        ("segmail_contacts", "mobile_e164"),
+    }
+    with engine.connect() as conn:
+        migrated = {
+            (table, column): collation
+            for table, column, collation in conn.execute(
+                text(
+                    "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+                    " WHERE table_name LIKE 'segmail_%' AND collation_name IS NOT NULL"
+                )
+            )
+        }
+    assert {key: migrated.get(key) for key in declared} == declared
