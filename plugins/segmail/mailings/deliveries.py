@@ -194,9 +194,11 @@ def _insert_batch(conn: Connection, run_id: int, batch_no: int, planned: Planned
         {"r": run_id, "n": batch_no, "l": planned.language, "s": len(ids)},
     ).scalar_one()
     conn.execute(
+        # The batch's rows are found by their id range: with `+` the run's (run, contact) index is no
+        # candidate, which SQLite otherwise scanned whole for every batch (100,000 mails: 1.6 s).
         text(
-            "UPDATE segmail_deliveries SET batch_id = :b WHERE mailing_run_id = :r AND language = :l"
-            " AND status = :pending AND id BETWEEN :lo AND :hi"
+            "UPDATE segmail_deliveries SET batch_id = :b WHERE id BETWEEN :lo AND :hi"
+            " AND +mailing_run_id = :r AND language = :l AND status = :pending"
         ),
         {
             "b": batch_id,
