@@ -7,10 +7,13 @@ transaction. Each measurement runs in its own process so peak memory (RSS, worke
 own. Prints each import's phase table (as the import logs it), the load average before and after
 (the machine may be shared: compare with the baseline of the same run), and a last line per
 database: `RESULT import <db>: N rows/s (of the slower pass), first S s, re-import S s, <baseline>
-S s, peak M MB`.
+S s, peak M MB`. With `--repeat N` segmail and the baseline are measured in turn N times each, and
+the median attempt (by the two passes together) is reported with the range of every attempt: runs
+minutes apart on the shared test machine can differ by a third.
 
     make bench-import                       # 1,000,000 rows, SQLite and PostgreSQL
     make bench-import BENCH_ARGS="--rows 200000 --engines sqlite"
+    make bench-import BENCH_ARGS="--engines postgresql --repeat 3"
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--repeat", type=int, default=1, help="attempts of each side, taken in turn")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -196,16 +200,11 @@ def main() -> None:
     results = []
     print(f"load average before the runs: {load()}", flush=True)
     for engine_name in args.engines.split(","):
-        url, drop = fresh_database(engine_name, data, "segmail")
-        try:
-            ours = run_child("segmail", url, [create, update])
-        finally:
-            drop()
-        url, drop = fresh_database(engine_name, data, "baseline")
-        try:
-            base = run_child("baseline", url, [create, update])
-        finally:
-            drop()
+        attempts: dict[str, list[dict]] = {"segmail": [], "baseline": []}
+        for _ in range(args.repeat):
+            for kind, runs in attempts.items():
+                runs.append(run_in_new_database(kind, engine_name, data, [create, update]))
+        ours, base = median_attempt(attempts["segmail"]), median_attempt(attempts["baseline"])
         label = "raw COPY" if engine_name.startswith("postgres") else "raw executemany"
         for i, name in enumerate(("create", "update")):
             s, b = ours["timings"][i]["seconds"], base["timings"][i]["seconds"]
@@ -215,12 +214,37 @@ def main() -> None:
             )
             print(f"  {engine_name} {name}: {ours['timings'][i]['summary']}", flush=True)
             print(phase_table(ours["timings"][i]), flush=True)
+        if args.repeat > 1:
+            print(f"  {engine_name}, the median attempt of {args.repeat}: {spread(attempts)}", flush=True)
         results.append(result_line(engine_name, args.rows, ours, base, label))
     print()
     print("\n".join(lines))
     print(f"\nload average after the runs: {load()}")
     print("targets (2 cores): 1,000,000 rows in <= 20 s on PostgreSQL, <= 30 s on SQLite, peak <= 500 MB")
     print("\n".join(results))
+
+
+def run_in_new_database(kind: str, engine_name: str, data: Path, files: list[Path]) -> dict:
+    url, drop = fresh_database(engine_name, data, kind)
+    try:
+        return run_child(kind, url, files)
+    finally:
+        drop()
+
+
+def median_attempt(runs: list[dict]) -> dict:
+    """The attempt whose two passes together took the median time (its phases belong to it)."""
+    return sorted(runs, key=lambda run: sum(t["seconds"] for t in run["timings"]))[len(runs) // 2]
+
+
+def spread(attempts: dict[str, list[dict]]) -> str:
+    """Each side's pass times over all attempts, as ranges."""
+    parts = []
+    for kind, runs in attempts.items():
+        for i, name in enumerate(("first", "re-import")):
+            seconds = sorted(run["timings"][i]["seconds"] for run in runs)
+            parts.append(f"{kind} {name} {seconds[0]:.1f}–{seconds[-1]:.1f} s")
+    return "; ".join(parts)
 
 
 def phase_table(timing: dict) -> str:
