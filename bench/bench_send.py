@@ -220,7 +220,13 @@ def run_segmail(pool, n: int, slug: str, attempt: int = 1) -> tuple[dict[str, fl
     engine = make_engine()
     mailing = get_mailing(slug)
     start = time.perf_counter()
-    run_id = freeze_audience(mailing, dag_run_id=f"{slug}-{attempt}", max_recipients=n, engine=engine)
+    run_id = freeze_audience(  # batches planned with the rows, as the DAG does without an approval
+        mailing,
+        dag_run_id=f"{slug}-{attempt}",
+        max_recipients=n,
+        batch_size=mailing.batch_size,
+        engine=engine,
+    )
     frozen = time.perf_counter()
     batches = plan_batches(run_id, batch_size=mailing.batch_size, engine=engine)
     planned = time.perf_counter()

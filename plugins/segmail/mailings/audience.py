@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, text
 from segmail.addresses import safe_address
 from segmail.errors import NotFound
 from segmail.mailings.definition import Mailing
+from segmail.mailings.deliveries import batched_rows
 from segmail.store.db import bulk_insert, default_engine, is_postgres
 from segmail.store.models import Channel, DeliveryStatus, RunStatus
 
@@ -276,9 +277,12 @@ def freeze_audience(
     max_recipients: int | None = None,
     engine: Engine | None = None,
     now: datetime | None = None,
+    batch_size: int | None = None,
 ) -> int:
     """Create the run's delivery rows once; a retried or cleared task returns the same run unchanged,
-    and so does a new DAG run for the `logical_date` of an earlier one (never for a dry run)."""
+    and so does a new DAG run for the `logical_date` of an earlier one (never for a dry run).
+    `batch_size`: plan the run's batches with its rows (`deliveries.batched_rows`), for a run that no
+    approval narrows before it is sent."""
     engine = engine or default_engine()
     now = now or datetime.now(UTC)
     logical_date = None if dry_run else logical_date
@@ -299,7 +303,10 @@ def freeze_audience(
             now=now,
             channel=mailing.channel,
         )
-        bulk_insert(conn, "segmail_deliveries", columns, [(run_id, *d, 0, now) for d in deliveries])
+        rows = [(run_id, *d, 0, now) for d in deliveries]
+        if batch_size:
+            columns, rows = batched_rows(conn, run_id, columns, rows, batch_size=batch_size)
+        bulk_insert(conn, "segmail_deliveries", columns, rows)
         if is_postgres(conn.engine):  # fresh statistics, or the run's first queries plan as if it were empty
             conn.execute(text("ANALYZE segmail_deliveries"))
     sendable = sum(d[4] == DeliveryStatus.PENDING for d in deliveries)

@@ -139,6 +139,8 @@ def freeze_audience(slug: str, *, params: dict, run_id: str, dag_run: Any = None
         dry_run=params["dry_run"],
         languages=languages,
         max_recipients=params["max_recipients"] or None,
+        # Without an approval nothing narrows the run before it is sent: its batches are planned now.
+        batch_size=None if mailing.approval.required else mailing.batch_size,
     )
 
 
