@@ -26,6 +26,7 @@ The last line reads `RESULT send: segmail N msgs/s, baseline M msgs/s, R % (sink
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -196,21 +197,49 @@ def _warm() -> None:
     import segmail.mailings.send  # noqa: F401
 
 
-def _send_one_batch(args: tuple[str, int]) -> dict:
+class AcceptingTransport:
+    """A transport that accepts every mail at once, `connections` mails a round as the real one
+    records them: what segmail does for a mail besides SMTP (render, MIME, links, status and
+    activity writes), measured alone. segmail cannot send faster than this."""
+
+    def __init__(self, connections: int) -> None:
+        self.connections = connections
+
+    def __enter__(self) -> AcceptingTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def send_all(self, mails, record) -> None:  # noqa: ANN001
+        from segmail.mailings.transport import Result
+
+        while chunk := list(itertools.islice(mails, self.connections)):
+            record([Result(mail, 250, "2.0.0 Ok: queued") for mail in chunk])
+
+
+def _send_one_batch(args: tuple[str, int, bool]) -> dict:
     from segmail.mailings.definition import get_mailing
     from segmail.mailings.send import send_batch
     from segmail.mailings.transport import SmtpHookTransport
 
-    slug, batch_id = args
+    slug, batch_id, smtp = args
     cpu = time.process_time()
     mailing = get_mailing(slug)
-    transport = SmtpHookTransport("smtp_default", connections=mailing.smtp_connections)
+    transport = (
+        SmtpHookTransport("smtp_default", connections=mailing.smtp_connections)
+        if smtp
+        else AcceptingTransport(mailing.smtp_connections)
+    )
     result = send_batch(batch_id, mailing=mailing, transport=transport).as_dict()
     return {**result, "cpu": time.process_time() - cpu}
 
 
-def run_segmail(pool, n: int, slug: str, attempt: int = 1) -> tuple[dict[str, float], dict]:  # noqa: ANN001
-    """The whole run of `n` mails (the first n contacts), timed by phase; each attempt is a new run."""
+def run_segmail(
+    pool, n: int, slug: str, attempt: int = 1, *, smtp: bool = True
+) -> tuple[dict[str, float], dict]:  # noqa: ANN001
+    """The whole run of `n` mails (the first n contacts), timed by phase; each attempt is a new run.
+    `smtp` False: through `AcceptingTransport`, no SMTP at all."""
     from segmail.mailings.audience import freeze_audience
     from segmail.mailings.definition import get_mailing
     from segmail.mailings.deliveries import plan_batches
@@ -222,7 +251,7 @@ def run_segmail(pool, n: int, slug: str, attempt: int = 1) -> tuple[dict[str, fl
     start = time.perf_counter()
     run_id = freeze_audience(  # batches planned with the rows, as the DAG does without an approval
         mailing,
-        dag_run_id=f"{slug}-{attempt}",
+        dag_run_id=f"{slug}-{attempt}" if smtp else f"{slug}-no-smtp-{attempt}",
         max_recipients=n,
         batch_size=mailing.batch_size,
         engine=engine,
@@ -230,7 +259,7 @@ def run_segmail(pool, n: int, slug: str, attempt: int = 1) -> tuple[dict[str, fl
     frozen = time.perf_counter()
     batches = plan_batches(run_id, batch_size=mailing.batch_size, engine=engine)
     planned = time.perf_counter()
-    results = pool.map(_send_one_batch, [(slug, b["batch_id"]) for b in batches], chunksize=1)
+    results = pool.map(_send_one_batch, [(slug, b["batch_id"], smtp) for b in batches], chunksize=1)
     done = time.perf_counter()
     totals = run_totals(run_id, engine=engine)
     assert totals["sent"] == n, totals
@@ -356,6 +385,31 @@ def sample_message() -> bytes:
     )
 
 
+def compose_cost_us(slug: str, n: int = 20_000) -> float:
+    """CPU microseconds per mail of composing alone (rendering, MIME, signed links), in this process,
+    warm, with no SMTP and no database: work every mail needs that the raw baseline does not do."""
+    from segmail.mailings.compose import composer_for
+    from segmail.mailings.definition import get_mailing
+    from segmail.mailings.deliveries import PendingMail
+    from segmail.mailings.render import compiled_variant
+
+    mailing = get_mailing(slug)
+    composers = [composer_for(mailing, compiled_variant(mailing, language)) for language in LANGUAGES]
+    mails = [
+        PendingMail(
+            i, i, f"contact.{i}@example.com", "Zoë", f"Müller-{i}", country_code="DE", segment="Newsletter"
+        )
+        for i in range(1, n + 1)
+    ]
+    now = datetime.now(UTC)
+    for composer in composers:  # warm
+        composer.compose_delivery(1, mails[0], date=now)
+    start = time.process_time()
+    for i, mail in enumerate(mails):
+        composers[i % len(composers)].compose_delivery(1, mail, date=now)
+    return (time.process_time() - start) / n * 1e6
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -477,8 +531,10 @@ def main() -> None:
                     run_baseline(raw_pool, args.contacts, args.concurrency, args.connections, port, message)
                 )
             signed = run_segmail(pool, args.signed, "bench_signed")[0] if args.signed else None
+            alone = run_segmail(pool, args.contacts, "bench", smtp=False)[0]
             one = run_baseline(raw_pool, args.contacts, args.concurrency, 1, port, message)
         phases, base = median_run(runs), sorted(bases)[len(bases) // 2]
+        compose_us = compose_cost_us("bench")
     finally:
         sink.terminate()
         sink.wait()
@@ -493,6 +549,11 @@ def main() -> None:
         f" message size {len(message):,} bytes; by language: "
         + ", ".join(f"{k} {v.get('sent', 0)}" for k, v in totals["by_language"].items())
         + f"; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (machine shared)"
+        + f"\nceiling: segmail without SMTP (a transport that accepts every mail at once; freeze, render,"
+        f" MIME, links, status and activity writes, nothing sent) {alone['total']:.2f} s ="
+        f" {args.contacts / alone['total']:,.0f} msgs/s, {base / alone['total']:.0%} of the baseline: no"
+        f" faster SMTP client lifts segmail above that; worker CPU {alone['worker_cpu_us']:.0f} us a mail,"
+        f" of which composing alone (render, MIME, links) {compose_us:.0f} us"
     )
     report(args, sink_kind, phases, signed, base, extra)
 
