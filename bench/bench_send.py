@@ -17,6 +17,12 @@ segmail and the baseline alike. segmail and the baseline are measured in turn, `
 each (3 by default), and the medians are reported beside the range: the test machine is shared, and
 one attempt can be 20 % off the next. A DKIM-signed run (RSA-2048) is reported too.
 
+The ceiling: each attempt also sends the same number of mails through `AcceptingTransport`, which
+accepts every mail at once, so segmail does all its own work (freeze, rendering, MIME, links, status
+and activity writes) and nothing goes over SMTP; segmail as written cannot send faster than that,
+whatever the SMTP client. Beside it: how busy the baseline keeps the cores (from /proc/stat), and
+the CPU cost of composing alone.
+
     make bench-send                        # 100,000 mails, 2 processes x 8 connections, SQLite
     make bench-send BENCH_ARGS="--contacts 20000 --db postgresql --connections 2"
 
@@ -236,8 +242,13 @@ def _send_one_batch(args: tuple[str, int, bool]) -> dict:
 
 
 def run_segmail(
-    pool, n: int, slug: str, attempt: int = 1, *, smtp: bool = True
-) -> tuple[dict[str, float], dict]:  # noqa: ANN001
+    pool,  # noqa: ANN001
+    n: int,
+    slug: str,
+    attempt: int = 1,
+    *,
+    smtp: bool = True,
+) -> tuple[dict[str, float], dict]:
     """The whole run of `n` mails (the first n contacts), timed by phase; each attempt is a new run.
     `smtp` False: through `AcceptingTransport`, no SMTP at all."""
     from segmail.mailings.audience import freeze_audience
@@ -361,6 +372,26 @@ def run_baseline(pool, n: int, concurrency: int, connections: int, port: int, me
     return time.perf_counter() - start
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(all, idle) CPU time of the machine so far, from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    return sum(values), values[3] + values[4]  # idle + iowait
+
+
+def busy_share(run: Callable[[], float]) -> tuple[float, float | None]:
+    """`run()`'s seconds, and the share of all cores that were busy meanwhile (None without /proc)."""
+    before = _cpu_jiffies()
+    seconds = run()
+    after = _cpu_jiffies()
+    if before is None or after is None or after[0] == before[0]:
+        return seconds, None
+    return seconds, 1 - (after[1] - before[1]) / (after[0] - before[0])
+
+
 def sample_message() -> bytes:
     """A representative pre-built message of the same shape (German, HTML + text, the PDF)."""
     from segmail.mailings.definition import get_mailing
@@ -397,7 +428,16 @@ def compose_cost_us(slug: str, n: int = 20_000) -> float:
     composers = [composer_for(mailing, compiled_variant(mailing, language)) for language in LANGUAGES]
     mails = [
         PendingMail(
-            i, i, f"contact.{i}@example.com", "Zoë", f"Müller-{i}", country_code="DE", segment="Newsletter"
+            i,
+            i,
+            f"contact.{i}@example.com",
+            "Zoë",
+            f"Müller-{i}",
+            country_code="DE",
+            segment="Newsletter",
+            sp_code="MB",
+            sp_name="Maria Berger",
+            sp_email="maria@bench.example",
         )
         for i in range(1, n + 1)
     ]
@@ -433,6 +473,18 @@ def environment(work: Path, port: int, db_url: str) -> None:
             ),
             "AIRFLOW_CONN_BENCH_DKIM": json.dumps({"conn_type": "generic", "password": dkim_private_key()}),
         }
+    )
+
+
+def _baseline_cost(seconds: float, busy: float | None, n: int) -> str:
+    """How busy the median baseline kept the machine's cores, as core time per mail."""
+    if busy is None:
+        return ""
+    cores = os.cpu_count() or 1
+    return (
+        f"\nbaseline: {cores} cores {busy:.0%} busy, {busy * cores * seconds / n * 1e6:.0f} us of core time"
+        f" a mail (client, sink and kernel); half its rate leaves {2 * cores * seconds / n * 1e6:.0f} us"
+        f" of core time a mail for everything"
     )
 
 
@@ -516,7 +568,7 @@ def main() -> None:
         )
         context = multiprocessing.get_context("spawn")
         message = sample_message()
-        runs, bases = [], []
+        runs, bases, alone_runs = [], [], []
         # Taken in turn, so that a slower stretch of a shared machine weighs on both sides alike.
         with (
             context.Pool(args.concurrency, initializer=_warm) as pool,
@@ -528,12 +580,17 @@ def main() -> None:
                 phases, totals = run_segmail(pool, args.contacts, "bench", attempt)
                 runs.append(phases)
                 bases.append(
-                    run_baseline(raw_pool, args.contacts, args.concurrency, args.connections, port, message)
+                    busy_share(
+                        lambda: run_baseline(
+                            raw_pool, args.contacts, args.concurrency, args.connections, port, message
+                        )
+                    )
                 )
+                alone_runs.append(run_segmail(pool, args.contacts, "bench", attempt, smtp=False)[0])
             signed = run_segmail(pool, args.signed, "bench_signed")[0] if args.signed else None
-            alone = run_segmail(pool, args.contacts, "bench", smtp=False)[0]
             one = run_baseline(raw_pool, args.contacts, args.concurrency, 1, port, message)
-        phases, base = median_run(runs), sorted(bases)[len(bases) // 2]
+        phases, alone = median_run(runs), median_run(alone_runs)
+        base, base_busy = sorted(bases, key=lambda attempt: attempt[0])[len(bases) // 2]
         compose_us = compose_cost_us("bench")
     finally:
         sink.terminate()
@@ -544,16 +601,18 @@ def main() -> None:
     extra = (
         spread("segmail", args.contacts, [r["total"] for r in runs])
         + "; "
-        + spread("baseline", args.contacts, bases)
+        + spread("baseline", args.contacts, [seconds for seconds, _ in bases])
         + f"\nbaseline with 1 connection per process (reference): {args.contacts / one:,.0f} msgs/s;"
         f" message size {len(message):,} bytes; by language: "
         + ", ".join(f"{k} {v.get('sent', 0)}" for k, v in totals["by_language"].items())
         + f"; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (machine shared)"
         + f"\nceiling: segmail without SMTP (a transport that accepts every mail at once; freeze, render,"
-        f" MIME, links, status and activity writes, nothing sent) {alone['total']:.2f} s ="
-        f" {args.contacts / alone['total']:,.0f} msgs/s, {base / alone['total']:.0%} of the baseline: no"
-        f" faster SMTP client lifts segmail above that; worker CPU {alone['worker_cpu_us']:.0f} us a mail,"
-        f" of which composing alone (render, MIME, links) {compose_us:.0f} us"
+        f" MIME, links, status and activity writes, nothing sent): median {alone['total']:.2f} s ="
+        f" {args.contacts / alone['total']:,.0f} msgs/s, {base / alone['total']:.0%} of the baseline"
+        f" ({spread('attempts', args.contacts, [r['total'] for r in alone_runs])}); segmail as written"
+        f" cannot send faster than that, whatever the SMTP client; its worker CPU {alone['worker_cpu_us']:.0f}"
+        f" us a mail; composing alone (render, MIME, links; measured apart) {compose_us:.0f} us a mail"
+        + _baseline_cost(base, base_busy, args.contacts)
     )
     report(args, sink_kind, phases, signed, base, extra)
 
